@@ -1,0 +1,51 @@
+# Two commands: `make demo` and `make test`. Each creates .venv with everything pinned when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Datasets: the shared folder beside the checkout when present, else ./data (make demo pulls SciFact there).
+SHARED_DATA := $(abspath ../shared/datasets)
+export RETRIEVAL_LAB_DATA ?= $(if $(wildcard $(SHARED_DATA)/scifact),$(SHARED_DATA),$(abspath data))
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test test-all venv browser-deps bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch lies on local disk; a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Headless Chromium for the MLflow dashboard test (Debian package; Playwright drives it, no browser download).
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "WARNING: could not install chromium; the browser test will be skipped"; \
+	  else echo "WARNING: chromium not found and cannot apt-get it; the browser test will be skipped"; fi; \
+	fi
+
+demo: $(STAMP)
+	@if [ ! -d "$(RETRIEVAL_LAB_DATA)/scifact" ]; then $(VENV)/bin/retrieval-lab data pull scifact; fi
+	$(VENV)/bin/retrieval-lab sweep +experiment=quickstart
+	$(VENV)/bin/retrieval-lab best --experiment quickstart --metric ndcg_at_10
+	@echo
+	@echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"
+
+test: $(STAMP) browser-deps
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/bm25.py
+
+clean-venv:
+	rm -rf $(VENV)

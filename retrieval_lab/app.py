@@ -1,0 +1,38 @@
+"""The Hydra application behind `retrieval-lab run` (one configuration) and `retrieval-lab sweep` (multirun)."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from retrieval_lab.errors import LabError
+from retrieval_lab.paths import conf_dir
+
+log = logging.getLogger("retrieval_lab")
+
+
+def run_job(cfg: DictConfig) -> float:
+    """Evaluate one configuration, log it to MLflow, print the summary; returns nDCG@10 for optimizing sweepers."""
+    from retrieval_lab import tracking
+    from retrieval_lab.pipeline import run_experiment
+
+    outcome = run_experiment(cfg)
+    run_id = None
+    if cfg.tracking.get("enabled", True):
+        run_id = tracking.log_outcome(cfg, outcome)
+    print(tracking.summary_table(outcome))
+    if run_id:
+        print(f"  mlflow run     {run_id} in experiment '{cfg.tracking.experiment}' ({tracking.tracking_uri(cfg.tracking)})")
+    return outcome.evaluation.means.get("ndcg_at_10", 0.0)
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+def main(cfg: DictConfig) -> float:
+    try:
+        return run_job(cfg)
+    except LabError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,122 @@
+"""`retrieval-lab` command line. Heavy libraries are imported inside each command, so `--help` stays instant."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from retrieval_lab.errors import LabError
+
+HYDRA_COMMANDS = {
+    "run": "evaluate one configuration (Hydra overrides: dataset=scifact retriever=bm25 retriever.k1=1.2)",
+    "sweep": "Hydra multirun over config keys (retriever.k1=0.6,0.9,1.2 or +experiments=quickstart)",
+}
+
+
+def _hydra(command: str, overrides: list[str]) -> int:
+    from retrieval_lab import app
+    from retrieval_lab.paths import project_home
+
+    argv = [f"retrieval-lab {command}", *overrides]
+    if not any(o.startswith("hydra.searchpath") for o in overrides):
+        argv.append(f"hydra.searchpath=[file://{project_home()}]")
+    if command == "sweep" and "-m" not in overrides and "--multirun" not in overrides:
+        argv.append("--multirun")
+    sys.argv = argv
+    app.main()
+    return 0
+
+
+def cmd_data_list(args) -> int:
+    from retrieval_lab.data import data_root
+    from retrieval_lab.data.beir import available_splits, find_corpus_file, load_corpus, load_qrels, load_queries
+
+    root = data_root(args.root)
+    if not root.is_dir():
+        print(f"no data folder at {root} (set RETRIEVAL_LAB_DATA or --root, or `retrieval-lab data pull scifact`)")
+        return 1
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if (p / "queries.jsonl").exists()):
+        try:
+            docs = len(load_corpus(find_corpus_file(folder)))
+            queries = len(load_queries(folder / "queries.jsonl"))
+            splits = []
+            for split in available_splits(folder):
+                qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
+                splits.append(f"{split}: {len(qrels)} q / {sum(len(d) for d in qrels.values())} qrels")
+            rows.append((folder.name, f"{docs:,}", f"{queries:,}", "; ".join(splits)))
+        except LabError as exc:
+            rows.append((folder.name, "-", "-", f"unreadable: {str(exc).splitlines()[0]}"))
+    if not rows:
+        print(f"no BEIR datasets under {root}")
+        return 1
+    header = ("dataset", "docs", "queries", "splits (judged queries / qrels rows)")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    print(f"datasets under {root}")
+    for row in [header, *rows]:
+        print("  " + "  ".join(f"{c:<{w}}" for c, w in zip(row[:3], widths)) + "  " + row[3])
+    return 0
+
+
+def cmd_data_pull(args) -> int:
+    from omegaconf import OmegaConf
+
+    from retrieval_lab.data import data_root, pull
+    from retrieval_lab.paths import conf_dir
+
+    conf = conf_dir() / "dataset" / f"{args.name}.yaml"
+    url, md5 = args.url, args.md5
+    if url is None:
+        if not conf.exists():
+            raise LabError(f"unknown dataset '{args.name}': no {conf}; pass --url (and --md5)")
+        node = OmegaConf.load(conf)
+        url, md5 = node.get("url"), md5 or node.get("md5")
+        if not url:
+            raise LabError(f"dataset '{args.name}' has no download URL in {conf}; pass --url")
+    root = data_root(args.root)
+    dest = pull(args.name, url, root, md5)
+    print(f"{args.name}: unpacked into {dest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retrieval-lab", description="Retrieval quality lab: reproducible chunking, BM25, dense, fusion and reranking experiments.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in HYDRA_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+
+    data = sub.add_parser("data", help="list or download datasets").add_subparsers(dest="data_command",
+                                                                                     required=True)
+    p = data.add_parser("list", help="datasets under the data root with doc/query/qrel counts per split")
+    p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
+    p.set_defaults(func=cmd_data_list)
+    p = data.add_parser("pull", help="download a BEIR dataset zip, check its md5, unpack under the data root")
+    p.add_argument("name")
+    p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
+    p.add_argument("--url", help="zip URL (default: the dataset config's url)")
+    p.add_argument("--md5", help="expected md5 (default: the dataset config's md5)")
+    p.set_defaults(func=cmd_data_pull)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if argv and argv[0] in HYDRA_COMMANDS:
+        return _hydra(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

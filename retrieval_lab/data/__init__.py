@@ -1,0 +1,55 @@
+"""Datasets: BEIR folders, zips or URLs, resolved from the `dataset` config group."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from retrieval_lab.data.beir import Dataset, available_splits, load_dataset
+from retrieval_lab.data.pull import pull, unpack_zip
+from retrieval_lab.errors import ConfigError
+
+__all__ = ["Dataset", "load_dataset", "dataset_from_config", "data_root", "available_splits", "pull"]
+
+DATA_ENV = "RETRIEVAL_LAB_DATA"
+
+
+def data_root(configured: str | None = None) -> Path:
+    """`dataset.root` if set, else $RETRIEVAL_LAB_DATA, else ./data."""
+    return Path(configured or os.environ.get(DATA_ENV) or "data").expanduser()
+
+
+def _cache_dir() -> Path:
+    from retrieval_lab.cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+def dataset_folder(cfg) -> tuple[str, Path]:
+    """Where the dataset's BEIR folder is: `dataset.path` (folder, .zip or URL) or `<root>/<name>`."""
+    path = cfg.get("path")
+    if not path:
+        return cfg.name, data_root(cfg.get("root")) / cfg.name
+    path = str(path)
+    if path.startswith(("http://", "https://")):
+        name = Path(path.split("?")[0]).stem
+        folder = data_root(cfg.get("root")) / name
+        if not folder.exists():
+            pull(name, path, folder.parent, cfg.get("md5"))
+        return name, folder
+    local = Path(path).expanduser()
+    if local.suffix == ".zip":
+        if not local.exists():
+            raise ConfigError("dataset.path", f"{local} does not exist")
+        key = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
+        folder = _cache_dir() / "datasets" / f"{local.stem}-{key}"
+        if not folder.exists():
+            unpack_zip(local, folder)
+        return local.stem, folder
+    return local.name, local
+
+
+def dataset_from_config(cfg) -> Dataset:
+    name, folder = dataset_folder(cfg)
+    return load_dataset(folder, split=cfg.split, name=name,
+                        ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)))

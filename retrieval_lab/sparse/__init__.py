@@ -1,0 +1,58 @@
+"""BM25 first stage: one tokenizer, backends selected by name."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from retrieval_lab.chunking import Passages
+from retrieval_lab.errors import ConfigError
+from retrieval_lab.sparse.bm25s_backend import Bm25sIndex
+from retrieval_lab.sparse.rank_bm25_backend import RankBm25Index
+from retrieval_lab.sparse.tokenize import Tokenizer, TokenizerConfig
+
+BACKENDS = {"bm25s": Bm25sIndex, "rank_bm25": RankBm25Index}
+
+
+@dataclass(frozen=True)
+class BM25Config:
+    backend: str = "bm25s"
+    variant: str = "lucene"
+    k1: float = 0.9
+    b: float = 0.4
+    delta: float = 0.5  # only bm25l / bm25+
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+
+    def validate(self, prefix: str = "retriever") -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"{prefix}.backend", f"unknown backend '{self.backend}'",
+                              f"use one of {', '.join(BACKENDS)}")
+        variants = BACKENDS[self.backend].VARIANTS
+        if self.variant not in variants:
+            raise ConfigError(f"{prefix}.variant", f"'{self.variant}' is not offered by backend {self.backend}",
+                              f"use one of {', '.join(variants)}")
+        if not self.k1 >= 0:
+            raise ConfigError(f"{prefix}.k1", f"must be >= 0, got {self.k1}")
+        if not 0 <= self.b <= 1:
+            raise ConfigError(f"{prefix}.b", f"must be within [0, 1], got {self.b}")
+        self.tokenizer.validate(f"{prefix}.tokenizer")
+
+
+class BM25:
+    """Index passages once, then search many queries: returns top-k row indices and scores per query."""
+
+    def __init__(self, config: BM25Config):
+        self.config = config
+        self.tokenize = Tokenizer(config.tokenizer)
+        self._index = BACKENDS[config.backend](config.k1, config.b, config.variant, config.delta)
+        self.identity = {"name": "bm25", **asdict(config)}
+
+    def index(self, passages: Passages) -> "BM25":
+        self._index.index(self.tokenize(passages.texts))
+        return self
+
+    def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k per query as (indices, scores); documents sharing no term with the query come back as -1."""
+        docs, scores = self._index.search(self.tokenize(queries), k)
+        docs = np.where(scores > 0, docs, -1)
+        return docs, scores

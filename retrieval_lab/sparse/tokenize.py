@@ -1,0 +1,65 @@
+"""One tokenizer for every BM25 backend, so backends differ only in scoring."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from retrieval_lab.errors import ConfigError
+
+STOPWORD_LISTS = ("en", "en_plus")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    lowercase: bool = True
+    stopwords: str | None = "en"  # bm25s lists: "en" (Lucene's 33 English words), "en_plus"; null = keep all
+    stemmer: str | None = "english"  # any PyStemmer algorithm (english = Snowball, porter, ...); null = none
+    pattern: str = r"(?u)\b\w\w+\b"
+
+    def validate(self, prefix: str) -> None:
+        if self.stopwords is not None and self.stopwords not in STOPWORD_LISTS:
+            raise ConfigError(f"{prefix}.stopwords", f"unknown list '{self.stopwords}'",
+                              f"use one of {', '.join(STOPWORD_LISTS)} or null")
+        if self.stemmer is not None:
+            import Stemmer
+
+            if self.stemmer not in Stemmer.algorithms():
+                raise ConfigError(f"{prefix}.stemmer", f"unknown stemmer '{self.stemmer}'",
+                                  f"use null or one of {', '.join(Stemmer.algorithms())}")
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ConfigError(f"{prefix}.pattern", f"invalid regular expression: {exc}") from None
+
+
+class Tokenizer:
+    def __init__(self, config: TokenizerConfig):
+        self.config = config
+        self._regex = re.compile(config.pattern)
+
+    @cached_property
+    def _stopwords(self) -> frozenset[str]:
+        if self.config.stopwords is None:
+            return frozenset()
+        from bm25s import stopwords
+
+        return frozenset(getattr(stopwords, f"STOPWORDS_{self.config.stopwords.upper()}"))
+
+    @cached_property
+    def _stem(self):
+        if self.config.stemmer is None:
+            return None
+        import Stemmer
+
+        return Stemmer.Stemmer(self.config.stemmer).stemWords
+
+    def __call__(self, texts: list[str]) -> list[list[str]]:
+        out = []
+        stop, stem = self._stopwords, self._stem
+        for text in texts:
+            if self.config.lowercase:
+                text = text.lower()
+            tokens = [t for t in self._regex.findall(text) if t not in stop]
+            out.append(stem(tokens) if stem else tokens)
+        return out
