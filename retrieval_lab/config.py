@@ -80,3 +80,15 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(key, f"expected a string, got {value!r}")
         return value
     return value
+
+
+def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The config `retrieval-lab run <overrides>` would get, without starting a Hydra job."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from retrieval_lab.paths import conf_dir, project_home
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose("config", overrides=[*overrides, f"hydra.searchpath=[file://{project_home()}]"])

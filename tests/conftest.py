@@ -45,14 +45,3 @@ def mlflow_uri(tmp_path, monkeypatch) -> str:
 def pytest_terminal_summary(terminalreporter):
     if DATA_ROOT is None:
         terminalreporter.write_sep("!", MISSING_DATA, red=True, bold=True)
-
-
-def compose(overrides: list[str]):
-    """The Hydra config `retrieval-lab run <overrides>` would get (no job is started)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from retrieval_lab.paths import conf_dir, project_home
-
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose("config", overrides=[*overrides, f"hydra.searchpath=[file://{project_home()}]"],
-                             return_hydra_config=False)
