@@ -1,25 +1,37 @@
 """rank-bm25 backend: scores every document per query term with dense numpy (slow; kept for comparison).
 
-Its Okapi variant floors the IDF of terms found in half or more of the documents (`epsilon`), unlike Lucene.
+rank-bm25 has no Lucene variant, so `lucene` swaps in Lucene's always-positive IDF, log(1 + (N - n + .5)/(n + .5)),
+on top of its Okapi term-frequency part: the same formula bm25s computes, so both backends rank alike.
+Its own Okapi (`robertson`) floors the IDF of terms found in half or more of the documents (`epsilon`).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import rank_bm25
+
+
+class _LuceneBM25(rank_bm25.BM25Okapi):
+    def _calc_idf(self, nd):
+        self.idf = {word: math.log(1 + (self.corpus_size - freq + 0.5) / (freq + 0.5)) for word, freq in nd.items()}
+
+    def get_scores(self, query):
+        # Lucene (and bm25s) drop Okapi's constant (k1 + 1) factor: same ranking, same scores.
+        return super().get_scores(query) / (self.k1 + 1)
 
 
 class RankBm25Index:
-    VARIANTS = {"lucene": "BM25Okapi", "robertson": "BM25Okapi", "bm25l": "BM25L", "bm25+": "BM25Plus"}
+    VARIANTS = {"lucene": _LuceneBM25, "robertson": rank_bm25.BM25Okapi, "bm25l": rank_bm25.BM25L,
+                "bm25+": rank_bm25.BM25Plus}
 
     def __init__(self, k1: float, b: float, variant: str, delta: float = 0.5, threads: int = 0):
+        self._cls = self.VARIANTS[variant]
         self._args = dict(k1=k1, b=b) if variant in ("lucene", "robertson") else dict(k1=k1, b=b, delta=delta)
-        self._cls_name = self.VARIANTS[variant]
         self._model = None
 
     def index(self, tokens: list[list[str]]) -> None:
-        import rank_bm25
-
-        # rank-bm25 divides by zero on an empty corpus document list only; empty documents are fine.
-        self._model = getattr(rank_bm25, self._cls_name)(tokens, **self._args)
+        self._model = self._cls(tokens, **self._args)
 
     def search(self, query_tokens: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
         n = self._model.corpus_size
