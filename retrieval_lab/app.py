@@ -30,6 +30,13 @@ def run_job(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> float:
+    from retrieval_lab.sweep.state import SweepContext
+
+    sweep = SweepContext.from_env()
+    if sweep is not None:  # a configuration of `retrieval-lab sweep`: child run of the sweep's parent, resumable
+        from retrieval_lab.sweep.job import run_sweep_job
+
+        return run_sweep_job(cfg, sweep)
     try:
         return run_job(cfg)
     except LabError as exc:

@@ -234,11 +234,11 @@ class Outcome:
     extra_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def run_experiment(cfg: DictConfig, cache: Cache | None = None) -> Outcome:
-    """Load the dataset, build the retriever, retrieve every query of the split and evaluate."""
+def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset | None = None) -> Outcome:
+    """Load the dataset (unless given, as sweeps do), build the retriever, retrieve every query and evaluate."""
     validate(cfg)
     settings = eval_settings(cfg)
-    dataset = dataset_from_config(cfg.dataset)
+    dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset)
     retriever = Retriever(cfg, dataset.corpus, cache)
     run, timings = retriever.retrieve(dataset.queries, settings.depth)
     evaluation = evaluate(run, dataset.qrels, settings.metrics, settings.k)

@@ -83,8 +83,8 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 
 def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
-                extra_artifacts: dict[str, str] | None = None) -> str:
-    """Log one evaluated configuration as an MLflow run; returns the run id."""
+                extra_artifacts: dict[str, str] | None = None, run_id: str | None = None) -> str:
+    """Log one evaluated configuration as an MLflow run (a new one, or the open `run_id`); returns the run id."""
     from mlflow.entities import Metric, Param, RunTag
 
     node = cfg.get("tracking") or {}
@@ -93,8 +93,11 @@ def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
     all_tags = {"dataset": outcome.dataset.name, "dataset_hash": outcome.dataset.fingerprint[:16],
                 "split": outcome.dataset.split, "role": "config"}
     all_tags.update(tags or {})
-    run = mlflow_client.create_run(experiment_id, run_name=node.get("run_name") or None, tags=all_tags)
-    run_id = run.info.run_id
+    if run_id is None:
+        run_id = mlflow_client.create_run(experiment_id, run_name=node.get("run_name") or None,
+                                          tags=all_tags).info.run_id
+    else:  # opened by a sweep job before the work started: add the dataset tags
+        mlflow_client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
     try:
         params = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in flatten(resolved_config(cfg)).items()]
         now = int(time.time() * 1000)

@@ -1,0 +1,139 @@
+"""One configuration of a sweep: skip it when already FINISHED, else open a tagged child run, evaluate, log.
+
+A failing configuration ends its child run FAILED (error message as a tag and `error.txt`) and raises a plain
+exception, so Hydra runs the other configurations and the sweep exits non-zero at the end; the results of the
+others are kept.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+
+from omegaconf import DictConfig
+
+from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, progress_line,
+                                       read_records, run_name_from_overrides, write_record)
+
+log = logging.getLogger("retrieval_lab.sweep")
+
+_DATASETS: dict = {}
+
+
+class ConfigFailed(RuntimeError):
+    """A configuration of the sweep failed; its child run is FAILED and the sweep goes on."""
+
+
+def load_dataset(node):
+    """The dataset of a config node, loaded once per process (a sweep's jobs share it)."""
+    from retrieval_lab.data import dataset_folder, dataset_from_config
+
+    name, folder = dataset_folder(node)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    key = (str(folder), str(node.get("split")), bool(node.get("ignore_identical_ids", False)),
+           tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key not in _DATASETS:
+        _DATASETS.clear()
+        _DATASETS[key] = dataset_from_config(node)
+    return _DATASETS[key]
+
+
+def _job_overrides() -> tuple[int, list[str]]:
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    num = int(hc.job.num) if "num" in hc.job and hc.job.num is not None else 0
+    return num, list(hc.overrides.task)
+
+
+def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
+    from retrieval_lab import tracking
+    from retrieval_lab.pipeline import run_experiment, validate
+    from retrieval_lab.sweep.resume import find_finished, mark_orphans
+
+    started = time.time()
+    num, overrides = _job_overrides()
+    name = run_name_from_overrides(overrides)
+    metric = os.environ.get("RETRIEVAL_LAB_SWEEP_METRIC", "ndcg_at_10")
+    node = cfg.get("tracking") or {}
+    client = tracking.client(node)
+    maybe_fault("job_start")
+    chash = ""
+    run_id = None
+    try:
+        validate(cfg)
+        dataset = load_dataset(cfg.dataset)
+        resolved = tracking.resolved_config(cfg)
+        chash = config_hash(resolved, dataset.fingerprint, ctx.code_version)
+        done = find_finished(client, ctx.experiment_id, chash)
+        if done is not None:
+            value = done.data.metrics.get(metric)
+            write_record(ctx.state_dir, JobRecord(num, "skipped", done.info.run_id, name, chash, overrides,
+                                                  value, time.time() - started))
+            print(f"  {name}: already FINISHED as run {done.info.run_id[:12]} (resumed, not recomputed)")
+            _progress(ctx)
+            return float(value or 0.0)
+        mark_orphans(client, ctx.experiment_id, chash)
+        tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
+                "code_version": ctx.code_version, "git_commit": ctx.code_version, "parent_run_id": ctx.parent_run_id,
+                "mlflow.parentRunId": ctx.parent_run_id, "job_num": str(num), "overrides": " ".join(overrides)[:4000],
+                "host": host(), "pid": str(os.getpid()), "mlflow.runName": name}
+        run_id = client.create_run(ctx.experiment_id, run_name=name, tags=tags).info.run_id
+        maybe_fault("child_running")
+        outcome = run_experiment(cfg, dataset=dataset)
+        tracking.log_outcome(cfg, outcome, tags=tags, run_id=run_id)
+        maybe_fault("child_finished")
+        value = outcome.evaluation.means.get(metric, outcome.evaluation.means.get("ndcg_at_10", 0.0))
+        write_record(ctx.state_dir, JobRecord(num, "finished", run_id, name, chash, overrides, value,
+                                              time.time() - started))
+        print(tracking.summary_table(outcome))
+        _progress(ctx)
+        return float(value)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        if run_id is not None:
+            try:
+                client.set_tag(run_id, "error", message[:4000])
+                with _tmp_text("error.txt", traceback.format_exc()) as path:
+                    client.log_artifact(run_id, path)
+                client.set_terminated(run_id, "FAILED")
+            except Exception as log_exc:  # the store itself failed: keep the original error
+                log.warning("could not mark run %s FAILED: %s", run_id, log_exc)
+        else:  # failed before a run existed (config or data error): leave a FAILED run to show it
+            try:
+                tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
+                        "mlflow.parentRunId": ctx.parent_run_id, "parent_run_id": ctx.parent_run_id,
+                        "job_num": str(num), "overrides": " ".join(overrides)[:4000], "error": message[:4000],
+                        "host": host(), "pid": str(os.getpid())}
+                run_id = client.create_run(ctx.experiment_id, run_name=name, tags=tags).info.run_id
+                client.set_terminated(run_id, "FAILED")
+            except Exception:
+                pass
+        write_record(ctx.state_dir, JobRecord(num, "failed", run_id, name, chash, overrides, None,
+                                              time.time() - started, message))
+        print(f"error: config {name} failed: {message}", file=sys.stderr)
+        _progress(ctx)
+        raise ConfigFailed(f"{name}: {message}") from exc
+
+
+def _progress(ctx: SweepContext) -> None:
+    print(progress_line(ctx, read_records(ctx.state_dir)), flush=True)
+
+
+class _tmp_text:
+    def __init__(self, name: str, text: str):
+        self.name, self.text = name, text
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        self.dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self.dir.name, self.name)
+        with open(path, "w") as fh:
+            fh.write(self.text)
+        return path
+
+    def __exit__(self, *exc) -> None:
+        self.dir.cleanup()

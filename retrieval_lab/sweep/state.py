@@ -1,0 +1,222 @@
+"""Sweep bookkeeping shared by the Hydra callback (main process) and the jobs (same process or joblib workers).
+
+The callback creates the tracking store, the experiment and the parent run before any job starts, then hands the
+jobs their context through environment variables (inherited by joblib workers). Each job leaves a small JSON record
+in `<sweep dir>/.sweep/jobs/` when it ends; progress, the parent's status and the leaderboard are read from those.
+
+Resume: a configuration is identified by a hash of its resolved config (tracking, cache and dataset location left
+out), the dataset content and the code version; a FINISHED run carrying that hash is never computed again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "RETRIEVAL_LAB_SWEEP_"
+CODE_VERSION_ENV = "RETRIEVAL_LAB_CODE_VERSION"
+FAULT_ENV = "RETRIEVAL_LAB_FAULT"  # fault injection for the resume tests: "<point>:<n>" SIGKILLs at that point
+
+# Keys that do not change a configuration's results: left out of the resume hash.
+NOT_RESULTS = ("hydra", "tracking", "cache", "sweep")
+NOT_RESULTS_DATASET = ("root", "path", "url", "md5")
+
+
+@dataclass
+class SweepContext:
+    sweep_id: str
+    parent_run_id: str
+    experiment_id: str
+    experiment: str
+    study: str
+    state_dir: str
+    total: int
+    started: float
+    code_version: str
+
+    def to_env(self) -> dict[str, str]:
+        return {f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_env(cls) -> "SweepContext | None":
+        if f"{ENV_PREFIX}PARENT_RUN_ID" not in os.environ:
+            return None
+        values: dict[str, Any] = {}
+        for name, typ in cls.__annotations__.items():
+            raw = os.environ.get(f"{ENV_PREFIX}{name.upper()}", "")
+            values[name] = {"int": int, "float": float}.get(typ, str)(raw) if raw else (0 if typ in ("int", "float") else "")
+        return cls(**values)
+
+
+@dataclass
+class JobRecord:
+    num: int
+    status: str  # finished | skipped | failed
+    run_id: str | None
+    run_name: str
+    config_hash: str
+    overrides: list[str] = field(default_factory=list)
+    metric: float | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def jobs_dir(state_dir: str | Path) -> Path:
+    return Path(state_dir) / "jobs"
+
+
+def write_record(state_dir: str | Path, record: JobRecord) -> None:
+    folder = jobs_dir(state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{record.num}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(asdict(record)))
+    os.replace(tmp, folder / f"{record.num}.json")
+
+
+def read_records(state_dir: str | Path) -> list[JobRecord]:
+    out = []
+    for path in sorted(jobs_dir(state_dir).glob("*.json"), key=lambda p: int(p.stem)):
+        try:
+            out.append(JobRecord(**json.loads(path.read_text())))
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+def progress_line(ctx: SweepContext, records: list[JobRecord]) -> str:
+    done = len(records)
+    skipped = sum(r.status == "skipped" for r in records)
+    failed = sum(r.status == "failed" for r in records)
+    elapsed = time.time() - ctx.started
+    computed = done - skipped
+    remaining = max(ctx.total - done, 0)
+    if remaining == 0:
+        eta = "0:00"
+    elif computed:
+        eta = _clock(elapsed / computed * remaining)
+    else:
+        eta = "?"
+    extra = ", ".join(x for x in (f"{skipped} resumed" if skipped else "", f"{failed} failed" if failed else "") if x)
+    return (f"[sweep {ctx.study}] {done}/{ctx.total} configs done{f' ({extra})' if extra else ''}, "
+            f"elapsed {_clock(elapsed)}, ETA {eta}")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed child not yet reaped) is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """git commit of the checkout (+ a hash of uncommitted changes to code and configs), else the package version."""
+    global _CODE_VERSION
+    if os.environ.get(CODE_VERSION_ENV):
+        return os.environ[CODE_VERSION_ENV]
+    if _CODE_VERSION is not None:
+        return _CODE_VERSION
+    from retrieval_lab.paths import project_home
+
+    home = project_home()
+    version = None
+    try:
+        def git(*args: str) -> bytes:
+            return subprocess.run(["git", "-C", str(home), *args], capture_output=True, check=True,
+                                  timeout=20).stdout
+
+        commit = git("rev-parse", "HEAD").decode().strip()
+        paths = ["retrieval_lab", "conf", "experiments"]
+        diff = git("diff", "HEAD", "--", *paths)
+        untracked = git("ls-files", "--others", "--exclude-standard", "-z", "--", *paths).split(b"\0")
+        h = hashlib.sha256(diff)
+        for name in sorted(u for u in untracked if u and not u.endswith(b".pyc")):
+            h.update(name)
+            try:
+                h.update((home / name.decode()).read_bytes())
+            except OSError:
+                pass
+        version = commit if not diff and not any(untracked) else f"{commit}+dirty.{h.hexdigest()[:12]}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if version is None:
+        from importlib.metadata import PackageNotFoundError, version as pkg_version
+
+        try:
+            version = f"retrieval-lab=={pkg_version('retrieval-lab')}"
+        except PackageNotFoundError:
+            version = "unknown"
+    _CODE_VERSION = version
+    return version
+
+
+def results_config(resolved: dict) -> dict:
+    """The part of a resolved config that decides the results (what the resume hash covers)."""
+    data = {k: v for k, v in resolved.items() if k not in NOT_RESULTS}
+    if isinstance(data.get("dataset"), dict):
+        data["dataset"] = {k: v for k, v in data["dataset"].items() if k not in NOT_RESULTS_DATASET}
+    return data
+
+
+def config_hash(resolved: dict, dataset_fingerprint: str, version: str) -> str:
+    blob = json.dumps({"config": results_config(resolved), "dataset": dataset_fingerprint, "code": version},
+                      sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def run_name_from_overrides(overrides: list[str]) -> str:
+    """A short readable name: `retriever.k1=1.2 retriever.b=0.75` -> `k1=1.2 b=0.75`."""
+    parts = []
+    for item in overrides:
+        if "=" not in item:
+            continue
+        key, value = item.split("=", 1)
+        key = key.lstrip("+~")
+        if key.startswith("hydra") or key in ("experiments", "experiment") or key.startswith("tracking"):
+            continue
+        parts.append(f"{key.split('.')[-1] if '.' in key else key}={value}")
+    return " ".join(parts) or "default"
+
+
+def maybe_fault(point: str, counter: dict[str, int] = {}) -> None:  # noqa: B006 - per-process counter
+    """Test hook: `RETRIEVAL_LAB_FAULT=child_running:2` SIGKILLs this process the 2nd time it reaches that point."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name != point:
+        return
+    counter[point] = counter.get(point, 0) + 1
+    if counter[point] == int(nth or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
