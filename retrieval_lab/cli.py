@@ -10,7 +10,7 @@ from retrieval_lab.errors import LabError
 
 HYDRA_COMMANDS = {
     "run": "evaluate one configuration (Hydra overrides: dataset=scifact retriever=bm25 retriever.k1=1.2)",
-    "sweep": "Hydra multirun over config keys (retriever.k1=0.6,0.9,1.2 or +experiments=quickstart)",
+    "sweep": "Hydra multirun over config keys (retriever.k1=0.6,0.9,1.2), or a study: sweep quickstart [k=v ...]",
 }
 
 
@@ -18,6 +18,14 @@ def _hydra(command: str, overrides: list[str]) -> int:
     from retrieval_lab import app
     from retrieval_lab.paths import project_home
 
+    if command == "sweep":  # `sweep quickstart ...` = `sweep +experiments=quickstart ...` (experiments/*.yaml)
+        from retrieval_lab.sweep.commands import expand_study
+
+        try:
+            overrides = expand_study(overrides)
+        except LabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     argv = [f"retrieval-lab {command}", *overrides]
     if not any(o.startswith("hydra.searchpath") for o in overrides):
         argv.append(f"hydra.searchpath=[file://{project_home()}]")
@@ -86,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in HYDRA_COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
 
+    from retrieval_lab.sweep.commands import add_commands
+
+    add_commands(sub)  # best, search, evaluate, ui
     data = sub.add_parser("data", help="list or download datasets").add_subparsers(dest="data_command",
                                                                                      required=True)
     p = data.add_parser("list", help="datasets under the data root with doc/query/qrel counts per split")

@@ -14,8 +14,8 @@ import traceback
 
 from omegaconf import DictConfig
 
-from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, progress_line,
-                                       read_records, run_name_from_overrides, write_record)
+from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, params_hash,
+                                       progress_line, read_records, run_name_from_overrides, write_record)
 
 log = logging.getLogger("retrieval_lab.sweep")
 
@@ -77,7 +77,8 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
             return float(value or 0.0)
         mark_orphans(client, ctx.experiment_id, chash)
         tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
-                "code_version": ctx.code_version, "git_commit": ctx.code_version, "parent_run_id": ctx.parent_run_id,
+                "params_hash": params_hash(resolved, dataset.fingerprint), "code_version": ctx.code_version,
+                "git_commit": ctx.code_version, "parent_run_id": ctx.parent_run_id,
                 "mlflow.parentRunId": ctx.parent_run_id, "job_num": str(num), "overrides": " ".join(overrides)[:4000],
                 "host": host(), "pid": str(os.getpid()), "mlflow.runName": name}
         run_id = client.create_run(ctx.experiment_id, run_name=name, tags=tags).info.run_id

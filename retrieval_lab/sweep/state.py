@@ -193,6 +193,11 @@ def config_hash(resolved: dict, dataset_fingerprint: str, version: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def params_hash(resolved: dict, dataset_fingerprint: str) -> str:
+    """The configuration and dataset without the code version: the same setting across code versions."""
+    return config_hash(resolved, dataset_fingerprint, "")
+
+
 def run_name_from_overrides(overrides: list[str]) -> str:
     """A short readable name: `retriever.k1=1.2 retriever.b=0.75` -> `k1=1.2 b=0.75`."""
     parts = []

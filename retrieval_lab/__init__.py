@@ -1,0 +1,16 @@
+"""retrieval-lab: reproducible retrieval-quality experiments (chunking, BM25, dense, fusion, rerank) on MLflow.
+
+`retrieval_lab.load_retriever("best.yaml").search("query", k=10)` loads a frozen configuration written by
+`retrieval-lab best --export best.yaml`.
+"""
+from __future__ import annotations
+
+
+def load_retriever(path, overrides=()):
+    """A `pipeline.Retriever` built from an exported config (YAML loaded safely; retrieval-lab components only)."""
+    from retrieval_lab.sweep.export import load_retriever as _load
+
+    return _load(path, list(overrides))
+
+
+__all__ = ["load_retriever"]

@@ -1,0 +1,81 @@
+"""Argument parsers of `best`, `search`, `evaluate` and `ui` (imports nothing heavy: `--help` stays instant)."""
+from __future__ import annotations
+
+
+def _best(args) -> int:
+    from retrieval_lab.sweep.best import cmd_best
+
+    return cmd_best(args)
+
+
+def _search(args) -> int:
+    from retrieval_lab.sweep.export import cmd_search
+
+    return cmd_search(args)
+
+
+def _evaluate(args) -> int:
+    from retrieval_lab.sweep.export import cmd_evaluate
+
+    return cmd_evaluate(args)
+
+
+def _ui(args) -> int:
+    from retrieval_lab.sweep.ui import cmd_ui
+
+    return cmd_ui(args)
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("best", help="rank an experiment's runs with paired significance tests; --export best.yaml",
+                       description="Rank the FINISHED configuration runs of an experiment by a metric, test each "
+                                   "against the top run over queries (paired, Holm-corrected) and name the cheapest "
+                                   "configuration (query_p50_ms) that is not significantly worse.")
+    p.add_argument("--experiment", required=True, help="MLflow experiment (a study's name, e.g. quickstart)")
+    p.add_argument("--metric", default="ndcg_at_10", help="metric to rank by (default ndcg_at_10)")
+    p.add_argument("--test", choices=["randomization", "ttest"], default="randomization",
+                   help="paired test over per-query values (default: randomization, 10,000 sign flips)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction")
+    p.add_argument("--trials", type=int, default=10000, help="randomization test trials")
+    p.add_argument("--sweep", help="only the runs of this sweep id (tag sweep_id)")
+    p.add_argument("--export", metavar="PATH", help="write the chosen configuration as a frozen YAML")
+    p.add_argument("--pick", choices=["top", "cheapest"], default="top",
+                   help="what --export writes: the top run, or the cheapest not significantly worse")
+    p.set_defaults(func=_best)
+
+    p = sub.add_parser("search", help="search with a frozen config: retrieval-lab search --config best.yaml \"query\"")
+    p.add_argument("--config", required=True, help="an export from `best --export` (or a run's config.yaml)")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10, help="documents to show")
+    p.add_argument("--chars", type=int, default=240, help="characters of the matching passage to print")
+    p.add_argument("overrides", nargs="*", help="key=value changes (dataset=..., retriever.k1=...)")
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("evaluate", help="evaluate a frozen config (or the default one) without Hydra: "
+                                        "retrieval-lab evaluate --config best.yaml dataset=nfcorpus")
+    p.add_argument("--config", help="an export from `best --export` (or a run's config.yaml)")
+    p.add_argument("--experiment", help="also log the evaluation as an MLflow run in this experiment")
+    p.add_argument("overrides", nargs="*", help="group=option (dataset=nfcorpus) or key=value changes")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("ui", help="MLflow UI on 127.0.0.1 (fast settings); prints the sorted runs-view URL")
+    p.add_argument("--experiment", help="experiment whose runs view to print (default: the experiments list)")
+    p.add_argument("--metric", default="ndcg_at_10", help="sort key of the printed URL")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 = any free port)")
+    p.add_argument("--table", action="store_true", help="link the table view instead of the charts")
+    p.set_defaults(func=_ui)
+
+
+def expand_study(overrides: list[str]) -> list[str]:
+    """`retrieval-lab sweep quickstart k=v` -> `+experiments=quickstart k=v` when experiments/quickstart.yaml exists."""
+    from retrieval_lab.paths import experiments_dir
+
+    if overrides and "=" not in overrides[0] and not overrides[0].startswith("-"):
+        name = overrides[0].removesuffix(".yaml")
+        if (experiments_dir() / f"{name}.yaml").exists():
+            return [f"+experiments={name}", *overrides[1:]]
+        studies = sorted(p.stem for p in experiments_dir().glob("*.yaml"))
+        from retrieval_lab.errors import LabError
+
+        raise LabError(f"no study '{name}' in {experiments_dir()} (studies: {', '.join(studies) or 'none'})")
+    return overrides
