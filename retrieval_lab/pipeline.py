@@ -44,8 +44,15 @@ def _bm25_stage(node: DictConfig, cfg: DictConfig, cache: Cache, prefix: str) ->
     return BM25(config)
 
 
+def _dense_stage(node: DictConfig, cfg: DictConfig, cache: Cache, prefix: str) -> FirstStage:
+    """Embedder + FAISS index: the node's own `embedder`/`index` sub-nodes, else the top-level groups."""
+    from retrieval_lab.dense import dense_stage
+
+    return dense_stage(node, cfg, cache, prefix)
+
+
 # name -> factory(stage config node, whole config, cache, config key prefix)
-FIRST_STAGES: dict[str, Callable[..., FirstStage]] = {"bm25": _bm25_stage}
+FIRST_STAGES: dict[str, Callable[..., FirstStage]] = {"bm25": _bm25_stage, "dense": _dense_stage}
 
 
 @dataclass

@@ -82,6 +82,19 @@ def resolved_config(cfg: DictConfig) -> dict:
     return data
 
 
+def logged_params_config(cfg: DictConfig) -> dict:
+    """The resolved config minus groups no stage used (the embedder of a BM25 run); config.yaml keeps them all."""
+    data = resolved_config(cfg)
+    try:
+        from retrieval_lab.dense import unused_config_groups
+
+        for group in unused_config_groups(cfg):
+            data.pop(group, None)
+    except Exception:  # logging must not fail on a config the dense helper does not understand
+        pass
+    return data
+
+
 def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
                 extra_artifacts: dict[str, str] | None = None, run_id: str | None = None) -> str:
     """Log one evaluated configuration as an MLflow run (a new one, or the open `run_id`); returns the run id."""
@@ -99,7 +112,7 @@ def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
     else:  # opened by a sweep job before the work started: add the dataset tags
         mlflow_client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
     try:
-        params = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in flatten(resolved_config(cfg)).items()]
+        params = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in flatten(logged_params_config(cfg)).items()]
         now = int(time.time() * 1000)
         values = {**outcome.evaluation.means, **outcome.timings, **outcome.extra_metrics}
         metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]

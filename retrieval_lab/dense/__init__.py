@@ -1,0 +1,195 @@
+"""Dense first stage: embed passages (a cached stage), index them with FAISS, embed queries and search.
+
+Config: the retriever node `{name: dense}` may carry its own `embedder` and `index` sub-nodes (a hybrid can fuse two
+dense stages); otherwise the top-level `embedder` and `index` groups are used (`embedder=minilm_l6 index=hnsw`).
+
+Cache stages written here: `embeddings` (float32 rows, memory-mapped on load; key = passages fingerprint + embedder
+identity, which includes the weights' sha256, backend, prefixes, normalization, max tokens), `indexes` (serialized
+HNSW/IVF graphs; key = embeddings key + build parameters) and `onnx_models` (see onnx_export).
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+from retrieval_lab.cache import Cache, content_key
+from retrieval_lab.chunking import Passages
+from retrieval_lab.dense.embedders import (Embedder, EmbedderConfig, ModelNotFoundError, embedder_config,
+                                           embedder_identity, load_embedder, load_sentence_transformer,
+                                           lookup_model, register_model, resolve_model)
+from retrieval_lab.dense.index import IndexConfig, ann_recall, index_config
+from retrieval_lab.errors import ConfigError, LabError
+from retrieval_lab.types import _digest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DenseRetriever", "EmbedderConfig", "IndexConfig", "ModelNotFoundError", "dense_stage", "embed_texts",
+           "load_embedder", "load_sentence_transformer", "lookup_model", "register_model", "resolve_model"]
+
+STAGE_KEYS = ("name", "embedder", "index")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def dense_stage(node: Any, cfg: Any, cache: Cache, prefix: str) -> "DenseRetriever":
+    """Factory for `pipeline.FIRST_STAGES["dense"]`: typed configs only, no model loading."""
+    unknown = [k for k in node if k not in STAGE_KEYS]
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}", "unknown key for a dense retriever",
+                          f"known keys: {', '.join(STAGE_KEYS)} (model settings go under embedder.*, "
+                          "index settings under index.*)")
+    emb_node, emb_key = (node.get("embedder"), f"{prefix}.embedder") if node.get("embedder") is not None \
+        else (cfg.get("embedder") if cfg is not None else None, "embedder")
+    idx_node, idx_key = (node.get("index"), f"{prefix}.index") if node.get("index") is not None \
+        else (cfg.get("index") if cfg is not None else None, "index")
+    if emb_node is None:
+        raise ConfigError(emb_key, "a dense retriever needs an embedder",
+                          "pick one with embedder=minilm_l6 (or minilm_l3, wordllama)")
+    return DenseRetriever(embedder_config(emb_node, emb_key), index_config(idx_node or {}, idx_key), cache)
+
+
+def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: list[str], kind: str, cache: Cache,
+                identity: dict | None = None, fingerprint: str | None = None,
+                load=None) -> tuple[np.ndarray, dict, bool]:
+    """Embeddings of `texts` as a cache entry (memory-mapped): (array, meta, cache hit). `load()` gives the
+    embedder only when the entry must be computed."""
+    identity = identity or embedder_identity(config, resolve_model(config.model_ref, cache.root))
+    inputs = {"texts": fingerprint or _digest(texts), "count": len(texts), "kind": kind, "embedder": identity}
+
+    def compute():
+        model = embedder or load()
+        t0 = time.perf_counter()
+        vectors = model.encode(texts, kind=kind)
+        seconds = time.perf_counter() - t0
+        if not np.isfinite(vectors).all():
+            raise LabError(f"embedder {config.name} produced non-finite values for {kind}s")
+        return ({"embeddings": vectors},
+                None, {"encode_seconds": seconds, "per_second": len(texts) / max(seconds, 1e-9),
+                       "count": len(texts), "dim": int(vectors.shape[1]), "backend": model.backend,
+                       "batch_size": config.batch_size, "sort_by_length": config.sort_by_length})
+
+    entry = cache.get_or_compute("embeddings", inputs, compute)
+    return entry.arrays["embeddings"], {**entry.meta, "key": content_key("embeddings", inputs)}, entry.hit
+
+
+class DenseRetriever:
+    """`index(passages)` embeds (cached) and builds the FAISS index; `search(texts, k)` -> (rows, scores)."""
+
+    def __init__(self, embedder_config: EmbedderConfig, index_config: IndexConfig, cache: Cache):
+        self.embedder_config = embedder_config
+        self.index_config = index_config
+        self.cache = cache
+        self._identity: dict | None = None
+        self._embedder: Embedder | None = None
+        self._index = None
+        self._exact = None
+        self._vectors: np.ndarray | None = None
+        self.last_index_stats: dict[str, float] = {}
+
+    @property
+    def embedder_identity(self) -> dict:
+        if self._identity is None:
+            spec = resolve_model(self.embedder_config.model_ref, self.cache.root)
+            self._identity = embedder_identity(self.embedder_config, spec)
+        return self._identity
+
+    @property
+    def identity(self) -> dict:
+        return {"name": "dense", "embedder": self.embedder_identity, "index": self.index_config.identity}
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.embedder_config, self.cache)
+        return self._embedder
+
+    def _embed(self, texts: list[str], kind: str, fingerprint: str | None = None):
+        return embed_texts(self._embedder, self.embedder_config, texts, kind, self.cache,
+                           self.embedder_identity, fingerprint, load=lambda: self.embedder)
+
+    def index(self, passages: Passages) -> "DenseRetriever":
+        if len(passages) == 0:
+            raise LabError("dense retriever: no passages to index")
+        t0 = time.perf_counter()
+        vectors, meta, hit = self._embed(passages.texts, "passage", passages.fingerprint)
+        embed_wall = time.perf_counter() - t0
+        self._vectors = vectors
+        self._embeddings_key = meta["key"]
+        stats = {"encode_seconds": float(meta.get("encode_seconds", embed_wall)),
+                 "encode_passages_per_second": float(meta.get("per_second", 0.0)),
+                 "embeddings_cache_hit": float(hit), "embeddings_wall_seconds": embed_wall,
+                 "embedding_dim": float(vectors.shape[1])}
+        t0 = time.perf_counter()
+        index_hit = self._build(vectors)
+        stats.update({"index_build_seconds": time.perf_counter() - t0, "index_cache_hit": float(index_hit),
+                      "index_size_bytes": float(self._index_bytes()), "peak_memory_mb": peak_memory_mb()})
+        self.last_index_stats = stats
+        return self
+
+    def _build(self, vectors: np.ndarray) -> bool:
+        from retrieval_lab.dense import index as faiss_index
+
+        config = self.index_config
+        progress = self.embedder_config.progress
+        if config.name == "flat":
+            self._index = faiss_index.build_index(vectors, config, progress)
+            self._exact = self._index
+            return False
+        inputs = {"embeddings": self._embeddings_key, "index": config.build_params}
+
+        def compute():
+            index, seconds = faiss_index.timed_build(vectors, config, progress)
+            return {"faiss": faiss_index.serialize(index)}, None, {"build_seconds": seconds}
+
+        entry = self.cache.get_or_compute("indexes", inputs, compute)
+        self._index = faiss_index.deserialize(entry.arrays["faiss"], config)
+        self._exact = None
+        return entry.hit
+
+    def _index_bytes(self) -> int:
+        from retrieval_lab.dense import index as faiss_index
+
+        return int(faiss_index.serialize(self._index).size)
+
+    def search(self, texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        from retrieval_lab.dense import index as faiss_index
+
+        if self._index is None:
+            raise LabError("dense retriever: search before index(passages)")
+        if len(texts) > 1:
+            queries, _, _ = self._embed(list(texts), "query")
+        else:
+            queries = self.embedder.encode(list(texts), kind="query", progress=False)
+        rows, scores = faiss_index.search(self._index, np.asarray(queries), k)
+        if len(texts) > 1 and self.index_config.name != "flat":
+            if self._exact is None:
+                self._exact = faiss_index.build_index(self._vectors, IndexConfig(name="flat"), False)
+            kk = self.index_config.ann_recall_k
+            exact_rows, _ = faiss_index.search(self._exact, np.asarray(queries), kk)
+            self.last_index_stats[f"ann_recall_at_{kk}"] = ann_recall(rows, exact_rows, kk)
+        elif len(texts) > 1:
+            self.last_index_stats[f"ann_recall_at_{self.index_config.ann_recall_k}"] = 1.0
+        return rows, scores
+
+
+def unused_config_groups(cfg: Any) -> set[str]:
+    """Top-level groups (`embedder`, `index`) no first stage of `cfg` reads: left out of logged params, so a BM25
+    run does not show a MiniLM embedder it never used."""
+    from retrieval_lab.pipeline import first_stage_nodes
+
+    used: set[str] = set()
+    try:
+        nodes = first_stage_nodes(cfg)
+    except LabError:
+        return set()
+    for _, node in nodes:
+        if node.get("name") == "dense":
+            used.update(g for g in ("embedder", "index") if node.get(g) is None)
+    return {"embedder", "index"} - used
