@@ -75,12 +75,33 @@ def first_stage_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
                       f"use one of {', '.join(FIRST_STAGES)}")
 
 
-def make_passages(cfg: DictConfig, corpus: Corpus, cache: Cache) -> Passages:
-    chunker = cfg.get("chunker") or {}
-    name = chunker.get("name", "none")
-    if name != "none":
-        raise ConfigError("chunker.name", f"unknown chunker '{name}'", "use chunker=none")
-    return whole_documents(corpus, title=bool(chunker.get("title", True)))
+def make_passages(cfg: DictConfig, corpus: Corpus, cache: Cache, stages: list | None = None) -> Passages:
+    """The `passages` stage (chunking/): cached on corpus content, chunker config and tokenizer identity."""
+    from retrieval_lab.chunking import build_passages, chunker_config
+
+    node = cfg.get("chunker") or {"name": "none"}
+    _, config = chunker_config(node)
+    tokens = embedder_tokens(stages or []) if config.tokenizer == "embedder" else None
+    return build_passages(node, corpus, cache, tokens)
+
+
+def embedder_tokens(stages: list) -> Any:
+    """The first dense stage's tokenizer as a token counter (for `chunker.tokenizer: embedder`), else None."""
+    from retrieval_lab.chunking.tokens import from_hf
+
+    for _, stage in stages:
+        if hasattr(stage, "embedder_identity"):
+            tokenizer = stage.embedder.tokenizer
+            if tokenizer is not None:
+                return from_hf(tokenizer)
+    return None
+
+
+def aggregation(cfg: DictConfig) -> str:
+    """`chunker.aggregate`: how passage scores become document scores (validated with the chunker config)."""
+    from retrieval_lab.chunking import chunker_config
+
+    return chunker_config(cfg.get("chunker") or {"name": "none"})[1].aggregate
 
 
 def run_first_stage(stage: FirstStage, passages: Passages, queries: Queries, depth: int,
@@ -118,21 +139,16 @@ def to_run(stage_run: StageRun, passages: Passages, query_ids: list[str]) -> Run
     return Run.from_arrays(query_ids, passages.ids, stage_run.indices, stage_run.scores)
 
 
-def to_documents(run: Run, passages: Passages, k: int) -> Run:
-    """Passage run -> document run: a document's score is its best passage's; each document listed once."""
-    doc_of = dict(zip(passages.ids, passages.doc_ids))
-    out = Run()
-    for qid, hits in run.items():
-        seen, docs = set(), []
-        for pid, score in hits:
-            doc = doc_of[pid]
-            if doc not in seen:
-                seen.add(doc)
-                docs.append((doc, score))
-                if len(docs) == k:
-                    break
-        out[qid] = docs
-    return out
+def to_documents(run: Run, passages: Passages, k: int, aggregate: str = "max") -> Run:
+    """Passage run -> document run, each document listed once (the last step, after fusion and rerank).
+
+    `max`: a document's score is its best retrieved passage's (MaxP); `sum`: the sum of its retrieved passages'
+    scores (SumP, over the passages the first stage returned); `first`: its first chunk's score (FirstP; documents
+    whose first chunk was not retrieved are left out). Ties keep the passage ranking's order.
+    """
+    from retrieval_lab.chunking import aggregate_documents
+
+    return Run({qid: aggregate_documents(hits, passages, k, aggregate) for qid, hits in run.items()})
 
 
 def drop_identical(run: Run, k: int) -> Run:
@@ -147,9 +163,11 @@ class Retriever:
         self.cfg = cfg
         self.corpus = corpus
         self.cache = cache or cache_from_config(cfg)
-        self.passages = make_passages(cfg, corpus, self.cache)
         self.stages = [(key, FIRST_STAGES[node.name](node, cfg, self.cache, key))
                        for key, node in first_stage_nodes(cfg)]
+        self.passages = make_passages(cfg, corpus, self.cache, self.stages)
+        self.aggregate = aggregation(cfg)
+        self.passage_run: Run | None = None  # the last passage-level run, before aggregation (span metrics)
         self.ignore_identical_ids = bool(cfg.dataset.get("ignore_identical_ids", False))
         self._indexed = False
 
@@ -160,14 +178,15 @@ class Retriever:
         latency = np.zeros(min(len(queries), LATENCY_SAMPLE))
         runs = []
         for key, stage in self.stages:
-            stage_run = run_first_stage(stage, self.passages, queries, depth + extra, self.cache)
+            stage_run = self.run_stage(stage, queries, depth + extra)
             label = key.replace("retriever.", "").replace("retriever", stage.identity.get("name", "stage"))
             timings.update({f"{label}_{name}": value for name, value in stage_run.timings.items()})
             timings[f"{label}_cache_hit"] = float(stage_run.cache_hit)
             latency += stage_run.latency_ms
             runs.append(to_run(stage_run, self.passages, queries.ids))
         run = runs[0]
-        docs = to_documents(run, self.passages, depth + extra)
+        self.passage_run = run
+        docs = to_documents(run, self.passages, depth + extra, self.aggregate)
         if self.ignore_identical_ids:
             docs = drop_identical(docs, depth)
         timings["index_seconds"] = sum(v for k, v in timings.items() if k.endswith("_index_seconds"))
@@ -176,6 +195,17 @@ class Retriever:
         timings["queries_per_second"] = 1000.0 / max(float(latency.mean()), 1e-9)
         return docs, timings
 
+    def run_stage(self, stage: FirstStage, queries: Queries, depth: int) -> StageRun:
+        """A first stage's passages, deep enough that every query yields `depth` distinct documents (doubling)."""
+        from retrieval_lab.chunking import documents_filled, passage_depth
+
+        k = passage_depth(self.passages, len(self.corpus), depth)
+        while True:
+            stage_run = run_first_stage(stage, self.passages, queries, k, self.cache)
+            if k >= len(self.passages) or documents_filled(stage_run.indices, self.passages, depth, self.aggregate):
+                return stage_run
+            k = min(len(self.passages), k * 2)
+
     def search(self, text: str, k: int = 10) -> list[dict[str, Any]]:
         """Top-k documents for one query: id, score, title and the best matching passage text."""
         if not self._indexed:
@@ -183,13 +213,15 @@ class Retriever:
                 stage.index(self.passages)
             self._indexed = True
         _, stage = self.stages[0]
-        indices, scores = stage.search([text], k * 10)
+        from retrieval_lab.chunking import passage_depth
+
+        indices, scores = stage.search([text], passage_depth(self.passages, len(self.corpus), k))
         run = Run.from_arrays(["q"], self.passages.ids, indices, scores)
+        row_of = self.passages.row_of()
         best_passage: dict[str, str] = {}
         for pid, _ in run["q"]:
-            best_passage.setdefault(pid.split("#")[0], pid)
-        docs = to_documents(run, self.passages, k)["q"]
-        row_of = {pid: i for i, pid in enumerate(self.passages.ids)}
+            best_passage.setdefault(self.passages.doc_ids[row_of[pid]], pid)
+        docs = to_documents(run, self.passages, k, self.aggregate)["q"]
         doc_row = self.corpus.index_of()
         return [{"doc_id": d, "score": s, "title": self.corpus.titles[doc_row[d]],
                  "passage": self.passages.texts[row_of[best_passage[d]]]} for d, s in docs]
@@ -225,6 +257,7 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
 def validate(cfg: DictConfig) -> None:
     """Check the whole config before any work: every stage builds its typed config (no data is loaded)."""
     eval_settings(cfg)
+    aggregation(cfg)  # the chunker config: overlap >= size, size <= 0, unknown tokenizer, ...
     for key, node in first_stage_nodes(cfg):
         FIRST_STAGES[node.name](node, cfg, Cache(enabled=False), key)
     split = cfg.dataset.get("split")
@@ -249,4 +282,31 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     retriever = Retriever(cfg, dataset.corpus, cache)
     run, timings = retriever.retrieve(dataset.queries, settings.depth)
     evaluation = evaluate(run, dataset.qrels, settings.metrics, settings.k)
-    return Outcome(dataset, run, evaluation, timings)
+    return Outcome(dataset, run, evaluation, timings, chunk_metrics(retriever, dataset))
+
+
+def chunk_metrics(retriever: Retriever, dataset: Dataset) -> dict[str, float]:
+    """Chunk statistics and, where the dataset has span gold (SciFact rationales), span-level metrics."""
+    from retrieval_lab.chunking import chunk_stats
+    from retrieval_lab.evaluate.spans import span_metrics
+
+    out = chunk_stats(retriever.passages, len(dataset.corpus))
+    out.update(truncation_stats(retriever))
+    if retriever.passage_run is not None:
+        out.update(span_metrics(retriever.passage_run, retriever.passages, dataset))
+    return out
+
+
+def truncation_stats(retriever: Retriever) -> dict[str, float]:
+    """Chunks longer than a dense stage's embedder max tokens (counted with its tokenizer; a warning if any)."""
+    from retrieval_lab.chunking import truncated_chunks
+
+    out = {}
+    for _, stage in retriever.stages:
+        identity = getattr(stage, "embedder_identity", None)
+        max_tokens = identity.get("max_tokens") if isinstance(identity, dict) else None
+        if max_tokens:
+            tokens = embedder_tokens([(None, stage)])
+            if tokens is not None:
+                out["chunks_truncated"] = float(truncated_chunks(retriever.passages, tokens, int(max_tokens)))
+    return out

@@ -1,15 +1,31 @@
 """Chunking: documents -> passages, the units every first stage indexes.
 
-A passage keeps its document id and the character span it covers in the document text, so document-level and
-span-level evaluation both work whatever the chunker. Chunkers are selected by name from `CHUNKERS`.
+A passage keeps its document id, its chunk index and the character span it covers in the document text
+(`doc_text[start:end]` is the chunk's own text; the title, when configured, is prepended only to the indexed
+text), so document-level and span-level evaluation both work whatever the chunker. Chunkers are selected by name
+from `CHUNKERS` (one file each); `build_passages` is the cached stage.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
+from retrieval_lab.chunking.base import Chunker, ChunkerConfig, Span
+from retrieval_lab.chunking.fixed_tokens import FixedTokensChunker, FixedTokensConfig
+from retrieval_lab.chunking.recursive import RecursiveChunker, RecursiveConfig
+from retrieval_lab.chunking.semantic import SemanticChunker, SemanticConfig
+from retrieval_lab.chunking.sentences import SentencesChunker, SentencesConfig, sentence_spans
+from retrieval_lab.chunking.tokens import TokenCounter, load_tokenizer
+from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.types import Corpus, _digest
+
+log = logging.getLogger(__name__)
+
+SINGLE_CHUNK_WARNING = 0.9  # share of documents in one chunk above which chunkers all look alike
 
 
 @dataclass(frozen=True)
@@ -19,6 +35,9 @@ class Passages:
     texts: list[str]  # what gets indexed (the title prepended when configured)
     starts: np.ndarray  # character span in the document text: doc_text[start:end] is the chunk's own text
     ends: np.ndarray
+    chunk_index: np.ndarray | None = None  # position of the chunk within its document (0 = first)
+    n_tokens: np.ndarray | None = None  # tokens of the span text under the chunker's tokenizer
+    meta: dict = field(default_factory=dict)  # chunker name, timings
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -26,6 +45,21 @@ class Passages:
     @property
     def fingerprint(self) -> str:
         return _digest(x for pair in zip(self.ids, self.texts) for x in pair)
+
+    @property
+    def is_whole_documents(self) -> bool:
+        return self.ids == self.doc_ids
+
+    def row_of(self) -> dict[str, int]:
+        """passage id -> row (built once per Passages object)."""
+        rows = self.__dict__.get("_row_of")
+        if rows is None:
+            rows = {pid: i for i, pid in enumerate(self.ids)}
+            object.__setattr__(self, "_row_of", rows)
+        return rows
+
+    def first_chunk(self, row: int) -> bool:
+        return self.chunk_index is None or int(self.chunk_index[row]) == 0
 
 
 def with_title(title: str, text: str) -> str:
@@ -37,4 +71,189 @@ def whole_documents(corpus: Corpus, title: bool = True) -> Passages:
     texts = [with_title(t, x) if title else x for t, x in zip(corpus.titles, corpus.texts)]
     return Passages(ids=list(corpus.ids), doc_ids=list(corpus.ids), texts=texts,
                     starts=np.zeros(len(corpus), dtype=np.int64),
-                    ends=np.array([len(x) for x in corpus.texts], dtype=np.int64))
+                    ends=np.array([len(x) for x in corpus.texts], dtype=np.int64),
+                    chunk_index=np.zeros(len(corpus), dtype=np.int64), meta={"chunker": "none"})
+
+
+@dataclass
+class NoneConfig(ChunkerConfig):
+    pass
+
+
+class WholeDocument:
+    def __init__(self, config, tokens=None, encoder=None):
+        pass
+
+    def chunk(self, text: str) -> list[Span]:
+        return [(0, len(text))]
+
+
+# name -> (typed config, chunker class(config, token counter, encoder))
+CHUNKERS: dict[str, tuple[type[ChunkerConfig], type]] = {
+    "none": (NoneConfig, WholeDocument),
+    "fixed_tokens": (FixedTokensConfig, FixedTokensChunker),
+    "sentences": (SentencesConfig, SentencesChunker),
+    "recursive": (RecursiveConfig, RecursiveChunker),
+    "semantic": (SemanticConfig, SemanticChunker),
+}
+
+
+def chunker_config(node: Any, prefix: str = "chunker") -> tuple[str, ChunkerConfig]:
+    """(name, validated typed config) of the `chunker` node: every error names its key, before any work."""
+    from retrieval_lab.config import to_container, typed
+
+    data = to_container(node) or {}
+    name = data.get("name", "none")
+    if name not in CHUNKERS:
+        raise ConfigError(f"{prefix}.name", f"unknown chunker '{name}'", f"use one of {', '.join(CHUNKERS)}")
+    config = typed(CHUNKERS[name][0], data, prefix, ignore=("name",))
+    config.validate(prefix)
+    return name, config
+
+
+def chunk_spans(name: str, config: ChunkerConfig, texts: list[str], tokens: TokenCounter,
+                encoder=None) -> list[list[Span]]:
+    """Spans per document (no caching): the chunker applied to each text."""
+    chunker: Chunker = CHUNKERS[name][1](config, tokens, encoder)
+    return [chunker.chunk(text) if text.strip() else [] for text in texts]
+
+
+def build_passages(node: Any, corpus: Corpus, cache=None, tokens: TokenCounter | None = None) -> Passages:
+    """The `passages` stage: chunk the corpus (cached on corpus content, chunker config and tokenizer identity).
+
+    `tokens` overrides the configured tokenizer (the pipeline passes the embedder's for `tokenizer: embedder`).
+    A document whose text is empty keeps one empty passage (its title is still indexed), so no document vanishes.
+    """
+    name, config = chunker_config(node)
+    if name == "none" and tokens is None and cache is None:
+        return whole_documents(corpus, title=config.title)
+    tokens = tokens or load_tokenizer(config.tokenizer)
+    shape = {k: v for k, v in asdict(config).items() if k not in ("title", "tokenizer")}
+    encoder = None
+    inputs = {"corpus": corpus.fingerprint, "chunker": name, "config": shape, "tokenizer": tokens.identity}
+    if name == "semantic":
+        from retrieval_lab.chunking.semantic import load_encoder
+
+        encoder = load_encoder(config.encoder)
+        inputs["encoder"] = encoder.identity
+
+    def compute():
+        t0 = time.perf_counter()
+        spans = chunk_spans(name, config, corpus.texts, tokens, encoder)
+        seconds = time.perf_counter() - t0
+        rows, starts, ends, index = [], [], [], []
+        for row, doc_spans in enumerate(spans):
+            doc_spans = doc_spans or [(0, 0)]
+            for i, (s, e) in enumerate(doc_spans):
+                rows.append(row)
+                starts.append(s)
+                ends.append(e)
+                index.append(i)
+        n_tokens = tokens.count_batch([corpus.texts[r][s:e] for r, s, e in zip(rows, starts, ends)])
+        arrays = {"doc_rows": np.array(rows, dtype=np.int64), "starts": np.array(starts, dtype=np.int64),
+                  "ends": np.array(ends, dtype=np.int64), "chunk_index": np.array(index, dtype=np.int64),
+                  "n_tokens": np.array(n_tokens, dtype=np.int64)}
+        return arrays, None, {"chunk_seconds": seconds}
+
+    if cache is None:
+        arrays, _, meta = compute()
+        hit = False
+    else:
+        entry = cache.get_or_compute("passages", inputs, compute)
+        arrays, meta, hit = entry.arrays, entry.meta, entry.hit
+    rows = np.asarray(arrays["doc_rows"])
+    starts, ends = np.asarray(arrays["starts"]), np.asarray(arrays["ends"])
+    chunk_index = np.asarray(arrays["chunk_index"])
+    if len(rows) == 0:
+        raise LabError(f"chunker {name} produced no passages for {len(corpus)} documents")
+    doc_ids = [corpus.ids[r] for r in rows]
+    own = [corpus.texts[r][s:e] for r, s, e in zip(rows, starts, ends)]
+    texts = [with_title(corpus.titles[r], x) if config.title else x for r, x in zip(rows, own)]
+    ids = list(doc_ids) if name == "none" else [f"{d}#{i}" for d, i in zip(doc_ids, chunk_index)]
+    return Passages(ids=ids, doc_ids=doc_ids, texts=texts, starts=starts, ends=ends, chunk_index=chunk_index,
+                    n_tokens=np.asarray(arrays["n_tokens"]),
+                    meta={"chunker": name, "tokenizer": tokens.name, "chunk_seconds": meta.get("chunk_seconds", 0.0),
+                          "cache_hit": hit})
+
+
+def aggregate_documents(hits: list[tuple[str, float]], passages: Passages, k: int,
+                        mode: str = "max") -> list[tuple[str, float]]:
+    """One query's ranked passages -> at most k (doc id, score), each document once (see pipeline.to_documents)."""
+    rows = passages.row_of()
+    if mode == "sum":
+        totals: dict[str, float] = {}
+        for pid, score in hits:
+            doc = passages.doc_ids[rows[pid]]
+            totals[doc] = totals.get(doc, 0.0) + score
+        order = {doc: i for i, doc in enumerate(totals)}  # ties keep first-appearance order
+        return sorted(totals.items(), key=lambda item: (-item[1], order[item[0]]))[:k]
+    if mode not in ("max", "first"):
+        raise ValueError(f"unknown aggregation {mode!r}")
+    seen, docs = set(), []
+    for pid, score in hits:
+        row = rows[pid]
+        if mode == "first" and not passages.first_chunk(row):
+            continue
+        doc = passages.doc_ids[row]
+        if doc not in seen:
+            seen.add(doc)
+            docs.append((doc, score))
+            if len(docs) == k:
+                break
+    return docs
+
+
+def documents_filled(indices: np.ndarray, passages: Passages, k: int, mode: str = "max") -> bool:
+    """Whether every query's passage list yields k distinct documents for `mode`, or holds all it could get."""
+    depth = indices.shape[1] if indices.ndim == 2 else 0
+    doc_ids = np.asarray(passages.doc_ids)
+    for row in indices:
+        valid = row[row >= 0]
+        if len(valid) < depth:  # the stage ran out of matching passages: more depth adds nothing
+            continue
+        if mode == "first":
+            valid = valid[np.array([passages.first_chunk(int(r)) for r in valid], dtype=bool)]
+        if len(set(doc_ids[valid].tolist())) < k:
+            return False
+    return True
+
+
+def passage_depth(passages: Passages, n_docs: int, k: int) -> int:
+    """First guess of how many passages fill k documents: k times twice the mean chunks per document."""
+    if passages.is_whole_documents:
+        return k
+    per_doc = len(passages) / max(n_docs, 1)
+    return int(min(len(passages), max(k, np.ceil(k * per_doc * 2))))
+
+
+def chunk_stats(passages: Passages, n_docs: int) -> dict[str, float]:
+    """Number of chunks, mean / p95 tokens, share of documents in one chunk; warns when chunkers would look alike."""
+    stats = {"chunks": float(len(passages))}
+    if passages.n_tokens is not None and len(passages.n_tokens):
+        stats["chunk_tokens_mean"] = float(np.mean(passages.n_tokens))
+        stats["chunk_tokens_p95"] = float(np.percentile(passages.n_tokens, 95))
+    per_doc = np.unique(np.asarray(passages.doc_ids), return_counts=True)[1]
+    single = float((per_doc == 1).sum()) / max(n_docs, 1)
+    stats["docs_single_chunk_share"] = single
+    stats["chunks_per_doc_max"] = float(per_doc.max()) if len(per_doc) else 0.0
+    if "chunk_seconds" in passages.meta:
+        stats["chunk_seconds"] = float(passages.meta["chunk_seconds"])
+    if passages.meta.get("chunker", "none") != "none" and single >= SINGLE_CHUNK_WARNING:
+        log.warning("%.0f%% of documents fit in one chunk with chunker %s: chunkers will all look alike on this "
+                    "corpus; use smaller chunks to compare them", 100 * single, passages.meta.get("chunker"))
+    return stats
+
+
+def truncated_chunks(passages: Passages, tokens: TokenCounter, max_tokens: int, special_tokens: int = 2) -> int:
+    """How many indexed texts exceed an embedder's `max_tokens` (they are truncated when encoded); warns if any."""
+    counts = np.array(tokens.count_batch(passages.texts)) + special_tokens
+    n = int((counts > max_tokens).sum())
+    if n:
+        log.warning("%d of %d chunks (%.1f%%) exceed the embedder's %d tokens and will be truncated: lower "
+                    "chunker.size or use a chunker with a token cap", n, len(passages), 100 * n / len(passages),
+                    max_tokens)
+    return n
+
+
+__all__ = ["Passages", "with_title", "whole_documents", "CHUNKERS", "chunker_config", "chunk_spans",
+           "build_passages", "chunk_stats", "aggregate_documents", "documents_filled", "passage_depth", "truncated_chunks", "sentence_spans", "load_tokenizer"]

@@ -1,0 +1,28 @@
+"""What every chunker shares: a span type, the common config (title, tokenizer) and the chunker protocol."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from retrieval_lab.chunking.tokens import check_tokenizer_name
+from retrieval_lab.errors import ConfigError
+
+AGGREGATIONS = ("max", "sum", "first")
+Span = tuple[int, int]  # character [start, end) in the document text
+
+
+@dataclass
+class ChunkerConfig:
+    title: bool = True  # prepend the document title to every chunk's indexed text (never to its span)
+    tokenizer: str = "bert"  # counts tokens for sizes and statistics: bert, whitespace, embedder, or a local folder
+    aggregate: str = "max"  # passage scores -> document score: max, sum, first
+
+    def validate(self, prefix: str = "chunker") -> None:
+        check_tokenizer_name(self.tokenizer, f"{prefix}.tokenizer")
+        if self.aggregate not in AGGREGATIONS:
+            raise ConfigError(f"{prefix}.aggregate", f"unknown aggregation '{self.aggregate}'",
+                              f"use one of {', '.join(AGGREGATIONS)}")
+
+
+class Chunker(Protocol):
+    def chunk(self, text: str) -> list[Span]: ...

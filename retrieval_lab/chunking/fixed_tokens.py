@@ -1,0 +1,41 @@
+"""`fixed_tokens`: windows of `size` tokens, `overlap` tokens shared between neighbours, cut on token offsets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrieval_lab.chunking.base import ChunkerConfig, Span
+from retrieval_lab.errors import ConfigError
+
+
+@dataclass
+class FixedTokensConfig(ChunkerConfig):
+    size: int = 256
+    overlap: int = 32
+
+    def validate(self, prefix: str = "chunker") -> None:
+        super().validate(prefix)
+        if self.size <= 0:
+            raise ConfigError(f"{prefix}.size", f"must be a positive number of tokens, got {self.size}")
+        if self.overlap < 0:
+            raise ConfigError(f"{prefix}.overlap", f"must be >= 0, got {self.overlap}")
+        if self.overlap >= self.size:
+            raise ConfigError(f"{prefix}.overlap", f"{self.overlap} must be below size={self.size}",
+                              f"e.g. chunker.overlap={self.size // 8}")
+
+
+def token_windows(tokens: list[Span], size: int, overlap: int) -> list[Span]:
+    out, step = [], size - overlap
+    for i in range(0, len(tokens), step):
+        window = tokens[i:i + size]
+        out.append((window[0][0], window[-1][1]))
+        if i + size >= len(tokens):
+            break
+    return out
+
+
+class FixedTokensChunker:
+    def __init__(self, config: FixedTokensConfig, tokens, encoder=None):
+        self.config, self.tokens = config, tokens
+
+    def chunk(self, text: str) -> list[Span]:
+        return token_windows(self.tokens.spans(text), self.config.size, self.config.overlap)
