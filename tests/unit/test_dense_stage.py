@@ -1,0 +1,121 @@
+"""FAISS indexes on known vectors, and the dense first stage on hand-made passages (WordLlama: fast, offline)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from retrieval_lab.cache import Cache
+from retrieval_lab.chunking import Passages
+from retrieval_lab.dense import DenseRetriever, dense_stage, unused_config_groups
+from retrieval_lab.dense.embedders import EmbedderConfig
+from retrieval_lab.dense.index import (IndexConfig, ann_recall, build_index, deserialize, index_config, search,
+                                       serialize)
+from retrieval_lab.errors import ConfigError
+
+TEXTS = ["Vitamin D supplements reduce the risk of bone fractures in older adults.",
+         "Mitochondria produce most of the chemical energy in cells.",
+         "Aspirin lowers the risk of heart attack but raises bleeding risk.",
+         "Deep sea fish live under enormous pressure without light.",
+         "Exercise improves insulin sensitivity in type 2 diabetes."]
+
+
+def passages(texts=TEXTS) -> Passages:
+    ids = [f"d{i}" for i in range(len(texts))]
+    return Passages(ids, ids, list(texts), np.zeros(len(texts), int), np.array([len(t) for t in texts]))
+
+
+def unit_rows(n, d=32, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_flat_is_exact_and_pads_short_results():
+    vecs = unit_rows(50)
+    rows, scores = search(build_index(vecs, IndexConfig(), False), vecs[:5], 3)
+    assert rows[:, 0].tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(scores[:, 0], 1.0, rtol=1e-5)
+    rows, scores = search(build_index(vecs[:2], IndexConfig(), False), vecs[:1], 4)
+    assert rows[0].tolist()[2:] == [-1, -1]
+
+
+@pytest.mark.parametrize("config", [IndexConfig(name="hnsw", M=16, ef_search=64),
+                                    IndexConfig(name="ivf", nlist=8, nprobe=8)])
+def test_ann_indexes_agree_with_flat(config):
+    vecs, queries = unit_rows(2000), unit_rows(50, seed=1)
+    exact, _ = search(build_index(vecs, IndexConfig(), False), queries, 10)
+    index = build_index(vecs, config, False)
+    approx, _ = search(index, queries, 10)
+    assert ann_recall(approx, exact, 10) >= 0.95  # ivf with nprobe = nlist is exhaustive
+    restored = deserialize(serialize(index), config)
+    again, _ = search(restored, queries, 10)
+    np.testing.assert_array_equal(again, approx)
+
+
+def test_ann_recall_counts_overlap():
+    assert ann_recall(np.array([[1, 2, 3]]), np.array([[3, 2, 1]]), 3) == 1.0
+    assert ann_recall(np.array([[1, 9, 8]]), np.array([[1, 2, -1]]), 3) == 0.5
+
+
+def test_index_config_errors_and_identity():
+    with pytest.raises(ConfigError, match="index.name"):
+        index_config({"name": "lsh"})
+    with pytest.raises(ConfigError, match="index.nprobe"):
+        index_config({"name": "ivf", "nlist": 4, "nprobe": 8})
+    with pytest.raises(ConfigError, match="index.efSearch"):
+        index_config({"name": "hnsw", "efSearch": 8})
+    assert IndexConfig(name="flat", M=8).identity == IndexConfig(name="flat").identity
+    hnsw = IndexConfig(name="hnsw")
+    assert hnsw.build_params == IndexConfig(name="hnsw", ef_search=7).build_params  # same graph, other search
+    assert hnsw.identity != IndexConfig(name="hnsw", ef_search=7).identity
+
+
+def wordllama(**kw) -> EmbedderConfig:
+    return EmbedderConfig(name="wordllama", progress=False, **kw)
+
+
+def test_dense_stage_finds_the_matching_passage(tmp_path):
+    stage = DenseRetriever(wordllama(), IndexConfig(), Cache(tmp_path)).index(passages())
+    rows, scores = stage.search(["vitamin D and fractures", "energy production in mitochondria"], 3)
+    assert rows[:, 0].tolist() == [0, 1]
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    stats = stage.last_index_stats
+    for key in ("encode_passages_per_second", "index_size_bytes", "peak_memory_mb", "ann_recall_at_10"):
+        assert stats[key] > 0, key
+    assert stats["embeddings_cache_hit"] == 0.0
+    one_rows, _ = stage.search(["vitamin D and fractures"], 3)
+    assert one_rows[0].tolist() == rows[0].tolist()
+
+
+def test_second_stage_hits_the_cache_without_loading_the_model(tmp_path):
+    DenseRetriever(wordllama(), IndexConfig(name="hnsw", M=8), Cache(tmp_path)).index(passages())
+    again = DenseRetriever(wordllama(), IndexConfig(name="hnsw", M=8), Cache(tmp_path)).index(passages())
+    assert again.last_index_stats["embeddings_cache_hit"] == 1.0
+    assert again.last_index_stats["index_cache_hit"] == 1.0
+    assert again._embedder is None  # nothing encoded, so no model loaded
+    other = DenseRetriever(wordllama(passage_prefix="passage: "), IndexConfig(), Cache(tmp_path))
+    assert other.index(passages()).last_index_stats["embeddings_cache_hit"] == 0.0  # prefix: new key
+    assert {e.stage for e in Cache(tmp_path).entries()} == {"embeddings", "indexes"}
+
+
+def test_factory_uses_own_subnodes_else_top_level_groups():
+    cfg = OmegaConf.create({"embedder": {"name": "wordllama", "backend": "static"}, "index": {"name": "hnsw"},
+                            "retriever": {"name": "dense"}})
+    stage = dense_stage(cfg.retriever, cfg, Cache(enabled=False), "retriever")
+    assert (stage.embedder_config.name, stage.index_config.name) == ("wordllama", "hnsw")
+    own = OmegaConf.create({"name": "dense", "embedder": {"name": "minilm_l3"}, "index": {"name": "ivf"}})
+    stage = dense_stage(own, cfg, Cache(enabled=False), "retriever.stages.1")
+    assert (stage.embedder_config.name, stage.index_config.name) == ("minilm_l3", "ivf")
+    assert stage._embedder is None  # the factory loads nothing
+    with pytest.raises(ConfigError, match="retriever.model"):
+        dense_stage(OmegaConf.create({"name": "dense", "model": "x"}), cfg, Cache(enabled=False), "retriever")
+    with pytest.raises(ConfigError, match="retriever.stages.1.embedder.batch_size"):
+        dense_stage(OmegaConf.create({"name": "dense", "embedder": {"batch_size": -1}}), cfg,
+                    Cache(enabled=False), "retriever.stages.1")
+
+
+def test_unused_groups_are_not_logged_for_bm25():
+    from retrieval_lab.config import compose_config
+
+    assert unused_config_groups(compose_config(["retriever=bm25"])) == {"embedder", "index"}
+    assert unused_config_groups(compose_config(["retriever=dense", "embedder=wordllama"])) == set()
