@@ -14,9 +14,17 @@ HYDRA_COMMANDS = {
 }
 
 
+TRAIN_COMMANDS = {
+    "train-embedder": "fine-tune a bi-encoder on a split's queries (dataset=scifact split=train base=minilm_l6 "
+                      "epochs=1 hard_negatives=1 name=...); registered for embedder=<name>",
+    "train-reranker": "train a cross-encoder from an encoder body (dataset=scifact split=train base=minilm_l6 ...); "
+                      "registered for reranker=<name>",
+}
+
+
 def _hydra(command: str, overrides: list[str]) -> int:
     from retrieval_lab import app
-    from retrieval_lab.paths import project_home
+    from retrieval_lab.paths import hydra_search_path
 
     if command == "sweep":  # `sweep quickstart ...` = `sweep +experiments=quickstart ...` (experiments/*.yaml)
         from retrieval_lab.sweep.commands import expand_study
@@ -28,7 +36,7 @@ def _hydra(command: str, overrides: list[str]) -> int:
             return 2
     argv = [f"retrieval-lab {command}", *overrides]
     if not any(o.startswith("hydra.searchpath") for o in overrides):
-        argv.append(f"hydra.searchpath=[file://{project_home()}]")
+        argv.append(f"hydra.searchpath={hydra_search_path()}")
     if command == "sweep" and "-m" not in overrides and "--multirun" not in overrides:
         argv.append("--multirun")
     sys.argv = argv
@@ -152,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in HYDRA_COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
 
+    for name, help_text in TRAIN_COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text + ". Values are key=value overrides; "
+                       "eval_splits (default [test]) are never trained on.")
     from retrieval_lab.sweep.commands import add_commands
 
     add_commands(sub)  # best, search, evaluate, ui
@@ -189,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if argv and argv[0] in HYDRA_COMMANDS:
         return _hydra(argv[0], argv[1:])
+    if argv and argv[0] in TRAIN_COMMANDS and not {"-h", "--help"} & set(argv[1:]):
+        from retrieval_lab.training.cli import main_train
+
+        try:
+            return main_train(argv[0].removeprefix("train-"), argv[1:])
+        except LabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -87,8 +87,8 @@ def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from retrieval_lab.paths import conf_dir, project_home
+    from retrieval_lab.paths import conf_dir, hydra_search_path
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose("config", overrides=[*overrides, f"hydra.searchpath=[file://{project_home()}]"])
+        return compose("config", overrides=[*overrides, f"hydra.searchpath={hydra_search_path()}"])

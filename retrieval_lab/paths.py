@@ -16,3 +16,16 @@ def conf_dir() -> Path:
 
 def experiments_dir() -> Path:
     return project_home() / "experiments"
+
+
+def hydra_search_path() -> str:
+    """Hydra's extra search path: the project home (experiments/) and `<cache>/conf`, where `train-embedder` and
+    `train-reranker` write the config options of the models they register (`embedder=<name>`, `reranker=<name>`)."""
+    from retrieval_lab.cache import default_cache_dir
+
+    user_conf = default_cache_dir() / "conf"
+    try:
+        user_conf.mkdir(parents=True, exist_ok=True)  # Hydra warns about a missing search path entry
+    except OSError:
+        return f"[file://{project_home()}]"
+    return f"[file://{project_home()},file://{user_conf}]"

@@ -18,6 +18,7 @@ from retrieval_lab.chunking import Passages, whole_documents
 from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.evaluate import METRICS, Evaluation, evaluate
+from retrieval_lab.fusion import fuse
 from retrieval_lab.types import Corpus, Queries, Run
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def first_stage_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
     name = cfg.retriever.get("name")
     if name in FIRST_STAGES:
         return [("retriever", cfg.retriever)]
+    if name == "hybrid":  # several first stages, fused (fusion/)
+        from retrieval_lab.fusion import hybrid_nodes
+
+        return hybrid_nodes(cfg.retriever, FIRST_STAGES)
     raise ConfigError("retriever.name", f"unknown retriever '{name}'",
                       f"use one of {', '.join(FIRST_STAGES)}")
 
@@ -170,6 +175,13 @@ class Retriever:
         self.passage_run: Run | None = None  # the last passage-level run, before aggregation (span metrics)
         self.ignore_identical_ids = bool(cfg.dataset.get("ignore_identical_ids", False))
         self._indexed = False
+        from retrieval_lab.fusion import hybrid_settings
+        from retrieval_lab.rerank import RerankStage
+
+        # hybrid: fusion settings and the depth each input retrieves (null: the final depth)
+        self.fusion, self.first_stage_depth = hybrid_settings(cfg.retriever, len(self.stages))
+        self.reranker = RerankStage(cfg, self.cache)
+        self.first_stage_run: Run | None = None  # fused passage run before reranking (recall ceiling)
 
     def retrieve(self, queries: Queries, depth: int) -> tuple[Run, dict[str, float]]:
         """Documents ranked per query (at most `depth`), and the stage timings."""
@@ -178,13 +190,18 @@ class Retriever:
         latency = np.zeros(min(len(queries), LATENCY_SAMPLE))
         runs = []
         for key, stage in self.stages:
-            stage_run = self.run_stage(stage, queries, depth + extra)
-            label = key.replace("retriever.", "").replace("retriever", stage.identity.get("name", "stage"))
+            stage_run = self.run_stage(stage, queries, (self.first_stage_depth or depth) + extra)
+            label = key.rsplit(".", 1)[-1] if key.startswith("retriever.inputs.") else \
+                key.replace("retriever.", "").replace("retriever", stage.identity.get("name", "stage"))
             timings.update({f"{label}_{name}": value for name, value in stage_run.timings.items()})
             timings[f"{label}_cache_hit"] = float(stage_run.cache_hit)
             latency += stage_run.latency_ms
             runs.append(to_run(stage_run, self.passages, queries.ids))
-        run = runs[0]
+        run = fuse(runs, self.fusion) if self.fusion else runs[0]
+        self.first_stage_run = run
+        if self.reranker.active:
+            run, rerank_timings = self.reranker.apply(run, queries, self.passages)
+            timings.update(rerank_timings)
         self.passage_run = run
         docs = to_documents(run, self.passages, depth + extra, self.aggregate)
         if self.ignore_identical_ids:
@@ -212,11 +229,16 @@ class Retriever:
             for _, stage in self.stages:
                 stage.index(self.passages)
             self._indexed = True
-        _, stage = self.stages[0]
         from retrieval_lab.chunking import passage_depth
 
-        indices, scores = stage.search([text], passage_depth(self.passages, len(self.corpus), k))
-        run = Run.from_arrays(["q"], self.passages.ids, indices, scores)
+        runs = []
+        for _, stage in self.stages:
+            indices, scores = stage.search([text], passage_depth(self.passages, len(self.corpus),
+                                                                 max(k, self.first_stage_depth or 0)))
+            runs.append(Run.from_arrays(["q"], self.passages.ids, indices, scores))
+        run = fuse(runs, self.fusion) if self.fusion else runs[0]
+        if self.reranker.active:
+            run, _ = self.reranker.apply(run, Queries(["q"], [text]), self.passages)
         row_of = self.passages.row_of()
         best_passage: dict[str, str] = {}
         for pid, _ in run["q"]:
@@ -258,8 +280,14 @@ def validate(cfg: DictConfig) -> None:
     """Check the whole config before any work: every stage builds its typed config (no data is loaded)."""
     eval_settings(cfg)
     aggregation(cfg)  # the chunker config: overlap >= size, size <= 0, unknown tokenizer, ...
-    for key, node in first_stage_nodes(cfg):
+    nodes = first_stage_nodes(cfg)
+    for key, node in nodes:
         FIRST_STAGES[node.name](node, cfg, Cache(enabled=False), key)
+    from retrieval_lab.fusion import hybrid_settings
+    from retrieval_lab.rerank import reranker_config
+
+    hybrid_settings(cfg.retriever, len(nodes))
+    reranker_config(cfg.get("reranker") or {"name": "none"})
     split = cfg.dataset.get("split")
     if not split:
         raise ConfigError("dataset.split", "missing", "set dataset.split=test (or train, dev)")
@@ -280,9 +308,17 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     settings = eval_settings(cfg)
     dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset)
     retriever = Retriever(cfg, dataset.corpus, cache)
+    from retrieval_lab.training.registry import check_config_models
+
+    check_config_models(cfg, dataset.name, dataset.split, dataset.queries.ids)  # LeakageError: trained on these
     run, timings = retriever.retrieve(dataset.queries, settings.depth)
     evaluation = evaluate(run, dataset.qrels, settings.metrics, settings.k)
-    return Outcome(dataset, run, evaluation, timings, chunk_metrics(retriever, dataset))
+    extra = chunk_metrics(retriever, dataset)
+    if retriever.reranker.active:  # what the first stage handed the reranker: its recall@N is the ceiling
+        extra.update(retriever.reranker.ceiling(
+            retriever.first_stage_run, retriever.passages, dataset.qrels,
+            lambda r, passages, k: to_documents(r, passages, k, retriever.aggregate)))
+    return Outcome(dataset, run, evaluation, timings, extra)
 
 
 def chunk_metrics(retriever: Retriever, dataset: Dataset) -> dict[str, float]:

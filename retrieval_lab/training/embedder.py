@@ -1,0 +1,195 @@
+"""`retrieval-lab train-embedder`: fine-tune a bi-encoder on a split's (query, relevant passage) pairs.
+
+Loss: MultipleNegativesRankingLoss (in-batch negatives; every other passage of the batch is a negative) with the
+NO_DUPLICATES batch sampler, so a batch never holds the same text twice (a duplicate would be a false negative).
+Optionally each pair carries BM25-mined hard negatives: unjudged-or-non-relevant passages from the BM25 top-N.
+The trained model is saved in the cache under a hash of (base weights, settings, training data), so asking for the
+same training twice reuses it, and is registered under `name` for `embedder=<name>`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from retrieval_lab.cache import content_key, default_cache_dir
+from retrieval_lab.chunking import whole_documents
+from retrieval_lab.errors import ConfigError
+from retrieval_lab.training.common import (log_training_run, loss_curve, peak_rss_mb, resolve_model, set_threads,
+                                           weights_hash)
+from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries
+from retrieval_lab.training.registry import models_root, register
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedderTrainConfig:
+    name: str | None = None  # registered name (default <base>-<dataset>-ft)
+    base: str = "minilm_l6"  # bundled short name, registered embedder, local folder or HF name
+    split: str = "train"
+    eval_splits: list[str] = field(default_factory=lambda: ["test"])  # never trained on
+    holdout: float = 0.0  # fraction of training queries kept out of training, for selection
+    seed: int = 0
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 2e-5
+    warmup: float = 0.1  # fraction of steps
+    max_seq_length: int = 256
+    min_grade: int = 1
+    max_positives_per_query: int = 0  # 0 = every relevant passage
+    hard_negatives: int = 0  # BM25-mined negatives per pair (0 = in-batch negatives only)
+    negative_depth: int = 30  # mined from the BM25 top-N that are not relevant
+    max_pairs: int = 0  # 0 = all (tests use a handful)
+    threads: int = 0  # torch threads (0 = torch's default)
+
+    def validate(self) -> None:
+        for key in ("epochs", "batch_size", "lr", "max_seq_length"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size", "in-batch negatives need at least 2 pairs per batch")
+        if self.hard_negatives < 0 or self.negative_depth < self.hard_negatives:
+            raise ConfigError("hard_negatives", "must be >= 0 and <= negative_depth")
+
+
+def passage_texts(tq: TrainingQueries) -> tuple[list[str], dict[str, str]]:
+    passages = whole_documents(tq.dataset.corpus, title=True)
+    return passages.ids, dict(zip(passages.ids, passages.texts))
+
+
+def positives(tq: TrainingQueries, min_grade: int, max_per_query: int) -> dict[str, list[str]]:
+    out = {}
+    for qid in tq.train.ids:
+        ranked = sorted(((g, d) for d, g in tq.dataset.qrels.get(qid, {}).items() if g >= min_grade),
+                        key=lambda x: (-x[0], x[1]))
+        docs = [d for _, d in ranked]
+        out[qid] = docs[:max_per_query] if max_per_query else docs
+    return out
+
+
+def bm25_negatives(tq: TrainingQueries, depth: int) -> dict[str, list[str]]:
+    """Per training query, the BM25 top-`depth` passages that are not judged relevant (best first)."""
+    from retrieval_lab.sparse import BM25, BM25Config
+
+    passages = whole_documents(tq.dataset.corpus, title=True)
+    bm25 = BM25(BM25Config()).index(passages)
+    indices, _ = bm25.search(tq.train.texts, depth + 20)
+    out = {}
+    for qid, row in zip(tq.train.ids, indices):
+        judged = {d for d, g in tq.dataset.qrels.get(qid, {}).items() if g >= 1}
+        out[qid] = [passages.ids[j] for j in row if j >= 0 and passages.ids[j] not in judged][:depth]
+    return out
+
+
+def build_examples(tq: TrainingQueries, cfg: EmbedderTrainConfig) -> list[tuple[str, ...]]:
+    """(query, positive[, negative...]) rows, shuffled with the seed."""
+    _, text_of = passage_texts(tq)
+    rng = random.Random(cfg.seed)
+    pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query)
+    negs = bm25_negatives(tq, cfg.negative_depth) if cfg.hard_negatives else {}
+    rows = []
+    for qid, qtext in zip(tq.train.ids, tq.train.texts):
+        for doc in pos[qid]:
+            row = (qtext, text_of[doc])
+            if cfg.hard_negatives:
+                pool = negs.get(qid, [])
+                if len(pool) < cfg.hard_negatives:
+                    continue
+                row += tuple(text_of[d] for d in rng.sample(pool, cfg.hard_negatives))
+            rows.append(row)
+    rng.shuffle(rows)
+    if cfg.max_pairs:
+        rows = rows[:cfg.max_pairs]
+    if not rows:
+        raise ConfigError("split", f"no training pairs: split '{cfg.split}' has no query with a passage graded >= "
+                                   f"{cfg.min_grade}")
+    return rows
+
+
+def _columns(rows: list[tuple[str, ...]]) -> dict[str, list[str]]:
+    names = ["anchor", "positive"] + [f"negative_{i}" for i in range(len(rows[0]) - 2)]
+    return {name: [r[i] for r in rows] for i, name in enumerate(names)}
+
+
+def train_embedder(dataset_node, cfg: EmbedderTrainConfig, cache_root: str | Path | None = None) -> dict:
+    """Train (or reuse the cached result of the same training), register, log to MLflow; returns a summary."""
+    cfg.validate()
+    set_threads(cfg.threads)
+    tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
+    base_folder = resolve_model(cfg.base, "embedder")
+    base_hash = weights_hash(base_folder)
+    rows = build_examples(tq, cfg)
+    digest = data_hash(rows)
+    name = cfg.name or f"{cfg.base}-{tq.dataset.name}-ft"
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads")}
+    key = content_key("train_embedder", {"base": base_hash, "settings": settings, "data": digest})
+    root = Path(cache_root or default_cache_dir()).expanduser()
+    folder = models_root(root) / "embedder" / f"{name}-{key[:12]}"
+    summary = {"name": name, "folder": str(folder), "dataset": tq.dataset.name, "split": cfg.split,
+               "train_queries": len(tq.train), "heldout_queries": len(tq.heldout), "pairs": len(rows),
+               "data_hash": digest, "base": cfg.base, "base_weights": base_hash[:16]}
+    if (folder / "training.json").exists():
+        log.info("embedder %s already trained with these settings and data: %s", name, folder)
+        summary.update(json.loads((folder / "training.json").read_text()))
+        summary["reused"] = True
+    else:
+        summary.update(_fit(base_folder, rows, cfg, folder))
+        summary["reused"] = False
+        (folder / "training_queries.json").write_text(json.dumps(
+            {"ids": tq.train.ids, "heldout": tq.heldout.ids, "split": cfg.split}))
+        (folder / "training.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "reused"},
+                                                         indent=1))
+        run_id = log_training_run(
+            "embedder", name, {**settings, "pairs": len(rows), "train_queries": len(tq.train)},
+            {"train_seconds": summary["train_seconds"], "peak_rss_mb": summary["peak_rss_mb"],
+             "final_loss": summary["final_loss"], "first_loss": summary["first_loss"],
+             "pairs_per_second": summary["pairs_per_second"]},
+            summary["curve"], {"dataset": tq.dataset.name, "split": cfg.split, "data_hash": digest[:16]},
+            {"training.json": json.dumps(summary, indent=1)})
+        summary["mlflow_run"] = run_id
+    register("embedder", name, folder,
+             {"dataset": tq.dataset.name, "split": cfg.split, "base": cfg.base, "data_hash": digest,
+              "heldout": tq.heldout.ids},
+             cache_root=root, config={"name": name, "model": name, "max_tokens": cfg.max_seq_length})
+    return summary
+
+
+def _fit(base_folder: str, rows: list[tuple[str, ...]], cfg: EmbedderTrainConfig, folder: Path) -> dict:
+    import tempfile
+
+    from datasets import Dataset as HFDataset
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    model = SentenceTransformer(base_folder, device="cpu")
+    model.max_seq_length = cfg.max_seq_length
+    data = HFDataset.from_dict(_columns(rows))
+    steps = max(1, int(len(rows) / cfg.batch_size * cfg.epochs))
+    with tempfile.TemporaryDirectory() as tmp:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp, num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.lr, warmup_steps=cfg.warmup, batch_sampler=BatchSamplers.NO_DUPLICATES,
+            logging_steps=max(1, steps // 25), save_strategy="no", report_to=[], seed=cfg.seed, use_cpu=True,
+            dataloader_num_workers=0, disable_tqdm=True)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
+                                             loss=MultipleNegativesRankingLoss(model))
+        t0 = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - t0
+        curve = loss_curve(trainer.state.log_history)
+    tmp_folder = folder.parent / f".tmp-{folder.name}"
+    shutil.rmtree(tmp_folder, ignore_errors=True)
+    model.save(str(tmp_folder))
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp_folder.rename(folder)
+    return {"train_seconds": seconds, "steps": trainer.state.global_step, "curve": curve,
+            "first_loss": curve[0][1] if curve else None, "final_loss": curve[-1][1] if curve else None,
+            "pairs_per_second": len(rows) * cfg.epochs / max(seconds, 1e-9), "peak_rss_mb": peak_rss_mb()}
