@@ -52,6 +52,20 @@ def count_jobs(config: DictConfig) -> int:
         return 0
 
 
+def swept_keys(config: DictConfig) -> list[str]:
+    """Config keys the sweep varies (from the command line and the study's hydra.sweeper.params)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = OmegaConf.select(config, "hydra.sweeper", default={}) or {}
+    keys = [str(k) for k in (sweeper.get("params") or {})]
+    try:
+        overrides = OverridesParser.create().parse_overrides(
+            list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or []))
+    except Exception:
+        return keys
+    return keys + [o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()]
+
+
 class SweepCallback(Callback):
     def __init__(self, metric: str | None = None) -> None:
         self.metric = metric
@@ -113,7 +127,7 @@ class SweepCallback(Callback):
 
         self.ctx = SweepContext(sweep_id=sweep_id, parent_run_id=parent.info.run_id, experiment_id=experiment_id,
                                 experiment=experiment, study=study, state_dir=str(state_dir), total=total,
-                                started=time.time(), code_version=version)
+                                started=time.time(), code_version=version, keys=",".join(swept_keys(config)))
         os.environ.update(self.ctx.to_env())
         os.environ["RETRIEVAL_LAB_SWEEP_METRIC"] = self.metric
         atexit.register(self._finalize, "exit")
@@ -126,10 +140,8 @@ class SweepCallback(Callback):
 
     @staticmethod
     def _dataset_identity(config: DictConfig) -> tuple[str, str]:
-        swept = " ".join(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
-        swept += " ".join(OmegaConf.select(config, "hydra.sweeper.params", default={}) or {})
         name = str(OmegaConf.select(config, "dataset.name", default="?"))
-        if "dataset" in swept:
+        if any(key == "dataset" or key.startswith("dataset.") for key in swept_keys(config)):
             return "several", "several"
         try:
             from retrieval_lab.sweep.job import load_dataset

@@ -55,7 +55,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
 
     started = time.time()
     num, overrides = _job_overrides()
-    name = run_name_from_overrides(overrides)
+    name = run_name_from_overrides(overrides, [k for k in ctx.keys.split(",") if k])
     metric = os.environ.get("RETRIEVAL_LAB_SWEEP_METRIC", "ndcg_at_10")
     node = cfg.get("tracking") or {}
     client = tracking.client(node)

@@ -190,6 +190,5 @@ def write_parent_report(client, ctx, records, metric: str) -> list[str]:
     scored = [r.metrics[metric] for r in rows if r.status != "failed" and metric in r.metrics]
     if scored:
         values[f"best_{metric}"] = max(scored)
-        values[metric] = max(scored)  # the parent sorts with its children in the runs view
     client.log_batch(ctx.parent_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
     return names

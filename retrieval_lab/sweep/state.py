@@ -39,6 +39,7 @@ class SweepContext:
     total: int
     started: float
     code_version: str
+    keys: str = ""  # the swept config keys, comma-separated: they name the child runs
 
     def to_env(self) -> dict[str, str]:
         return {f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in asdict(self).items()}
@@ -198,8 +199,8 @@ def params_hash(resolved: dict, dataset_fingerprint: str) -> str:
     return config_hash(resolved, dataset_fingerprint, "")
 
 
-def run_name_from_overrides(overrides: list[str]) -> str:
-    """A short readable name: `retriever.k1=1.2 retriever.b=0.75` -> `k1=1.2 b=0.75`."""
+def run_name_from_overrides(overrides: list[str], swept: list[str] | None = None) -> str:
+    """A short readable name from the swept keys: `retriever.k1=1.2 retriever.b=0.75` -> `k1=1.2 b=0.75`."""
     parts = []
     for item in overrides:
         if "=" not in item:
@@ -207,6 +208,8 @@ def run_name_from_overrides(overrides: list[str]) -> str:
         key, value = item.split("=", 1)
         key = key.lstrip("+~")
         if key.startswith("hydra") or key in ("experiments", "experiment") or key.startswith("tracking"):
+            continue
+        if swept and key not in swept:
             continue
         parts.append(f"{key.split('.')[-1] if '.' in key else key}={value}")
     return " ".join(parts) or "default"

@@ -30,6 +30,33 @@ def runs_url(base: str, experiment_id: str, metric: str = "ndcg_at_10", chart: b
     return f"{base}/#/experiments/{experiment_id}/runs?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
 
 
+def shared_view(client, experiment_id: str, metric: str = "ndcg_at_10") -> str:
+    """Store a shared view of the runs (sorted by `metric`, its column and charts shown) as an experiment tag.
+
+    The MLflow UI reads `mlflow.sharedViewState.<key>` when the URL names `viewStateShareKey=<key>`: it sets the
+    visible columns (the metric, recall@100, latency and the parameters the runs vary) and filters the charts.
+    Returns the key.
+    """
+    import json
+
+    runs = client.search_runs([experiment_id], filter_string="tags.role = 'config'", max_results=500)
+    keys = sorted({k for r in runs for k in r.data.params})
+    varied = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1
+              and not k.startswith(("tracking.", "cache.", "dataset.root"))][:8]
+    columns = [f"metrics.`{m}`" for m in dict.fromkeys([metric, "recall_at_100", "query_p50_ms"])]
+    columns += [f"params.`{k}`" for k in varied]
+    state = {"orderByKey": f"metrics.`{metric}`", "orderByAsc": False, "selectedColumns": columns,
+             "chartsSearchFilter": metric, "hideEmptyCharts": True}
+    key = f"retrieval-lab-{metric}"
+    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{key}", json.dumps(state))
+    return key
+
+
+def view_url(base: str, experiment_id: str, key: str, chart: bool = True) -> str:
+    url = f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&workflowType=machine_learning"
+    return url + ("&compareRunsMode=CHART" if chart else "")
+
+
 def start_ui(uri: str, port: int | None = None, artifact_root: str | None = None,
              timeout: float = 120.0, log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
     """Start `mlflow ui` in the background; return (process, base URL) once it answers /health."""
@@ -83,10 +110,15 @@ def cmd_ui(args) -> int:
         raise LabError(f"no experiment '{args.experiment}' in {uri} (experiments: {names})")
     proc, base = start_ui(uri, args.port, tracking.artifact_root({}))
     if experiment is not None:
-        url = runs_url(base, experiment.experiment_id, args.metric, chart=not args.table)
+        key = shared_view(client, experiment.experiment_id, args.metric)
+        url = view_url(base, experiment.experiment_id, key, chart=not args.table)
+        table = view_url(base, experiment.experiment_id, key, chart=False)
+        lines = [f"  runs sorted by {args.metric}, with charts: {url}"]
+        if not args.table:
+            lines.append(f"  the same as a table:  {table}")
     else:
-        url = f"{base}/#/experiments"
-    print(f"MLflow UI ({uri}) at {base}\n  runs sorted by {args.metric}: {url}\n  Ctrl-C stops it.", flush=True)
+        lines = [f"  experiments: {base}/#/experiments"]
+    print(f"MLflow UI ({uri}) at {base}", *lines, "  Ctrl-C stops it.", sep="\n", flush=True)
     try:
         return proc.wait()
     except KeyboardInterrupt:
