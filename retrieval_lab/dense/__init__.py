@@ -88,6 +88,7 @@ class DenseRetriever:
         self.cache = cache
         self._identity: dict | None = None
         self._embedder: Embedder | None = None
+        self._tokenizer = None
         self._index = None
         self._exact = None
         self._vectors: np.ndarray | None = None
@@ -109,6 +110,21 @@ class DenseRetriever:
         if self._embedder is None:
             self._embedder = load_embedder(self.embedder_config, self.cache)
         return self._embedder
+
+    @property
+    def tokenizer(self):
+        """The embedder's tokenizer (Hugging Face) without loading the model when it is not loaded yet."""
+        if self._embedder is not None:
+            return self._embedder.tokenizer
+        if self._tokenizer is None:
+            from retrieval_lab.dense.embedders import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.embedder_config, self.cache.root)
+        return self._tokenizer
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.embedder_identity.get("max_tokens")
 
     def _embed(self, texts: list[str], kind: str, fingerprint: str | None = None):
         return embed_texts(self._embedder, self.embedder_config, texts, kind, self.cache,

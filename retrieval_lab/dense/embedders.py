@@ -512,6 +512,22 @@ def _hf_tokenizer(folder: Path):
     return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
+def load_tokenizer(config: EmbedderConfig, root: str | Path | None = None):
+    """The embedder's Hugging Face tokenizer without loading the model (to count tokens); None if it has none."""
+    spec = resolve_model(config.model_ref, root)
+    if spec.kind == "static":
+        from tokenizers import Tokenizer
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(spec.extra["tokenizer"])))
+    if spec.kind == "onnx_graph":
+        return _hf_tokenizer(spec.extra["tokenizer"])
+    try:
+        return _hf_tokenizer(spec.path)
+    except (OSError, ValueError):
+        return None
+
+
 def load_embedder(config: EmbedderConfig, cache=None) -> Embedder:
     """Load the model (once per call: keep the Embedder). `cache` stores ONNX exports (default cache if None)."""
     from retrieval_lab.cache import Cache

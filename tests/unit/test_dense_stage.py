@@ -119,3 +119,10 @@ def test_unused_groups_are_not_logged_for_bm25():
 
     assert unused_config_groups(compose_config(["retriever=bm25"])) == {"embedder", "index"}
     assert unused_config_groups(compose_config(["retriever=dense", "embedder=wordllama"])) == set()
+
+
+def test_tokenizer_without_loading_the_model():
+    stage = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))
+    assert len(stage.tokenizer("vitamin D")["input_ids"]) > 0 and stage._embedder is None
+    l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))
+    assert l3.tokenizer.model_max_length > 0 and l3.max_tokens == 128 and l3._embedder is None
