@@ -131,9 +131,10 @@ def read_export(path: str | Path) -> dict:
         raise LabError(f"{path}: expected a mapping")
     if "config" not in data:  # a plain resolved config.yaml (e.g. an MLflow artifact) is accepted as well
         data = {"format": None, "config": data}
-    check_targets(data)
     if not isinstance(data["config"], dict):
         raise LabError(f"{path}: 'config' must be a mapping")
+    check_targets(data["config"], "config")
+    check_targets({k: v for k, v in data.items() if k != "config"}, "export")
     return data
 
 

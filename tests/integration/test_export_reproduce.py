@@ -1,0 +1,83 @@
+"""best -> export -> reload: the frozen config reproduces the logged metrics exactly, searches, evaluates elsewhere."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.integration.sweep_util import cli, runs, sweep
+
+
+@pytest.fixture(scope="module")
+def exported(data_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri}
+    proc = sweep(["retriever.k1=0.9,1.2", "retriever.b=0.4", f"dataset.root={data_root}", "dataset=scifact",
+                  "tracking.experiment=exporttest"], tmp, env_extra=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = cli(["best", "--experiment", "exporttest", "--metric", "ndcg_at_10", "--export", "best.yaml"], tmp,
+               env_extra=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, uri, proc.stdout
+
+
+def test_best_names_top_and_cheapest_with_holm_corrected_tests(exported):
+    _, _, out = exported
+    assert "2 configurations, 300 paired queries" in out and "Holm" in out
+    assert "top:" in out and "cheapest not significantly worse:" in out
+    assert "exported top configuration" in out
+
+
+def test_export_holds_identity_and_reproduces_every_logged_metric_exactly(exported, monkeypatch):
+    tmp, uri, _ = exported
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    data = yaml.safe_load((tmp / "best.yaml").read_text())
+    client, children = runs(uri, "exporttest", "config")
+    logged = {c.info.run_id: c for c in children}[data["run_id"]]
+    assert data["format"] == "retrieval-lab/export-v1"
+    assert data["dataset"]["name"] == "scifact" and len(data["dataset"]["hash"]) == 64
+    assert data["dataset"]["hash"].startswith(logged.data.tags["dataset_hash"])
+    assert data["models"][0]["name"] == "bm25" and data["models"][0]["k1"] in (0.9, 1.2)
+    assert data["metrics"]["ndcg_at_10"] == logged.data.metrics["ndcg_at_10"]
+    assert data["code_version"] == "test-code-v1" and data["config_hash"] == logged.data.tags["config_hash"]
+
+    from retrieval_lab.pipeline import run_experiment
+    from retrieval_lab.sweep.export import config_from_export, read_export
+
+    outcome = run_experiment(config_from_export(read_export(tmp / "best.yaml")))
+    for name, value in outcome.evaluation.means.items():
+        assert value == logged.data.metrics[name], name  # exact, not approximately
+
+
+def test_load_retriever_and_search_cli(exported):
+    tmp, uri, _ = exported
+    import retrieval_lab
+
+    retriever = retrieval_lab.load_retriever(tmp / "best.yaml")
+    hits = retriever.search("vitamin D deficiency and bone density", k=5)
+    assert len(hits) == 5 and hits[0]["score"] >= hits[-1]["score"]
+    assert "vitamin" in hits[0]["passage"].lower() and hits[0]["doc_id"]
+    proc = cli(["search", "--config", "best.yaml", "-k", "3", "vitamin D deficiency and bone density"], tmp,
+               env_extra={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("  1. ") and "score" in lines[0] and len(lines) == 6
+
+
+def test_evaluate_the_export_on_another_dataset(exported):
+    tmp, uri, _ = exported
+    proc = cli(["evaluate", "--config", "best.yaml", "dataset=nfcorpus"], tmp, env_extra={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nfcorpus (test, 323 queries, 3633 docs)" in proc.stdout
+    proc = cli(["evaluate", "--config", "best.yaml"], tmp, env_extra={"MLFLOW_TRACKING_URI": uri})
+    assert "reproduced: identical" in proc.stdout
+
+
+def test_a_foreign_target_in_an_export_is_refused(exported):
+    tmp, uri, _ = exported
+    data = yaml.safe_load((tmp / "best.yaml").read_text())
+    data["config"]["retriever"]["_target_"] = "os.system"
+    (tmp / "evil.yaml").write_text(yaml.safe_dump(data))
+    proc = cli(["search", "--config", "evil.yaml", "anything"], tmp, env_extra={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 2
+    assert "refusing to instantiate 'os.system'" in proc.stderr and "config key 'config.retriever._target_'" in proc.stderr
