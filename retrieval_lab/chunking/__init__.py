@@ -25,6 +25,7 @@ from retrieval_lab.types import Corpus, _digest
 
 log = logging.getLogger(__name__)
 
+CHUNKING_VERSION = 2  # part of the passages cache key: bump when a chunker's output changes for the same config
 SINGLE_CHUNK_WARNING = 0.9  # share of documents in one chunk above which chunkers all look alike
 
 
@@ -130,7 +131,8 @@ def build_passages(node: Any, corpus: Corpus, cache=None, tokens: TokenCounter |
     tokens = tokens or load_tokenizer(config.tokenizer)
     shape = {k: v for k, v in asdict(config).items() if k not in ("title", "tokenizer")}
     encoder = None
-    inputs = {"corpus": corpus.fingerprint, "chunker": name, "config": shape, "tokenizer": tokens.identity}
+    inputs = {"corpus": corpus.fingerprint, "chunker": name, "config": shape, "tokenizer": tokens.identity,
+              "version": CHUNKING_VERSION}
     if name == "semantic":
         from retrieval_lab.chunking.semantic import load_encoder
 

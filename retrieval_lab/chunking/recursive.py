@@ -2,7 +2,8 @@
 
 Separator hierarchy (as langchain's RecursiveCharacterTextSplitter): paragraphs, lines, sentences (the splitter in
 sentences.py), clauses, words; a single word longer than `size` is cut on token boundaries. Pieces are merged
-greedily left to right while the merged span stays within `size` tokens. Offsets are exact by construction.
+greedily left to right while the merged span stays within `size` tokens; a separator's visible part stays with the
+piece before it, so chunks cover every visible character. Offsets are exact by construction.
 """
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ class RecursiveConfig(ChunkerConfig):
 
 
 def _pieces(text: str, s: int, e: int, sep: str) -> list[Span]:
-    """Split [s, e) on `sep` (the separator is dropped), trimming whitespace; empty pieces vanish."""
+    """Split [s, e) on `sep`, its visible part (`;` of `"; "`) kept at the end of the piece before it, trimming
+    whitespace; empty pieces vanish. So no visible character is ever dropped."""
     if sep == SENTENCE:
         return [(s + a, s + b) for a, b in sentence_spans(text[s:e])]
     out, start = [], s
     for m in re.finditer(re.escape(sep), text[s:e]):
-        out.append((start, s + m.start()))
+        out.append((start, s + m.start() + len(sep.rstrip())))
         start = s + m.end()
     out.append((start, e))
     trimmed = []
