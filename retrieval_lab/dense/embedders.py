@@ -112,7 +112,9 @@ class ModelSpec:
     extra: dict = field(default_factory=dict)
 
     def identity(self) -> dict:
-        return {"ref": self.ref, "source": self.source, "kind": self.kind, "weights_sha256": self.weights_sha256}
+        """Content, not location: a local folder or registered name is known by its files' hash alone."""
+        ref = self.ref if self.source in ("zoo", "huggingface") else None
+        return {"ref": ref, "kind": self.kind, "weights_sha256": self.weights_sha256}
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,13 @@ def resolve_model(ref: str, root: str | Path | None = None) -> ModelSpec:
     if ref in ZOO:
         entry = ZOO[ref]
         path, extra = _zoo_files(ref)
-        extra_files = [extra["tokenizer"]] if ref == "wordllama" else []
+        if ref == "wordllama":
+            extra_files = [extra["tokenizer"]]
+        elif ref == "minilm_l3":  # the graph and the vocabulary it is run with
+            extra_files = [extra["tokenizer"] / name for name in ("tokenizer.json", "vocab.txt",
+                                                                  "tokenizer_config.json")]
+        else:
+            extra_files = []
         return ModelSpec(ref, "zoo", entry.kind, path, weights_sha256(path, extra_files), entry.default_backend,
                          entry.max_tokens, True, extra)
     local = Path(ref).expanduser()

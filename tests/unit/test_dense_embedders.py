@@ -105,6 +105,7 @@ def test_registry_resolves_local_folders(tmp_path):
     spec = resolve_model("my-finetuned", tmp_path)
     assert (spec.source, spec.kind, spec.weights_sha256) == ("registry", "sentence_transformers",
                                                              resolve_model(str(source.path)).weights_sha256)
+    assert spec.identity()["ref"] is None  # known by content, not by where it lies
     assert [r["name"] for r in registered_models(tmp_path)] == ["my-finetuned"]
     with pytest.raises(ConfigError):
         register_model("minilm_l6", source.path, root=tmp_path)  # zoo names are reserved
@@ -139,4 +140,9 @@ def test_minilm_l6_onnx_export_matches_torch():
     onnx_vecs = load_embedder(EmbedderConfig(name="minilm_l6", backend="onnx", progress=False),
                               cache).encode(TEXTS)
     assert (torch_vecs * onnx_vecs).sum(1).min() > 0.9999
+    # normalize=false drops the folder's own Normalize module: raw mean-pooled vectors, same directions
+    raw = load_embedder(EmbedderConfig(name="minilm_l6", normalize=False, progress=False), cache).encode(TEXTS)
+    norms = np.linalg.norm(raw, axis=1)
+    assert not np.allclose(norms, 1.0, atol=1e-3)
+    np.testing.assert_allclose(raw / norms[:, None], torch_vecs, atol=1e-5)
     assert cache.entries("onnx_models")
