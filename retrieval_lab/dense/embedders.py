@@ -68,6 +68,9 @@ class EmbedderConfig:
             raise ConfigError(f"{prefix}.max_tokens", f"must be positive or null, got {self.max_tokens}")
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"{prefix}.threads", f"must be positive or null, got {self.threads}")
+        if self.name == "hf" and not self.model:
+            raise ConfigError(f"{prefix}.model", "the hf embedder needs a model",
+                              f"set {prefix}.model=<Hugging Face name or local folder>, e.g. BAAI/bge-small-en-v1.5")
         if not self.model_ref:
             raise ConfigError(f"{prefix}.model", "empty model name", "use minilm_l6, minilm_l3, wordllama, a "
                               "local folder or a Hugging Face name")
