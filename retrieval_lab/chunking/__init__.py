@@ -238,8 +238,9 @@ def chunk_stats(passages: Passages, n_docs: int) -> dict[str, float]:
     single = float((per_doc == 1).sum()) / max(n_docs, 1)
     stats["docs_single_chunk_share"] = single
     stats["chunks_per_doc_max"] = float(per_doc.max()) if len(per_doc) else 0.0
-    if "chunk_seconds" in passages.meta:
+    if "chunk_seconds" in passages.meta:  # the time it took when computed (a cache hit replays it)
         stats["chunk_seconds"] = float(passages.meta["chunk_seconds"])
+        stats["chunk_cache_hit"] = float(bool(passages.meta.get("cache_hit")))
     if passages.meta.get("chunker", "none") != "none" and single >= SINGLE_CHUNK_WARNING:
         log.warning("%.0f%% of documents fit in one chunk with chunker %s: chunkers will all look alike on this "
                     "corpus; use smaller chunks to compare them", 100 * single, passages.meta.get("chunker"))
