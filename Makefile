@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-all venv browser-deps bench clean-venv
+.PHONY: demo test test-all venv browser-deps bench bench-dense clean-venv
 
 venv: $(STAMP)
 
@@ -46,6 +46,10 @@ test: $(STAMP) browser-deps
 
 bench: $(STAMP)
 	$(PY) benchmarks/bm25.py
+
+# Dense models x backends on SciFact and NFCorpus (about an hour on 2 cores; resumes from benchmarks/results/dense.json).
+bench-dense: $(STAMP)
+	nice -n 10 $(PY) benchmarks/dense.py
 
 clean-venv:
 	rm -rf $(VENV)
