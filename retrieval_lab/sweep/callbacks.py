@@ -57,13 +57,13 @@ def swept_keys(config: DictConfig) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     sweeper = OmegaConf.select(config, "hydra.sweeper", default={}) or {}
-    keys = [str(k) for k in (sweeper.get("params") or {})]
+    items = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    items += list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
     try:
-        overrides = OverridesParser.create().parse_overrides(
-            list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or []))
-    except Exception:
-        return keys
-    return keys + [o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()]
+        overrides = OverridesParser.create().parse_overrides(items)
+    except Exception:  # another sweeper's syntax: name runs by every override
+        return []
+    return list(dict.fromkeys(o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()))
 
 
 class SweepCallback(Callback):
@@ -121,7 +121,7 @@ class SweepCallback(Callback):
         parent = client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags)
         from mlflow.entities import Param
 
-        params = [Param(f"sweep.{k}", str(v)[:6000]) for k, v in sweep_params.items()]
+        params = [Param(f"sweep.{str(k).lstrip('+~')}", str(v)[:6000]) for k, v in sweep_params.items()]
         params.append(Param("sweep.configs", str(total)))
         client.log_batch(parent.info.run_id, params=params)
 

@@ -54,13 +54,15 @@ def stage_identities(cfg: DictConfig) -> list[dict]:
     for key, node in pipeline.first_stage_nodes(cfg):
         stage = pipeline.FIRST_STAGES[node.name](node, cfg, Cache(enabled=False), key)
         out.append({"key": key, **_plain(getattr(stage, "identity", {}))})
-    for name in ("reranker",):  # stages added beside the first stages expose `identity` the same way
-        builder = getattr(pipeline, "reranker_identity", None)
-        if builder is not None and cfg.get(name):
-            try:
-                out.append({"key": name, **_plain(builder(cfg))})
-            except Exception as exc:
-                log.warning("no identity for %s: %s", name, exc)
+    if cfg.get("reranker") and cfg.reranker.get("name", "none") != "none":
+        from retrieval_lab.rerank import RerankStage
+
+        try:
+            stage = RerankStage(cfg, Cache(enabled=False))
+            if stage.active:
+                out.append({"key": "reranker", **_plain(stage.scorer.identity)})
+        except Exception as exc:  # the export still names the model in `config`
+            log.warning("no identity for the reranker: %s", exc)
     return out
 
 

@@ -118,13 +118,14 @@ def plot_files(rows: list[Row], metric: str, folder: Path) -> list[str]:
         if not keys:
             continue
         key = keys[0]
-        others = [k for k in varied if k != key]
+        short = key.split(".")[-1]
         series: dict[str, list[tuple[float, float]]] = {}
         for r in ok:
             x = _number(r.params.get(key))
             if x is None:
                 continue
-            label = ", ".join(f"{k.split('.')[-1]}={r.params.get(k)}" for k in others) or metric
+            # one line per combination of the other swept values (the run name without this key)
+            label = " ".join(p for p in r.name.split() if not p.startswith(f"{short}=")) or metric
             series.setdefault(label, []).append((x, r.metrics[metric]))
         if len({x for pts in series.values() for x, _ in pts}) < 2:
             continue
@@ -132,6 +133,16 @@ def plot_files(rows: list[Row], metric: str, folder: Path) -> list[str]:
         for label, pts in sorted(series.items())[:12]:
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        if filename == "rerank_depth_curve.png":  # the first stage's recall at each depth bounds the reranker
+            ceiling = sorted({(x, r.metrics[f"first_stage_recall_at_{int(x)}"]) for r in ok
+                              if (x := _number(r.params.get(key))) is not None
+                              and f"first_stage_recall_at_{int(x)}" in r.metrics})
+            if ceiling:
+                twin = ax.twinx()
+                twin.plot([c[0] for c in ceiling], [c[1] for c in ceiling], color="gray", linestyle="--",
+                          marker="x", label="first-stage recall@depth (ceiling)")
+                twin.set_ylabel("first-stage recall@depth")
+                twin.legend(fontsize=7, loc="lower right")
         ax.set_xlabel(f"{xlabel} ({key})")
         ax.set_ylabel(metric)
         ax.set_title(title.format(metric=metric))
