@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-all venv browser-deps bench bench-dense clean-venv
+.PHONY: demo test test-all venv browser-deps bench bench-dense bench-sweep clean-venv
 
 venv: $(STAMP)
 
@@ -34,12 +34,19 @@ browser-deps:
 	  else echo "WARNING: chromium not found and cannot apt-get it; the browser test will be skipped"; fi; \
 	fi
 
+# The quickstart study (BM25, WordLlama and MiniLM-L3 dense, their hybrids on SciFact; a few minutes on 2 cores),
+# the best configuration exported to best.yaml, one search with it, then the MLflow UI on 127.0.0.1:$(DEMO_PORT)
+# (Ctrl-C stops it; DEMO_UI=0 skips it). Re-running resumes: finished configurations are not computed again.
+DEMO_UI ?= 1
+DEMO_PORT ?= 5000
 demo: $(STAMP)
 	@if [ ! -d "$(RETRIEVAL_LAB_DATA)/scifact" ]; then $(VENV)/bin/retrieval-lab data pull scifact; fi
-	$(VENV)/bin/retrieval-lab sweep +experiment=quickstart
-	$(VENV)/bin/retrieval-lab best --experiment quickstart --metric ndcg_at_10
+	$(VENV)/bin/retrieval-lab sweep quickstart
+	$(VENV)/bin/retrieval-lab best --experiment quickstart --metric ndcg_at_10 --export best.yaml
+	$(VENV)/bin/retrieval-lab search --config best.yaml -k 3 "vitamin D deficiency and bone density"
 	@echo
-	@echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"
+	@if [ "$(DEMO_UI)" = 0 ]; then echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; \
+	else $(VENV)/bin/retrieval-lab ui --experiment quickstart --port $(DEMO_PORT); fi
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest -q tests
@@ -50,6 +57,10 @@ bench: $(STAMP)
 # Dense models x backends on SciFact and NFCorpus (about an hour on 2 cores; resumes from benchmarks/results/dense.json).
 bench-dense: $(STAMP)
 	nice -n 10 $(PY) benchmarks/dense.py
+
+# Sweep overhead vs unique stage costs, resume, joblib n_jobs=2 (12 SciFact configs, ~15 minutes on 2 cores).
+bench-sweep: $(STAMP)
+	nice -n 10 $(PY) benchmarks/sweep.py
 
 clean-venv:
 	rm -rf $(VENV)
