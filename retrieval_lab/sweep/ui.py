@@ -108,7 +108,14 @@ def cmd_ui(args) -> int:
     if args.experiment and experiment is None:
         names = ", ".join(e.name for e in client.search_experiments()) or "none"
         raise LabError(f"no experiment '{args.experiment}' in {uri} (experiments: {names})")
-    proc, base = start_ui(uri, args.port, tracking.artifact_root({}))
+    import signal
+
+    def _stop(signum, frame):  # SIGTERM / SIGHUP: stop the server too (it runs in its own session)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
+    proc, base = start_ui(uri, args.port or None, tracking.artifact_root({}))
     if experiment is not None:
         key = shared_view(client, experiment.experiment_id, args.metric)
         url = view_url(base, experiment.experiment_id, key, chart=not args.table)
