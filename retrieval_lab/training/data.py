@@ -90,3 +90,31 @@ def _all_queries(dataset: Dataset) -> Queries:
 def data_hash(rows) -> str:
     """Content hash of the training examples (tuples of strings and numbers)."""
     return _digest("\x1f".join(map(str, row)) for row in rows)
+
+
+def write_heldout_split(tq: TrainingQueries, cache_root, name: str = "heldout"):
+    """A BEIR folder in the cache that is the training dataset plus `qrels/<name>.tsv` for the held-out queries
+    (corpus and queries linked, not copied), so sweeps can select on them: `dataset.path=<folder>
+    dataset.split=heldout`. The folder keeps the dataset's name, so the leakage guard still applies."""
+    import os
+    from pathlib import Path
+
+    if not len(tq.heldout):
+        return None
+    source = Path(tq.dataset.path).resolve()
+    ids = sorted(tq.heldout.ids)
+    key = _digest([tq.dataset.fingerprint, *ids])[:12]
+    folder = Path(cache_root).expanduser() / "splits" / key / tq.dataset.name
+    qrels = folder / "qrels"
+    qrels.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        target = folder / path.name
+        if path.name != "qrels" and not target.exists():
+            os.symlink(path, target)
+    for path in (source / "qrels").glob("*.tsv"):
+        if not (qrels / path.name).exists():
+            os.symlink(path, qrels / path.name)
+    lines = ["query-id\tcorpus-id\tscore"]
+    lines += [f"{q}\t{d}\t{g}" for q in ids for d, g in sorted(tq.dataset.qrels[q].items())]
+    (qrels / f"{name}.tsv").write_text("\n".join(lines) + "\n")
+    return folder

@@ -21,7 +21,7 @@ from retrieval_lab.chunking import whole_documents
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.training.common import (log_training_run, loss_curve, peak_rss_mb, resolve_model, set_threads,
                                            weights_hash)
-from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries
+from retrieval_lab.training.data import write_heldout_split, TrainingQueries, data_hash, training_queries
 from retrieval_lab.training.registry import models_root, register
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,9 @@ def train_embedder(dataset_node, cfg: EmbedderTrainConfig, cache_root: str | Pat
             summary["curve"], {"dataset": tq.dataset.name, "split": cfg.split, "data_hash": digest[:16]},
             {"training.json": json.dumps(summary, indent=1)})
         summary["mlflow_run"] = run_id
+    heldout = write_heldout_split(tq, root)
+    if heldout is not None:
+        summary["select_with"] = f"dataset.path={heldout} dataset.split=heldout"
     register("embedder", name, folder,
              {"dataset": tq.dataset.name, "split": cfg.split, "base": cfg.base, "data_hash": digest,
               "heldout": tq.heldout.ids},

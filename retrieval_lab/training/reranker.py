@@ -23,7 +23,7 @@ from retrieval_lab.cache import content_key, default_cache_dir
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.training.common import (log_training_run, loss_curve, peak_rss_mb, resolve_model, set_threads,
                                            weights_hash)
-from retrieval_lab.training.data import data_hash, training_queries
+from retrieval_lab.training.data import write_heldout_split, data_hash, training_queries
 from retrieval_lab.training.embedder import bm25_negatives, passage_texts, positives
 from retrieval_lab.training.registry import models_root, register
 
@@ -135,6 +135,9 @@ def train_reranker(dataset_node, cfg: RerankerTrainConfig, cache_root: str | Pat
             {k: summary[k] for k in ("train_seconds", "peak_rss_mb", "final_loss", "first_loss", "pairs_per_second")},
             summary["curve"], {"dataset": tq.dataset.name, "split": cfg.split, "data_hash": digest[:16]},
             {"training.json": json.dumps(summary, indent=1)})
+    heldout = write_heldout_split(tq, root)
+    if heldout is not None:
+        summary["select_with"] = f"dataset.path={heldout} dataset.split=heldout"
     register("reranker", name, folder,
              {"dataset": tq.dataset.name, "split": cfg.split, "base": cfg.base, "data_hash": digest,
               "heldout": tq.heldout.ids},

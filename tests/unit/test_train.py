@@ -1,0 +1,142 @@
+"""Training: the leakage guard, the registry's evaluation-time guard, and small real training runs (slow) whose loss
+falls and whose positives outscore negatives on their own training pairs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from retrieval_lab.errors import LeakageError
+from retrieval_lab.training.data import check_leakage, training_queries
+from retrieval_lab.types import Queries
+from tests.unit.test_data_errors import HEADER, make_beir
+
+TOPICS = ["insulin", "malaria", "telomere", "microbiome", "vaccine", "neuron", "tumor", "antibiotic", "cholesterol",
+          "hemoglobin", "autophagy", "melanoma", "dopamine", "asthma", "collagen", "leptin"]
+
+
+def toy_splits(folder):
+    """16 documents, one per topic; train queries q0-q11, test queries q12-q15 (q15's text repeats q3's)."""
+    corpus = [{"_id": f"d{i}", "title": f"{t} findings",
+               "text": f"{t} levels change with {TOPICS[(i + 5) % 16]} exposure in patients; {t} is measured."}
+              for i, t in enumerate(TOPICS)]
+    queries = [{"_id": f"q{i}", "text": f"what controls {t} in patients"} for i, t in enumerate(TOPICS[:15])]
+    queries.append({"_id": "q15", "text": f"what controls {TOPICS[3]} in patients"})
+    make_beir(folder, corpus, queries, HEADER + "".join(f"q{i}\td{i}\t1\n" for i in range(12)), split="train")
+    (folder / "qrels" / "test.tsv").write_text(HEADER + "".join(f"q{i}\td{i % 16}\t1\n" for i in range(12, 16)))
+    return folder
+
+
+def dataset_node(folder):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"name": folder.name, "root": str(folder.parent), "path": str(folder), "split": "train",
+                             "ignore_identical_ids": False})
+
+
+def test_training_on_the_evaluated_split_is_refused():
+    q = Queries(["a", "b"], ["x", "y"])
+    with pytest.raises(LeakageError, match="split being evaluated"):
+        check_leakage("test", q, ["test"], {"test": q})
+    with pytest.raises(LeakageError, match="also in the evaluated split"):
+        check_leakage("train", q, ["test"], {"test": Queries(["b"], ["z"])})
+    kept = check_leakage("train", q, ["test"], {"test": Queries(["c"], [" X "])})  # same text, another id
+    assert kept.ids == ["b"]
+
+
+def test_training_queries_drop_test_texts_and_hold_out_a_stable_part(tmp_path):
+    folder = toy_splits(tmp_path / "toy")
+    tq = training_queries(dataset_node(folder), "train", ["test"], holdout=0.25, seed=0)
+    assert "q3" not in tq.train.ids + tq.heldout.ids and tq.dropped_same_text == 1
+    assert not set(tq.train.ids) & set(tq.heldout.ids) and len(tq.train) + len(tq.heldout) == 11
+    again = training_queries(dataset_node(folder), "train", ["test"], holdout=0.25, seed=0)
+    assert again.heldout.ids == tq.heldout.ids and len(tq.heldout) > 0
+    with pytest.raises(LeakageError):
+        training_queries(dataset_node(folder), "train", ["train"])
+    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.training.data import write_heldout_split
+
+    split = write_heldout_split(tq, tmp_path / "cache")  # a selection split sweeps can use
+    node = dataset_node(folder)
+    node.path, node.split = str(split), "heldout"
+    held = dataset_from_config(node)
+    assert held.name == "toy" and sorted(held.queries.ids) == sorted(tq.heldout.ids) and len(held.corpus) == 16
+
+
+def test_a_registered_model_is_refused_on_queries_it_was_trained_on(tmp_path, monkeypatch):
+    from retrieval_lab.training.registry import check_config_models, lookup, register
+
+    monkeypatch.setenv("RETRIEVAL_LAB_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "cache" / "models" / "embedder" / "ft"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "modules.json").write_text("[]")
+    (model / "training_queries.json").write_text(json.dumps({"ids": ["q1", "q2"], "heldout": ["q3"]}))
+    register("embedder", "toy-ft", model, {"dataset": "toy"}, config={"name": "toy-ft", "model": "toy-ft"})
+    assert lookup("embedder", "toy-ft").training_query_ids == {"q1", "q2"}
+    assert (tmp_path / "cache" / "conf" / "embedder" / "toy-ft.yaml").exists()
+    cfg = {"embedder": {"name": "toy-ft", "model": "toy-ft"}, "retriever": {"name": "bm25"}}
+    check_config_models(cfg, "toy", "test", ["q3", "q4"])  # held-out and test queries: fine
+    check_config_models(cfg, "other", "train", ["q1"])  # another dataset's q1
+    with pytest.raises(LeakageError, match="trained on 1 queries of toy split 'train'"):
+        check_config_models(cfg, "toy", "train", ["q1", "q3"])
+    nested = {"retriever": {"name": "hybrid", "inputs": {"d": {"name": "dense", "embedder": {"model": "toy-ft"}}}}}
+    with pytest.raises(LeakageError):
+        check_config_models(nested, "toy", "train", ["q2"])
+
+
+@pytest.mark.slow
+def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_path, monkeypatch, mlflow_uri):
+    from sentence_transformers import SentenceTransformer
+
+    from retrieval_lab.training.embedder import EmbedderTrainConfig, train_embedder
+
+    monkeypatch.setenv("RETRIEVAL_LAB_CACHE", str(tmp_path / "cache"))
+    folder = toy_splits(tmp_path / "toy")
+    cfg = EmbedderTrainConfig(name="toy-ft", epochs=3, batch_size=4, lr=1e-4, warmup=0.0, max_seq_length=64,
+                              threads=1)
+    summary = train_embedder(dataset_node(folder), cfg)
+    losses = [loss for _, loss in summary["curve"]]
+    assert summary["pairs"] == 11 and summary["reused"] is False
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    model = SentenceTransformer(summary["folder"], device="cpu")
+    tq = training_queries(dataset_node(folder), "train", ["test"])
+    docs = {i: f"{t} findings {t} levels change" for i, t in enumerate(TOPICS)}
+    passages = [d for d in tq.dataset.corpus.texts]
+    titles = tq.dataset.corpus.titles
+    texts = [f"{t} {x}" for t, x in zip(titles, passages)]
+    q = model.encode(tq.train.texts, normalize_embeddings=True)
+    p = model.encode(texts, normalize_embeddings=True)
+    best = (q @ p.T).argmax(axis=1)
+    positives = [int(qid[1:]) for qid in tq.train.ids]
+    assert (best == np.array(positives)).mean() == 1.0, docs
+    again = train_embedder(dataset_node(folder), cfg)  # same settings and data: reused from the cache
+    assert again["reused"] is True and again["folder"] == summary["folder"]
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["training"])
+    assert len(runs) == 1 and runs["tags.role"][0] == "train_embedder" and "tags.data_hash" in runs
+
+
+@pytest.mark.slow
+def test_small_reranker_training_lowers_loss_and_scores_positives_above_negatives(tmp_path, monkeypatch,
+                                                                                   mlflow_uri):
+    from retrieval_lab.rerank.cross_encoder import CrossEncoderScorer
+    from retrieval_lab.training.reranker import RerankerTrainConfig, build_rows, train_reranker
+
+    monkeypatch.setenv("RETRIEVAL_LAB_CACHE", str(tmp_path / "cache"))
+    folder = toy_splits(tmp_path / "toy")
+    cfg = RerankerTrainConfig(name="toy-ce", negatives=2, negative_depth=4, in_batch=1, epochs=4, batch_size=4,
+                              lr=1e-4, head_lr=2e-3, warmup=0.0, max_length=64, threads=1)
+    summary = train_reranker(dataset_node(folder), cfg)
+    losses = [loss for _, loss in summary["curve"]]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    scorer = CrossEncoderScorer("toy-ce", max_length=64, cache_root=tmp_path / "cache")
+    rows = build_rows(training_queries(dataset_node(folder), "train", ["test"]), cfg)
+    won = [scorer.score([(r[0], r[1])])[0] > max(scorer.score([(r[0], n) for n in r[2:]])) for r in rows]
+    assert np.mean(won) >= 0.9
+    # the score cache: asking again computes nothing and returns the same scores
+    pairs = [(r[0], r[1]) for r in rows]
+    first = scorer.score(pairs)
+    assert scorer.last_stats["pairs_computed"] == 0 and np.allclose(first, scorer.score(pairs))
