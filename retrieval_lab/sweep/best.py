@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,11 +142,17 @@ def rank(client, experiment: str, metric: str = "ndcg_at_10", test: str = "rando
     runs = [r for r in runs if r.data.tags.get("dataset_hash") == dataset_hash and r.data.tags.get("split") == split]
     candidates = []
     for r in runs:
+        try:
+            values = per_query_values(client, r.info.run_id, metric)
+        except LabError as exc:  # e.g. artifacts deleted: the run cannot be tested, say so and go on
+            print(f"warning: skipped {r.info.run_name}: {exc}", file=sys.stderr)
+            continue
         c = Candidate(r.info.run_id, r.info.run_name or r.info.run_id[:8], r.data.metrics[metric],
-                      r.data.metrics.get(COST), per_query_values(client, r.info.run_id, metric),
-                      tags=dict(r.data.tags), metrics=dict(r.data.metrics))
+                      r.data.metrics.get(COST), values, tags=dict(r.data.tags), metrics=dict(r.data.metrics))
         c._alpha = alpha
         candidates.append(c)
+    if not candidates:
+        raise LabError(f"no run of experiment '{experiment}' has a readable per_query.csv")
     top = candidates[0]
     qids = sorted(set(top.per_query).intersection(*(set(c.per_query) for c in candidates[1:])))
     if not qids:

@@ -14,6 +14,8 @@ import traceback
 
 from omegaconf import DictConfig
 
+from retrieval_lab.errors import LabError
+
 from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, params_hash,
                                        progress_line, read_records, run_name_from_overrides, write_record)
 
@@ -116,6 +118,8 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
                                               time.time() - started, message))
         print(f"error: config {name} failed: {message}", file=sys.stderr)
         _progress(ctx)
+        if isinstance(exc, LabError):  # the user's to fix: the message says where and how, no traceback needed
+            raise ConfigFailed(f"{name}: {message}") from None
         raise ConfigFailed(f"{name}: {message}") from exc
 
 
