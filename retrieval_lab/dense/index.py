@@ -26,7 +26,7 @@ class IndexConfig:
     ef_construction: int = 200   # hnsw: candidate list while building
     ef_search: int = 256         # hnsw: candidate list while searching (recall vs speed)
     nlist: int = 64              # ivf: number of lists (clamped to the number of vectors)
-    nprobe: int = 8              # ivf: lists visited per query
+    nprobe: int = 16             # ivf: lists visited per query
     ann_recall_k: int = 10       # ANN recall@k against exact search, logged for hnsw/ivf
     threads: int | None = None   # faiss OpenMP threads; null: faiss default
 
