@@ -116,8 +116,9 @@ class ModelSpec:
 
     def identity(self) -> dict:
         """Content, not location: a local folder or registered name is known by its files' hash alone."""
-        ref = self.ref if self.source in ("zoo", "huggingface") else None
-        return {"ref": ref, "kind": self.kind, "weights_sha256": self.weights_sha256}
+        named = self.source in ("zoo", "huggingface")
+        return {"ref": self.ref if named else None, "source": self.source if named else "local", "kind": self.kind,
+                "weights_sha256": self.weights_sha256}
 
 
 @dataclass(frozen=True)
