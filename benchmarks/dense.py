@@ -11,6 +11,8 @@ Three parts, each written to the JSON file as soon as it is measured (a run cut 
    encoded and searched, p50 over 50 queries). Embeddings come from the shared content-addressed cache.
 3. Cache and ANN: a second identical run of minilm_l6 on SciFact (the embeddings and the run are cache hits) against
    the first run's encode time, and HNSW / IVF recall@10 against flat for the same queries.
+4. Query latency, interleaved: each variant's stage over its cached embeddings, one query encoded and searched
+   (top 100, flat), p50/p95 over 50 queries, variants taking turns query by query.
 
     RETRIEVAL_LAB_CACHE=.cache/test-cache nice -n 10 .venv/bin/python benchmarks/dense.py \
         [--datasets scifact nfcorpus] [--sample 96] [--rounds 2] [--out benchmarks/results/dense.json]
@@ -173,6 +175,39 @@ def cache_and_ann(results: Results, root: str) -> None:
         logging.info("ann %s: recall@10 %.4f", extra, t["dense_ann_recall_at_10"])
 
 
+def latency(results: Results, datasets: list[str], root: str, count: int = 50) -> None:
+    """One query encoded and searched (flat index over the cached embeddings), p50/p95 over `count` queries,
+    the variants interleaved query by query so machine load hits them alike."""
+    from retrieval_lab.cache import Cache
+    from retrieval_lab.chunking import whole_documents
+    from retrieval_lab.config import compose_config
+    from retrieval_lab.data.beir import load_dataset
+    from retrieval_lab.dense import DenseRetriever, embedder_config
+    from retrieval_lab.dense.index import index_config
+
+    for dataset in datasets:
+        ds = load_dataset(Path(root) / dataset, "test")
+        passages = whole_documents(ds.corpus)
+        stages = {}
+        for group, backend in sorted({(g, b) for d, g, b in (p for p in PLAN if p != "cache")}):
+            if f"{dataset}|{group} {backend}" not in results.data.get("quality", {}):
+                continue  # embeddings not computed in this study: nothing to search
+            cfg = compose_config(overrides(group, backend, dataset, root))
+            stage = DenseRetriever(embedder_config(cfg.embedder), index_config(cfg.index), Cache())
+            stage.index(passages)
+            stage.search(ds.queries.texts[:1], 10)  # loads the model
+            stages[f"{group} {backend}"] = (stage, [])
+        for text in ds.queries.texts[:count]:
+            for stage, times in stages.values():
+                t0 = time.perf_counter()
+                stage.search([text], 100)
+                times.append((time.perf_counter() - t0) * 1000)
+        for label, (_, times) in stages.items():
+            results.put("latency", f"{dataset}|{label}", {"p50_ms": float(np.percentile(times, 50)),
+                                                          "p95_ms": float(np.percentile(times, 95))})
+            logging.info("latency %s %s: p50 %.1f ms", dataset, label, np.percentile(times, 50))
+
+
 def markdown(data: dict) -> str:
     lines = []
     speed = data.get("speed", {})
@@ -189,15 +224,21 @@ def markdown(data: dict) -> str:
                          f"{', '.join(f'{v:.1f}' for v in row['rounds'])} | {ratio} | {cos} |")
         lines.append("")
     quality = data.get("quality", {})
+
+    def lat(key, row):
+        if key in data.get("latency", {}):
+            return f"{data['latency'][key]['p50_ms']:.1f} / {data['latency'][key]['p95_ms']:.1f}"
+        return f"({row['query_p50_ms'] or 0:.1f})"
+
     if quality:
         lines += ["| dataset | model backend | nDCG@10 | R@100 | Δ nDCG@10 vs torch | full encode passages/s | "
-                  "query p50 ms | index bytes | peak MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "query p50 / p95 ms | index bytes | peak MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for key, row in quality.items():
             dataset, label = key.split("|")
             ref = quality.get(f"{dataset}|minilm_l6 torch", {}).get("ndcg_at_10")
             delta = f"{row['ndcg_at_10'] - ref:+.4f}" if ref is not None and label.startswith("minilm_l6") else "-"
             lines.append(f"| {dataset} | {label} | {row['ndcg_at_10']:.4f} | {row['recall_at_100']:.4f} | {delta} | "
-                         f"{row['encode_passages_per_second'] or 0:.1f} | {row['query_p50_ms'] or 0:.1f} | "
+                         f"{row['encode_passages_per_second'] or 0:.1f} | {lat(key, row)} | "
                          f"{row['index_size_bytes'] or 0:,.0f} | {row['peak_memory_mb'] or 0:,.0f} |")
         lines.append("")
     for key, row in data.get("cache", {}).items():
@@ -223,8 +264,8 @@ def main() -> None:
     parser.add_argument("--root", default=os.environ.get("RETRIEVAL_LAB_DATA", "data"))
     parser.add_argument("--sample", type=int, default=96, help="passages per dataset for the speed rounds")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--parts", nargs="+", default=["speed", "quality", "cache"],
-                        choices=["speed", "quality", "cache"])
+    parser.add_argument("--parts", nargs="+", default=["speed", "quality", "cache", "latency"],
+                        choices=["speed", "quality", "cache", "latency"])
     parser.add_argument("--out", default="benchmarks/results/dense.json")
     parser.add_argument("--table", action="store_true", help="print the markdown tables of --out and exit")
     args = parser.parse_args()
@@ -242,6 +283,8 @@ def main() -> None:
             elif "quality" in args.parts and step[0] in args.datasets \
                     and f"{step[0]}|{step[1]} {step[2]}" not in results.data.get("quality", {}):
                 quality_one(results, *step, args.root)
+        if "latency" in args.parts:
+            latency(results, args.datasets, args.root)
     print(markdown(results.data))
 
 

@@ -92,6 +92,8 @@ def test_config_errors_name_the_key():
         embedder_config({"name": "minilm_l6", "batchsize": 8})
     with pytest.raises(ConfigError, match="embedder.batch_size"):
         embedder_config({"name": "minilm_l6", "batch_size": 0})
+    with pytest.raises(ConfigError, match="embedder.query_threads"):
+        embedder_config({"name": "minilm_l6", "query_threads": 0})
     with pytest.raises(ConfigError, match="embedder.model"):
         embedder_config({"name": "hf", "model": None})
     with pytest.raises(ConfigError, match="has no backend 'torch'"):
