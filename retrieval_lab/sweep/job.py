@@ -85,7 +85,9 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
                 "host": host(), "pid": str(os.getpid()), "mlflow.runName": name}
         run_id = client.create_run(ctx.experiment_id, run_name=name, tags=tags).info.run_id
         maybe_fault("child_running")
+        t0 = time.perf_counter()
         outcome = run_experiment(cfg, dataset=dataset)
+        outcome.extra_metrics["pipeline_seconds"] = time.perf_counter() - t0  # the stage work of this config
         tracking.log_outcome(cfg, outcome, tags=tags, run_id=run_id)
         maybe_fault("child_finished")
         value = outcome.evaluation.means.get(metric, outcome.evaluation.means.get("ndcg_at_10", 0.0))
