@@ -48,8 +48,9 @@ PLAN = [("scifact", "wordllama", "static"), ("nfcorpus", "wordllama", "static"),
         ("nfcorpus", "minilm_l6", "torch"), ("nfcorpus", "minilm_l6", "onnx_int8"),
         ("scifact", "minilm_l6", "torch_bf16"), ("nfcorpus", "minilm_l6", "onnx"),
         ("nfcorpus", "minilm_l6", "torch_bf16")]
-ANN_VARIANTS = ["index=hnsw index.ef_search=64", "index=hnsw index.ef_search=128", "index=hnsw",
-                "index=hnsw index.ef_search=512", "index=ivf", "index=ivf index.nprobe=16"]
+ANN_VARIANTS = ["index=hnsw index.ef_search=32", "index=hnsw index.ef_search=64", "index=hnsw index.ef_search=128",
+                "index=hnsw index.ef_search=256", "index=ivf index.nprobe=8", "index=ivf index.nprobe=16",
+                "index=ivf index.nprobe=32"]
 
 
 class Results:
