@@ -36,7 +36,8 @@ browser-deps:
 
 # The quickstart study (BM25, WordLlama and MiniLM-L3 dense, their hybrids on SciFact; a few minutes on 2 cores),
 # the best configuration exported to best.yaml, one search with it, then the MLflow UI on 127.0.0.1:$(DEMO_PORT)
-# (Ctrl-C stops it; DEMO_UI=0 skips it). Re-running resumes: finished configurations are not computed again.
+# (in a terminal; Ctrl-C stops it; DEMO_UI=0 skips it). Re-running resumes: finished configurations are not
+# computed again.
 DEMO_UI ?= 1
 DEMO_PORT ?= 5000
 demo: $(STAMP)
@@ -45,8 +46,9 @@ demo: $(STAMP)
 	$(VENV)/bin/retrieval-lab best --experiment quickstart --metric ndcg_at_10 --export best.yaml
 	$(VENV)/bin/retrieval-lab search --config best.yaml -k 3 "vitamin D deficiency and bone density"
 	@echo
-	@if [ "$(DEMO_UI)" = 0 ]; then echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; \
-	else $(VENV)/bin/retrieval-lab ui --experiment quickstart --port $(DEMO_PORT); fi
+	@if [ "$(DEMO_UI)" != 0 ] && [ -t 0 ] && [ -t 1 ]; then \
+	  $(VENV)/bin/retrieval-lab ui --experiment quickstart --port $(DEMO_PORT); \
+	else echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; fi
 
 test: $(STAMP) browser-deps
 	$(PY) -m pytest -q tests
