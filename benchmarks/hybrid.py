@@ -112,7 +112,8 @@ def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0
     out = ["retriever=hybrid", f"embedder.model={model}", f"embedder.name={model}",
            f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}"]
     if extra_dense:
-        out.append(f"+retriever.inputs.dense2={{name: dense, embedder: {{name: {extra_dense}, model: {extra_dense}}}}}")
+        out.append(f"+retriever.inputs.dense2={{name: dense, embedder: {{name: {extra_dense}, model: {extra_dense}, "
+                   "max_tokens: 256}}}}")  # as the embedder group's max_tokens: same identity, cached vectors
     if weights is not None:
         out += ["retriever.fusion.alpha=null", f"retriever.fusion.weights=[{','.join(map(str, weights))}]"]
     else:

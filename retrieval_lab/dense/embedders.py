@@ -195,7 +195,8 @@ def weights_sha256(path: Path, extra_files: list[Path] | tuple = ()) -> str:
     (path, size, mtime) so asking twice in a process is free."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.name not in _SKIP
-                   and ".cache" not in p.parts) if path.is_dir() else [path]
+                   and ".cache" not in p.relative_to(path).parts) if path.is_dir() else [path]
+    # (relative parts: a model saved inside the lab's own cache, e.g. `.cache/.../models/`, still hashes its files)
     files += [Path(p) for p in extra_files if Path(p).is_file()]
     key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     if key in _HASH_MEMO:

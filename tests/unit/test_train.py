@@ -140,3 +140,17 @@ def test_small_reranker_training_lowers_loss_and_scores_positives_above_negative
     pairs = [(r[0], r[1]) for r in rows]
     first = scorer.score(pairs)
     assert scorer.last_stats["pairs_computed"] == 0 and np.allclose(first, scorer.score(pairs))
+
+
+def test_models_saved_inside_the_cache_are_hashed_by_their_files(tmp_path):
+    """Trained models live under `<cache>/models/` (often `.cache/...`): their identity must still cover their
+    files, else every trained model would share one identity (and one embeddings / score cache)."""
+    from retrieval_lab.dense.embedders import weights_sha256
+
+    hashes = set()
+    for i in range(2):
+        folder = tmp_path / ".cache" / "models" / f"m{i}"
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(bytes([i]) * 8)
+        hashes.add(weights_sha256(folder))
+    assert len(hashes) == 2 and "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" not in hashes
