@@ -39,7 +39,10 @@ class Results:
         self.data = json.loads(path.read_text()) if path.exists() else {}
 
     def put(self, *keys_and_value) -> None:
+        """Set one value and rewrite the file, re-read first so two commands running at once keep each other's."""
         *keys, last, value = keys_and_value
+        if self.path.exists():
+            self.data = json.loads(self.path.read_text())
         node = self.data
         for key in keys:
             node = node.setdefault(key, {})
@@ -113,7 +116,7 @@ def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0
            f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}"]
     if extra_dense:
         out.append(f"+retriever.inputs.dense2={{name: dense, embedder: {{name: {extra_dense}, model: {extra_dense}, "
-                   "max_tokens: 256}}}}")  # as the embedder group's max_tokens: same identity, cached vectors
+                   "max_tokens: 256}}")  # as the embedder group's max_tokens: same identity, cached vectors
     if weights is not None:
         out += ["retriever.fusion.alpha=null", f"retriever.fusion.weights=[{','.join(map(str, weights))}]"]
     else:

@@ -32,8 +32,11 @@ def parse_overrides(overrides: list[str], cls):
             dataset_values.append(f"{key[len('dataset.'):]}={raw}")
         else:
             values[key] = yaml.safe_load(raw) if raw != "" else None
-            if isinstance(values[key], str) and key in {"lr", "warmup"}:
-                values[key] = float(values[key])  # PyYAML reads 5e-5 as a string
+            if isinstance(values[key], str):  # PyYAML reads 5e-5 (no dot) as a string
+                try:
+                    values[key] = float(values[key])
+                except ValueError:
+                    pass
     path = conf_dir() / "dataset" / f"{dataset}.yaml"
     if not path.exists():
         raise ConfigError("dataset", f"unknown dataset '{dataset}': no {path.name} in conf/dataset/")
