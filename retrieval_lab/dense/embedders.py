@@ -198,6 +198,8 @@ def weights_sha256(path: Path, extra_files: list[Path] | tuple = ()) -> str:
                    and ".cache" not in p.relative_to(path).parts) if path.is_dir() else [path]
     # (relative parts: a model saved inside the lab's own cache, e.g. `.cache/.../models/`, still hashes its files)
     files += [Path(p) for p in extra_files if Path(p).is_file()]
+    if not files:  # an empty hash would make every such model share one identity (and its cache entries)
+        raise ModelNotFoundError(f"{path} holds no model files to load or hash")
     key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     if key in _HASH_MEMO:
         return _HASH_MEMO[key]

@@ -150,3 +150,20 @@ def test_minilm_l6_onnx_export_matches_torch():
     assert not np.allclose(norms, 1.0, atol=1e-3)
     np.testing.assert_allclose(raw / norms[:, None], torch_vecs, atol=1e-5)
     assert cache.entries("onnx_models")
+
+
+def test_models_inside_a_dot_cache_folder_are_hashed_and_empty_folders_refused(tmp_path):
+    import shutil
+
+    from retrieval_lab.dense.embedders import weights_sha256
+
+    source = resolve_model("minilm_l3").path
+    inside = tmp_path / ".cache" / "models" / "m"
+    inside.mkdir(parents=True)
+    shutil.copy(source, inside / "model.onnx")
+    import hashlib
+
+    assert weights_sha256(inside) != hashlib.sha256(b"").hexdigest()  # the file under .cache/ was hashed
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotFoundError, match="no model files"):
+        weights_sha256(tmp_path / "empty")
