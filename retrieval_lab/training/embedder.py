@@ -62,13 +62,20 @@ def passage_texts(tq: TrainingQueries) -> tuple[list[str], dict[str, str]]:
     return passages.ids, dict(zip(passages.ids, passages.texts))
 
 
-def positives(tq: TrainingQueries, min_grade: int, max_per_query: int) -> dict[str, list[str]]:
+def positives(tq: TrainingQueries, min_grade: int, max_per_query: int, seed: int = 0) -> dict[str, list[str]]:
+    """Relevant passages per training query, highest grade first. When `max_per_query` cuts a grade short, the kept
+    ones are a seeded random sample of it: cutting by id order would favour low-id documents, which in NFCorpus are
+    relevant to many queries and so crowd batches with false in-batch negatives."""
     out = {}
     for qid in tq.train.ids:
         ranked = sorted(((g, d) for d, g in tq.dataset.qrels.get(qid, {}).items() if g >= min_grade),
                         key=lambda x: (-x[0], x[1]))
         docs = [d for _, d in ranked]
-        out[qid] = docs[:max_per_query] if max_per_query else docs
+        if max_per_query and len(docs) > max_per_query:
+            rng = random.Random(f"{seed}:{qid}")
+            grade_of = dict((d, g) for g, d in ranked)
+            docs = sorted(docs, key=lambda d: (-grade_of[d], rng.random()))[:max_per_query]
+        out[qid] = docs
     return out
 
 
@@ -90,7 +97,7 @@ def build_examples(tq: TrainingQueries, cfg: EmbedderTrainConfig) -> list[tuple[
     """(query, positive[, negative...]) rows, shuffled with the seed."""
     _, text_of = passage_texts(tq)
     rng = random.Random(cfg.seed)
-    pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query)
+    pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query, cfg.seed)
     negs = bm25_negatives(tq, cfg.negative_depth) if cfg.hard_negatives else {}
     rows = []
     for qid, qtext in zip(tq.train.ids, tq.train.texts):

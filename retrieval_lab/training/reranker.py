@@ -71,7 +71,7 @@ def build_rows(tq, cfg: RerankerTrainConfig) -> list[tuple]:
     """mnrl: (query, positive, negative...) rows; bce: (query, passage, label) rows. Shuffled with the seed."""
     _, text_of = passage_texts(tq)
     rng = random.Random(cfg.seed)
-    pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query)
+    pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query, cfg.seed)
     negs = bm25_negatives(tq, cfg.negative_depth) if cfg.negatives else {}
     rows = []
     for qid, qtext in zip(tq.train.ids, tq.train.texts):

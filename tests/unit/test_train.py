@@ -86,6 +86,22 @@ def test_a_registered_model_is_refused_on_queries_it_was_trained_on(tmp_path, mo
         check_config_models(nested, "toy", "train", ["q2"])
 
 
+def test_positives_cut_short_are_a_seeded_sample_of_the_highest_grade():
+    from types import SimpleNamespace
+
+    from retrieval_lab.training.embedder import positives
+    from retrieval_lab.types import Qrels
+
+    grades = {f"d{i}": 1 for i in range(20)} | {"d7": 2}
+    tq = SimpleNamespace(train=Queries(["q"], ["x"]), dataset=SimpleNamespace(qrels=Qrels({"q": grades})))
+    samples = {s: positives(tq, 1, 3, seed=s)["q"] for s in range(6)}
+    assert all(docs[0] == "d7" and len(set(docs)) == 3 for docs in samples.values())  # the grade-2 one first
+    assert positives(tq, 1, 3, seed=0) == {"q": samples[0]}  # reproducible
+    assert len({tuple(d) for d in samples.values()}) > 1  # not always the lowest ids
+    assert sorted(positives(tq, 1, 0)["q"]) == sorted(grades)  # no cut: every relevant passage
+    assert positives(tq, 2, 3)["q"] == ["d7"]
+
+
 @pytest.mark.slow
 def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_path, monkeypatch, mlflow_uri):
     from sentence_transformers import SentenceTransformer
