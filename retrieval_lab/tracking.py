@@ -10,6 +10,7 @@ import csv
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,30 @@ def logged_params_config(cfg: DictConfig) -> dict:
     return data
 
 
+def log_params(mlflow_client, run_id: str, params: dict[str, Any]) -> None:
+    """Params in batches of MLflow's per-call limit, each value cut to its length limit."""
+    from mlflow.entities import Param
+
+    rows = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in params.items()]
+    for start in range(0, len(rows), PARAM_BATCH):
+        mlflow_client.log_batch(run_id, params=rows[start:start + PARAM_BATCH])
+
+
+@contextmanager
+def finishing(mlflow_client, run_id: str):
+    """Mark the run FINISHED when the block completes, FAILED (and re-raise) when it does not."""
+    try:
+        yield
+    except BaseException:
+        mlflow_client.set_terminated(run_id, "FAILED")
+        raise
+    mlflow_client.set_terminated(run_id, "FINISHED")
+
+
 def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
                 extra_artifacts: dict[str, str] | None = None, run_id: str | None = None) -> str:
     """Log one evaluated configuration as an MLflow run (a new one, or the open `run_id`); returns the run id."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, RunTag
 
     node = cfg.get("tracking") or {}
     mlflow_client = client(node)
@@ -111,21 +132,15 @@ def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
                                           tags=all_tags).info.run_id
     else:  # opened by a sweep job before the work started: add the dataset tags
         mlflow_client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
-    try:
-        params = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in flatten(logged_params_config(cfg)).items()]
+    with finishing(mlflow_client, run_id):
+        log_params(mlflow_client, run_id, flatten(logged_params_config(cfg)))
         now = int(time.time() * 1000)
         values = {**outcome.evaluation.means, **outcome.timings, **outcome.extra_metrics}
-        metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
-        for start in range(0, len(params), PARAM_BATCH):
-            mlflow_client.log_batch(run_id, params=params[start:start + PARAM_BATCH])
-        mlflow_client.log_batch(run_id, metrics=metrics)
+        mlflow_client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()
+                                                 if v is not None])
         with tempfile.TemporaryDirectory() as tmp:
             write_artifacts(Path(tmp), cfg, outcome, extra_artifacts)
             mlflow_client.log_artifacts(run_id, tmp)
-        mlflow_client.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        mlflow_client.set_terminated(run_id, "FAILED")
-        raise
     return run_id
 
 

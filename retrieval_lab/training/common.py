@@ -1,23 +1,31 @@
-"""Pieces both trainers share: base model resolution, weight hashes, CPU threads, peak memory, MLflow logging."""
+"""What both trainers share: `train_once` (content-keyed model folder, reuse, MLflow run, registration) and its
+pieces: base model resolution, weight hashes, CPU threads, peak memory, atomic saves."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import resource
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Callable
 
+from retrieval_lab.cache import content_key, default_cache_dir
 from retrieval_lab.errors import ModelNotFoundError
+from retrieval_lab.training.data import TrainingQueries, data_hash, write_heldout_split
+from retrieval_lab.training.registry import models_root, register
 
 log = logging.getLogger(__name__)
 
 
-def resolve_model(name: str, kind: str = "embedder") -> str:
+def resolve_model(name: str, cache_root: Path | None = None) -> str:
     """The folder of a registered model, a zoo name, a local folder or a Hugging Face name (dense's resolution)."""
     from retrieval_lab.dense.embedders import resolve_model as resolve
 
-    spec = resolve(name)
+    spec = resolve(name, cache_root)
     if spec.kind not in ("sentence_transformers", "cross_encoder"):
         raise ModelNotFoundError(f"model '{name}' is a {spec.kind} model; training needs a transformer body "
                                  "(minilm_l6, a registered model, a local folder or a Hugging Face name)")
@@ -63,7 +71,7 @@ def log_training_run(kind: str, name: str, params: dict, metrics: dict, curve: l
         return None
     import tempfile
 
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric
 
     from retrieval_lab import tracking
 
@@ -73,10 +81,8 @@ def log_training_run(kind: str, name: str, params: dict, metrics: dict, curve: l
                             tags={"role": f"train_{kind}", "model_name": name, **{k: str(v) for k, v in tags.items()}})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
-    try:
-        flat = [Param(k, str(v)[:6000]) for k, v in tracking.flatten(params).items()]
-        for start in range(0, len(flat), tracking.PARAM_BATCH):
-            client.log_batch(run_id, params=flat[start:start + tracking.PARAM_BATCH])
+    with tracking.finishing(client, run_id):
+        tracking.log_params(client, run_id, tracking.flatten(params))
         rows = [Metric("train_loss", loss, now, step) for step, loss in curve]
         rows += [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
         for start in range(0, len(rows), 900):
@@ -86,8 +92,61 @@ def log_training_run(kind: str, name: str, params: dict, metrics: dict, curve: l
                 for fname, text in artifacts.items():
                     (Path(tmp) / fname).write_text(text)
                 client.log_artifacts(run_id, tmp)
-        client.set_terminated(run_id, "FINISHED")
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
     return run_id
+
+
+def save_model(model, folder: Path) -> None:
+    """Save into a temporary sibling, then rename: an interrupted save never leaves a folder that looks trained."""
+    tmp_folder = folder.parent / f".tmp-{folder.name}"
+    shutil.rmtree(tmp_folder, ignore_errors=True)
+    tmp_folder.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(tmp_folder))
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp_folder.rename(folder)
+
+
+Fit = Callable[[str, list, Any, Path], dict]
+
+
+def train_once(kind: str, cfg, tq: TrainingQueries, base_folder: str, rows: list[tuple], fit: Fit,
+               counts: dict[str, int], registry_config: Callable[[str], dict],
+               cache_root: str | Path | None = None) -> dict:
+    """Train a `kind` ("embedder" or "reranker") model with `fit(base_folder, rows, cfg, folder)`, or reuse the
+    folder of the same training: the folder is keyed by (base weights, settings, training data), so asking twice
+    costs nothing. Logs the run to MLflow, writes the held-out selection split, registers the model under
+    `cfg.name` (default `<base>-<dataset>-ft|ce`) with `registry_config(name)` as its conf group entry."""
+    root = Path(cache_root or default_cache_dir()).expanduser()
+    base_hash = weights_hash(base_folder)
+    digest = data_hash(rows)
+    name = cfg.name or f"{cfg.base}-{tq.dataset.name}-{'ft' if kind == 'embedder' else 'ce'}"
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads")}
+    key = content_key(f"train_{kind}", {"base": base_hash, "settings": settings, "data": digest})
+    folder = models_root(root) / kind / f"{name}-{key[:12]}"
+    summary = {"name": name, "folder": str(folder), "dataset": tq.dataset.name, "split": cfg.split,
+               "train_queries": len(tq.train), "heldout_queries": len(tq.heldout), **counts,
+               "data_hash": digest, "base": cfg.base, "base_weights": base_hash[:16]}
+    if (folder / "training.json").exists():
+        log.info("%s %s already trained with these settings and data: %s", kind, name, folder)
+        summary.update(json.loads((folder / "training.json").read_text()))
+        summary["reused"] = True
+    else:
+        summary.update(fit(base_folder, rows, cfg, folder))
+        summary["reused"] = False
+        (folder / "training_queries.json").write_text(json.dumps(
+            {"ids": tq.train.ids, "heldout": tq.heldout.ids, "split": cfg.split}))
+        (folder / "training.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "reused"},
+                                                         indent=1))
+        summary["mlflow_run"] = log_training_run(
+            kind, name, {**settings, **counts, "train_queries": len(tq.train)},
+            {k: summary[k] for k in ("train_seconds", "peak_rss_mb", "final_loss", "first_loss", "pairs_per_second")},
+            summary["curve"], {"dataset": tq.dataset.name, "split": cfg.split, "data_hash": digest[:16]},
+            {"training.json": json.dumps(summary, indent=1)})
+    heldout = write_heldout_split(tq, root)
+    if heldout is not None:
+        summary["select_with"] = f"dataset.path={heldout} dataset.split=heldout"
+    register(kind, name, folder,
+             {"dataset": tq.dataset.name, "split": cfg.split, "base": cfg.base, "data_hash": digest,
+              "heldout": tq.heldout.ids},
+             cache_root=root, config=registry_config(name))
+    return summary

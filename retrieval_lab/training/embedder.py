@@ -8,21 +8,17 @@ same training twice reuses it, and is registered under `name` for `embedder=<nam
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval_lab.cache import content_key, default_cache_dir
 from retrieval_lab.chunking import whole_documents
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.training.common import (log_training_run, loss_curve, peak_rss_mb, resolve_model, set_threads,
-                                           weights_hash)
-from retrieval_lab.training.data import write_heldout_split, TrainingQueries, data_hash, training_queries
-from retrieval_lab.training.registry import models_root, register
+from retrieval_lab.training.common import (loss_curve, peak_rss_mb, resolve_model, save_model, set_threads,
+                                           train_once)
+from retrieval_lab.training.data import TrainingQueries, training_queries
 
 log = logging.getLogger(__name__)
 
@@ -128,45 +124,10 @@ def train_embedder(dataset_node, cfg: EmbedderTrainConfig, cache_root: str | Pat
     cfg.validate()
     set_threads(cfg.threads)
     tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
-    base_folder = resolve_model(cfg.base, "embedder")
-    base_hash = weights_hash(base_folder)
+    base_folder = resolve_model(cfg.base, cache_root)
     rows = build_examples(tq, cfg)
-    digest = data_hash(rows)
-    name = cfg.name or f"{cfg.base}-{tq.dataset.name}-ft"
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads")}
-    key = content_key("train_embedder", {"base": base_hash, "settings": settings, "data": digest})
-    root = Path(cache_root or default_cache_dir()).expanduser()
-    folder = models_root(root) / "embedder" / f"{name}-{key[:12]}"
-    summary = {"name": name, "folder": str(folder), "dataset": tq.dataset.name, "split": cfg.split,
-               "train_queries": len(tq.train), "heldout_queries": len(tq.heldout), "pairs": len(rows),
-               "data_hash": digest, "base": cfg.base, "base_weights": base_hash[:16]}
-    if (folder / "training.json").exists():
-        log.info("embedder %s already trained with these settings and data: %s", name, folder)
-        summary.update(json.loads((folder / "training.json").read_text()))
-        summary["reused"] = True
-    else:
-        summary.update(_fit(base_folder, rows, cfg, folder))
-        summary["reused"] = False
-        (folder / "training_queries.json").write_text(json.dumps(
-            {"ids": tq.train.ids, "heldout": tq.heldout.ids, "split": cfg.split}))
-        (folder / "training.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "reused"},
-                                                         indent=1))
-        run_id = log_training_run(
-            "embedder", name, {**settings, "pairs": len(rows), "train_queries": len(tq.train)},
-            {"train_seconds": summary["train_seconds"], "peak_rss_mb": summary["peak_rss_mb"],
-             "final_loss": summary["final_loss"], "first_loss": summary["first_loss"],
-             "pairs_per_second": summary["pairs_per_second"]},
-            summary["curve"], {"dataset": tq.dataset.name, "split": cfg.split, "data_hash": digest[:16]},
-            {"training.json": json.dumps(summary, indent=1)})
-        summary["mlflow_run"] = run_id
-    heldout = write_heldout_split(tq, root)
-    if heldout is not None:
-        summary["select_with"] = f"dataset.path={heldout} dataset.split=heldout"
-    register("embedder", name, folder,
-             {"dataset": tq.dataset.name, "split": cfg.split, "base": cfg.base, "data_hash": digest,
-              "heldout": tq.heldout.ids},
-             cache_root=root, config={"name": name, "model": name, "max_tokens": cfg.max_seq_length})
-    return summary
+    return train_once("embedder", cfg, tq, base_folder, rows, _fit, {"pairs": len(rows)},
+                      lambda name: {"name": name, "model": name, "max_tokens": cfg.max_seq_length}, cache_root)
 
 
 def _fit(base_folder: str, rows: list[tuple[str, ...]], cfg: EmbedderTrainConfig, folder: Path) -> dict:
@@ -194,12 +155,7 @@ def _fit(base_folder: str, rows: list[tuple[str, ...]], cfg: EmbedderTrainConfig
         trainer.train()
         seconds = time.perf_counter() - t0
         curve = loss_curve(trainer.state.log_history)
-    tmp_folder = folder.parent / f".tmp-{folder.name}"
-    shutil.rmtree(tmp_folder, ignore_errors=True)
-    model.save(str(tmp_folder))
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp_folder.rename(folder)
+    save_model(model, folder)
     return {"train_seconds": seconds, "steps": trainer.state.global_step, "curve": curve,
             "first_loss": curve[0][1] if curve else None, "final_loss": curve[-1][1] if curve else None,
             "pairs_per_second": len(rows) * cfg.epochs / max(seconds, 1e-9), "peak_rss_mb": peak_rss_mb()}

@@ -11,21 +11,17 @@ barely moves in one short epoch (the loss stays at a constant predictor's, see F
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval_lab.cache import content_key, default_cache_dir
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.training.common import (log_training_run, loss_curve, peak_rss_mb, resolve_model, set_threads,
-                                           weights_hash)
-from retrieval_lab.training.data import write_heldout_split, data_hash, training_queries
+from retrieval_lab.training.common import (loss_curve, peak_rss_mb, resolve_model, save_model, set_threads,
+                                           train_once)
+from retrieval_lab.training.data import training_queries
 from retrieval_lab.training.embedder import bm25_negatives, passage_texts, positives
-from retrieval_lab.training.registry import models_root, register
 
 log = logging.getLogger(__name__)
 
@@ -104,47 +100,18 @@ def _dataset(rows: list[tuple], loss: str):
 
 
 def train_reranker(dataset_node, cfg: RerankerTrainConfig, cache_root: str | Path | None = None) -> dict:
+    """Train (or reuse the cached result of the same training), register, log to MLflow; returns a summary."""
     cfg.validate()
     set_threads(cfg.threads)
     tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
-    base_folder = resolve_model(cfg.base, "reranker")
-    base_hash = weights_hash(base_folder)
+    base_folder = resolve_model(cfg.base, cache_root)
     rows = build_rows(tq, cfg)
-    digest = data_hash(rows)
-    name = cfg.name or f"{cfg.base}-{tq.dataset.name}-ce"
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads")}
-    key = content_key("train_reranker", {"base": base_hash, "settings": settings, "data": digest})
-    root = Path(cache_root or default_cache_dir()).expanduser()
-    folder = models_root(root) / "reranker" / f"{name}-{key[:12]}"
-    summary = {"name": name, "folder": str(folder), "dataset": tq.dataset.name, "split": cfg.split,
-               "train_queries": len(tq.train), "heldout_queries": len(tq.heldout), "rows": len(rows),
-               "pairs": len(rows) * ((1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1),
-               "data_hash": digest, "base": cfg.base, "base_weights": base_hash[:16]}
-    if (folder / "training.json").exists():
-        summary.update(json.loads((folder / "training.json").read_text()))
-        summary["reused"] = True
-    else:
-        summary.update(_fit(base_folder, rows, cfg, folder))
-        summary["reused"] = False
-        (folder / "training_queries.json").write_text(json.dumps(
-            {"ids": tq.train.ids, "heldout": tq.heldout.ids, "split": cfg.split}))
-        (folder / "training.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "reused"},
-                                                         indent=1))
-        summary["mlflow_run"] = log_training_run(
-            "reranker", name, {**settings, "rows": len(rows), "train_queries": len(tq.train)},
-            {k: summary[k] for k in ("train_seconds", "peak_rss_mb", "final_loss", "first_loss", "pairs_per_second")},
-            summary["curve"], {"dataset": tq.dataset.name, "split": cfg.split, "data_hash": digest[:16]},
-            {"training.json": json.dumps(summary, indent=1)})
-    heldout = write_heldout_split(tq, root)
-    if heldout is not None:
-        summary["select_with"] = f"dataset.path={heldout} dataset.split=heldout"
-    register("reranker", name, folder,
-             {"dataset": tq.dataset.name, "split": cfg.split, "base": cfg.base, "data_hash": digest,
-              "heldout": tq.heldout.ids},
-             cache_root=root, config={"name": name, "type": "cross_encoder", "model": name, "depth": 20,
-                                      "batch_size": 32, "max_length": cfg.max_length, "interpolate": 0.0,
-                                      "threads": None})
-    return summary
+    pairs = len(rows) * ((1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1)
+    return train_once("reranker", cfg, tq, base_folder, rows, _fit, {"rows": len(rows), "pairs": pairs},
+                      lambda name: {"name": name, "type": "cross_encoder", "model": name, "depth": 20,
+                                    "batch_size": 32, "max_length": cfg.max_length, "interpolate": 0.0,
+                                    "threads": None},
+                      cache_root)
 
 
 def _optimizers(model, cfg: RerankerTrainConfig, steps: int):
@@ -187,13 +154,7 @@ def _fit(base_folder: str, rows: list[tuple], cfg: RerankerTrainConfig, folder: 
         trainer.train()
         seconds = time.perf_counter() - t0
         curve = loss_curve(trainer.state.log_history)
-    tmp_folder = folder.parent / f".tmp-{folder.name}"
-    shutil.rmtree(tmp_folder, ignore_errors=True)
-    tmp_folder.parent.mkdir(parents=True, exist_ok=True)
-    model.save(str(tmp_folder))
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp_folder.rename(folder)
+    save_model(model, folder)
     pairs = len(rows) * cfg.epochs * ((1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1)
     return {"train_seconds": seconds, "steps": trainer.state.global_step, "curve": curve,
             "first_loss": curve[0][1] if curve else None, "final_loss": curve[-1][1] if curve else None,
