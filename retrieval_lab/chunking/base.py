@@ -24,5 +24,30 @@ class ChunkerConfig:
                               f"use one of {', '.join(AGGREGATIONS)}")
 
 
+def windows(units: list[Span], size: int, stride: int) -> list[Span]:
+    """Spans over `size` consecutive units (tokens, sentences), one starting every `stride` units, until a window
+    reaches the last unit; [] for no units."""
+    out = []
+    for i in range(0, len(units), stride):
+        group = units[i:i + size]
+        out.append((group[0][0], group[-1][1]))
+        if i + size >= len(units):
+            break
+    return out
+
+
+def trimmed(text: str, spans: list[Span]) -> list[Span]:
+    """Each span shrunk to start and end on a visible character; spans left empty are dropped."""
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
 class Chunker(Protocol):
     def chunk(self, text: str) -> list[Span]: ...

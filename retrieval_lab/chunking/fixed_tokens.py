@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retrieval_lab.chunking.base import ChunkerConfig, Span
+from retrieval_lab.chunking.base import ChunkerConfig, Span, windows
 from retrieval_lab.errors import ConfigError
 
 
@@ -23,19 +23,9 @@ class FixedTokensConfig(ChunkerConfig):
                               f"e.g. chunker.overlap={self.size // 8}")
 
 
-def token_windows(tokens: list[Span], size: int, overlap: int) -> list[Span]:
-    out, step = [], size - overlap
-    for i in range(0, len(tokens), step):
-        window = tokens[i:i + size]
-        out.append((window[0][0], window[-1][1]))
-        if i + size >= len(tokens):
-            break
-    return out
-
-
 class FixedTokensChunker:
     def __init__(self, config: FixedTokensConfig, tokens, encoder=None):
         self.config, self.tokens = config, tokens
 
     def chunk(self, text: str) -> list[Span]:
-        return token_windows(self.tokens.spans(text), self.config.size, self.config.overlap)
+        return windows(self.tokens.spans(text), self.config.size, self.config.size - self.config.overlap)

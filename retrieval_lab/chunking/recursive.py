@@ -11,8 +11,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from retrieval_lab.chunking.base import ChunkerConfig, Span
-from retrieval_lab.chunking.fixed_tokens import token_windows
+from retrieval_lab.chunking.base import ChunkerConfig, Span, trimmed, windows
 from retrieval_lab.chunking.sentences import sentence_spans
 from retrieval_lab.errors import ConfigError
 
@@ -43,15 +42,7 @@ def _pieces(text: str, s: int, e: int, sep: str) -> list[Span]:
         out.append((start, s + m.start() + len(sep.rstrip())))
         start = s + m.end()
     out.append((start, e))
-    trimmed = []
-    for a, b in out:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            trimmed.append((a, b))
-    return trimmed
+    return trimmed(text, out)
 
 
 class RecursiveChunker:
@@ -72,7 +63,7 @@ class RecursiveChunker:
                 return [(a, b)]
             if level >= len(self.config.separators):
                 lo, hi = bisect.bisect_left(starts, a), bisect.bisect_left(starts, b)
-                return token_windows(list(zip(starts[lo:hi], ends[lo:hi])), self.config.size, 0)
+                return windows(list(zip(starts[lo:hi], ends[lo:hi])), self.config.size, self.config.size)
             pieces = _pieces(text, a, b, self.config.separators[level])
             if len(pieces) <= 1:
                 return split(a, b, level + 1) if not pieces or pieces[0] == (a, b) else split(*pieces[0], level)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retrieval_lab.chunking.base import ChunkerConfig, Span
+from retrieval_lab.chunking.base import ChunkerConfig, Span, trimmed, windows
 from retrieval_lab.errors import ConfigError
 
 _ABBR = "".join(rf"(?<!\b{a})" for a in (r"e\.g\.", r"i\.e\.", r"al\.", r"vs\.", r"Fig\.", r"approx\.", r"ca\.",
@@ -28,15 +28,7 @@ def sentence_spans(text: str) -> list[Span]:
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(text)))
-    out = []
-    for s, e in spans:  # trim stray whitespace so every span starts and ends on a visible character
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+    return trimmed(text, spans)  # so every span starts and ends on a visible character
 
 
 @dataclass
@@ -58,14 +50,4 @@ class SentencesChunker:
         self.config = config
 
     def chunk(self, text: str) -> list[Span]:
-        sents = sentence_spans(text)
-        if not sents:
-            return []
-        size, stride = self.config.size, self.config.stride or self.config.size
-        out = []
-        for i in range(0, len(sents), stride):
-            group = sents[i:i + size]
-            out.append((group[0][0], group[-1][1]))
-            if i + size >= len(sents):
-                break
-        return out
+        return windows(sentence_spans(text), self.config.size, self.config.stride or self.config.size)
