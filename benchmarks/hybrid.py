@@ -238,32 +238,31 @@ def cmd_rerank(args) -> None:
                 results.put(section, name, "test_curve", curve)
 
 
+def _row(label: str, part: dict) -> None:
+    print(f"| {label} | {part['selection']['ndcg_at_10']:.4f} | {part['test']['ndcg_at_10']:.4f} | "
+          f"{part['test']['recall_at_100']:.4f} |")
+
+
 def cmd_table(args) -> None:
     data = Results(args.out).data
     for key, section in data.items():
         if key.startswith("fusion/"):
             print(f"\n### {key.split('/')[1]} (test nDCG@10; settings chosen on the selection split)\n")
             print("| pipeline | selection nDCG@10 | test nDCG@10 | test R@100 |\n|---|---:|---:|---:|")
-            row = section["bm25"]
-            print(f"| bm25 | {row['selection']['ndcg_at_10']:.4f} | {row['test']['ndcg_at_10']:.4f} | "
-                  f"{row['test']['recall_at_100']:.4f} |")
+            _row("bm25", section["bm25"])
             for model, part in section.items():
                 if model in ("bm25", "best", "three_way"):
                     continue
-                d = part.get("dense")
-                if d:
-                    print(f"| dense {model} | {d['selection']['ndcg_at_10']:.4f} | {d['test']['ndcg_at_10']:.4f} | "
-                          f"{d['test']['recall_at_100']:.4f} |")
+                if part.get("dense"):
+                    _row(f"dense {model}", part["dense"])
                 h = part.get("hybrid")
                 if h:
-                    print(f"| bm25 + {model}, {h['chosen']} | {h['selection']['ndcg_at_10']:.4f} | "
-                          f"{h['test']['ndcg_at_10']:.4f} | {h['test']['recall_at_100']:.4f} |")
+                    _row(f"bm25 + {model}, {h['chosen']}", h)
                     for name, value in h["fixed_test"].items():
                         print(f"| bm25 + {model}, {name} (fixed, not selected) | - | {value:.4f} | - |")
             if "three_way" in section:
                 t = section["three_way"]
-                print(f"| {t['inputs']}, weights {t['chosen_weights']} | {t['selection']['ndcg_at_10']:.4f} | "
-                      f"{t['test']['ndcg_at_10']:.4f} | {t['test']['recall_at_100']:.4f} |")
+                _row(f"{t['inputs']}, weights {t['chosen_weights']}", t)
             b = section.get("best")
             if b:
                 print(f"\nBest on the selection split: **{b['pipeline']}** -> test nDCG@10 "
