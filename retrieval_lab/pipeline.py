@@ -96,7 +96,7 @@ def embedder_tokens(stages: list) -> Any:
 
     for _, stage in stages:
         if hasattr(stage, "embedder_identity"):
-            tokenizer = stage.embedder.tokenizer
+            tokenizer = stage.tokenizer  # not stage.embedder.tokenizer, which loads the model
             if tokenizer is not None:
                 return from_hf(tokenizer)
     return None

@@ -126,3 +126,7 @@ def test_tokenizer_without_loading_the_model():
     assert len(stage.tokenizer("vitamin D")["input_ids"]) > 0 and stage._embedder is None
     l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))
     assert l3.tokenizer.model_max_length > 0 and l3.max_tokens == 128 and l3._embedder is None
+    from retrieval_lab.pipeline import embedder_tokens
+
+    counter = embedder_tokens([(None, l3)])  # chunker.tokenizer=embedder: counting tokens loads no model either
+    assert counter.count("vitamin D deficiency") > 0 and l3._embedder is None
