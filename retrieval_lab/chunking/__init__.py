@@ -180,7 +180,10 @@ def build_passages(node: Any, corpus: Corpus, cache=None, tokens: TokenCounter |
 
 def aggregate_documents(hits: list[tuple[str, float]], passages: Passages, k: int,
                         mode: str = "max") -> list[tuple[str, float]]:
-    """One query's ranked passages -> at most k (doc id, score), each document once (see pipeline.to_documents)."""
+    """One query's ranked passages -> at most k (doc id, score), each document once (see pipeline.to_documents).
+
+    `sum` adds the scores of the passages in `hits` only (those retrieved within the stage's depth): a document's
+    passages below that depth add nothing, so sums compare documents by their retrieved evidence."""
     rows = passages.row_of()
     if mode == "sum":
         totals: dict[str, float] = {}
