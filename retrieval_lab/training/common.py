@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from retrieval_lab.cache import content_key, default_cache_dir
 from retrieval_lab.errors import ModelNotFoundError
-from retrieval_lab.training.data import TrainingQueries, data_hash, write_heldout_split
+from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries, write_heldout_split
 from retrieval_lab.training.registry import models_root, register
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,20 @@ def save_model(model, folder: Path) -> None:
 Fit = Callable[[str, list, Any, Path], dict]
 
 
-def train_once(kind: str, cfg, tq: TrainingQueries, base_folder: str, rows: list[tuple], fit: Fit,
-               counts: dict[str, int], registry_config: Callable[[str], dict],
+def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, Any], list[tuple]], fit: Fit,
+               count_rows: Callable[[list[tuple]], dict[str, int]], registry_config: Callable[[str], dict],
                cache_root: str | Path | None = None) -> dict:
-    """Train a `kind` ("embedder" or "reranker") model with `fit(base_folder, rows, cfg, folder)`, or reuse the
-    folder of the same training: the folder is keyed by (base weights, settings, training data), so asking twice
-    costs nothing. Logs the run to MLflow, writes the held-out selection split, registers the model under
-    `cfg.name` (default `<base>-<dataset>-ft|ce`) with `registry_config(name)` as its conf group entry."""
+    """Train a `kind` ("embedder" or "reranker") model on the rows `build(training queries, cfg)` makes from the
+    configured split, with `fit(base_folder, rows, cfg, folder)`, or reuse the folder of the same training: it is
+    keyed by (base weights, settings, training data), so asking twice costs nothing. Logs the run to MLflow, writes
+    the held-out selection split, registers the model under `cfg.name` (default `<base>-<dataset>-ft|ce`) with
+    `registry_config(name)` as its conf group entry; returns a summary."""
+    cfg.validate()
+    set_threads(cfg.threads)
+    tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
+    base_folder = resolve_model(cfg.base, cache_root)  # before building rows: a wrong name fails fast
+    rows = build(tq, cfg)
+    counts = count_rows(rows)
     root = Path(cache_root or default_cache_dir()).expanduser()
     base_hash = weights_hash(base_folder)
     digest = data_hash(rows)

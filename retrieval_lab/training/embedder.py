@@ -16,9 +16,8 @@ from pathlib import Path
 
 from retrieval_lab.chunking import whole_documents
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.training.common import (loss_curve, peak_rss_mb, resolve_model, save_model, set_threads,
-                                           train_once)
-from retrieval_lab.training.data import TrainingQueries, training_queries
+from retrieval_lab.training.common import loss_curve, peak_rss_mb, save_model, train_once
+from retrieval_lab.training.data import TrainingQueries
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +120,7 @@ def _columns(rows: list[tuple[str, ...]]) -> dict[str, list[str]]:
 
 def train_embedder(dataset_node, cfg: EmbedderTrainConfig, cache_root: str | Path | None = None) -> dict:
     """Train (or reuse the cached result of the same training), register, log to MLflow; returns a summary."""
-    cfg.validate()
-    set_threads(cfg.threads)
-    tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
-    base_folder = resolve_model(cfg.base, cache_root)
-    rows = build_examples(tq, cfg)
-    return train_once("embedder", cfg, tq, base_folder, rows, _fit, {"pairs": len(rows)},
+    return train_once("embedder", dataset_node, cfg, build_examples, _fit, lambda rows: {"pairs": len(rows)},
                       lambda name: {"name": name, "model": name, "max_tokens": cfg.max_seq_length}, cache_root)
 
 

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.training.common import (loss_curve, peak_rss_mb, resolve_model, save_model, set_threads,
-                                           train_once)
-from retrieval_lab.training.data import training_queries
+from retrieval_lab.training.common import loss_curve, peak_rss_mb, save_model, train_once
 from retrieval_lab.training.embedder import bm25_negatives, passage_texts, positives
 
 log = logging.getLogger(__name__)
@@ -101,13 +99,9 @@ def _dataset(rows: list[tuple], loss: str):
 
 def train_reranker(dataset_node, cfg: RerankerTrainConfig, cache_root: str | Path | None = None) -> dict:
     """Train (or reuse the cached result of the same training), register, log to MLflow; returns a summary."""
-    cfg.validate()
-    set_threads(cfg.threads)
-    tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
-    base_folder = resolve_model(cfg.base, cache_root)
-    rows = build_rows(tq, cfg)
-    pairs = len(rows) * ((1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1)
-    return train_once("reranker", cfg, tq, base_folder, rows, _fit, {"rows": len(rows), "pairs": pairs},
+    per_row = (1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1
+    return train_once("reranker", dataset_node, cfg, build_rows, _fit,
+                      lambda rows: {"rows": len(rows), "pairs": len(rows) * per_row},
                       lambda name: {"name": name, "type": "cross_encoder", "model": name, "depth": 20,
                                     "batch_size": 32, "max_length": cfg.max_length, "interpolate": 0.0,
                                     "threads": None},
