@@ -4,6 +4,8 @@
     RETRIEVAL_LAB_CACHE=.cache/test-cache nice -n 10 .venv/bin/python benchmarks/hybrid.py fusion \
         --dataset scifact --dense minilm_l6 minilm_l6-scifact-ft --selection heldout
     ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6 minilm_l6-nfcorpus-ft --selection dev
+    ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft --selection dev \
+        --passages chunker=fixed_tokens          # every run on 128-token chunks (NFCorpus abstracts exceed 256)
     ... benchmarks/hybrid.py rerank --dataset scifact --first-stage best --rerankers <name> \
         --depths 10 20 50 100 --sample 100 --selection heldout
     ... benchmarks/hybrid.py table            # markdown tables from the JSON, for BENCHMARKS.md
@@ -73,7 +75,7 @@ def selection_dataset(name: str, selection: str):
 class Evaluator:
     """run_experiment over a fixed dataset object per split; returns the metrics we tabulate."""
 
-    def __init__(self, name: str, selection: str):
+    def __init__(self, name: str, selection: str, extra: list[str] | None = None):
         from omegaconf import OmegaConf
 
         from retrieval_lab.config import compose_config
@@ -83,6 +85,7 @@ class Evaluator:
         self.datasets = {"test": dataset_from_config(compose_config([f"dataset={name}"]).dataset),
                          "selection": selection_dataset(name, selection)}
         self.selection = selection
+        self.extra = list(extra or [])  # overrides for every evaluation (e.g. chunker=fixed_tokens)
         self._om = OmegaConf
 
     def __call__(self, overrides: list[str], split: str = "test", queries: set[str] | None = None) -> dict:
@@ -95,7 +98,7 @@ class Evaluator:
         if queries is not None:
             ds = Dataset(ds.name, ds.split, ds.path, ds.corpus, ds.queries.subset(queries),
                          Qrels({q: d for q, d in ds.qrels.items() if q in queries}), ds.ignore_identical_ids)
-        cfg = compose_config([f"dataset={self.name}", "tracking.enabled=false", *overrides])
+        cfg = compose_config([f"dataset={self.name}", "tracking.enabled=false", *self.extra, *overrides])
         t0 = time.perf_counter()
         outcome = run_experiment(cfg, dataset=ds)
         means = outcome.evaluation.means
@@ -126,8 +129,8 @@ def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0
 
 def cmd_fusion(args) -> None:
     results = Results(args.out)
-    ev = Evaluator(args.dataset, args.selection)
-    section = f"fusion/{args.dataset}"
+    ev = Evaluator(args.dataset, args.selection, args.passages)
+    section = " ".join([f"fusion/{args.dataset}", *args.passages])
     log = lambda *a: print(*a, flush=True)  # noqa: E731
     log(f"{args.dataset}: selection split {ev.selection} ({len(ev.datasets['selection'].queries)} queries)")
     bm25 = {split: ev(["retriever=bm25"], split) for split in ("selection", "test")}
@@ -191,8 +194,8 @@ def cmd_fusion(args) -> None:
             best_overall = (f"{label} (convex minmax {chosen})", overrides, grid[chosen]["ndcg_at_10"])
     label, overrides, sel = best_overall
     test = ev(overrides, "test")
-    results.put(section, "best", {"pipeline": label, "overrides": overrides, "selection_ndcg_at_10": sel,
-                                  "test": test})
+    results.put(section, "best", {"pipeline": label, "overrides": [*args.passages, *overrides],
+                                  "selection_ndcg_at_10": sel, "test": test})
     log("best on selection:", label, round(sel, 4), "-> test", round(test["ndcg_at_10"], 4))
 
 
@@ -298,6 +301,8 @@ def main(argv=None) -> int:
     p.add_argument("--selection", default="heldout", help="heldout (20%% of train, seed 0) or a split name (dev)")
     p.add_argument("--norms", nargs="+", default=["minmax", "zscore"])
     p.add_argument("--redo", action="store_true", help="measure models already in the JSON again")
+    p.add_argument("--passages", nargs="*", default=[],
+                   help="overrides for every run, e.g. chunker=fixed_tokens (results under 'fusion/<dataset> <overrides>')")
     p.set_defaults(func=cmd_fusion)
     p = sub.add_parser("rerank")
     p.add_argument("--dataset", default="scifact")
