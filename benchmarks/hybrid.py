@@ -215,7 +215,7 @@ def cmd_rerank(args) -> None:
                                          "test_sample_queries": len(sample) if sample else len(test_ids)})
     print("first stage", {k: round(v["ndcg_at_10"], 4) for k, v in base.items()}, flush=True)
     for name in args.rerankers:
-        rr = [f"reranker=cross_encoder", f"reranker.name={name}", f"reranker.model={name}",
+        rr = ["reranker=cross_encoder", f"reranker.name={name}", f"reranker.model={name}",
               f"reranker.max_length={args.max_length}", f"reranker.batch_size={args.batch_size}"]
         grid = {}
         for depth in sorted(args.selection_depths, reverse=True):  # deepest first: shallower ones hit the cache

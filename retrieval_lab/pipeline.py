@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from retrieval_lab.cache import Cache
-from retrieval_lab.chunking import Passages, whole_documents
+from retrieval_lab.chunking import Passages
 from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.evaluate import METRICS, Evaluation, evaluate

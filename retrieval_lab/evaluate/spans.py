@@ -20,8 +20,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
-
 log = logging.getLogger(__name__)
 
 SPAN_K = (1, 3, 5, 10)

@@ -207,8 +207,6 @@ class FakeStage:
 
 
 def test_retriever_retrieves_enough_passages_to_fill_k_documents(tmp_path):
-    from omegaconf import OmegaConf
-
     from retrieval_lab import pipeline
 
     layout = {"d0": 60, **{f"d{i}": 1 for i in range(1, 41)}}  # first guess: 5 * 2 * 100 / 41 = 25 passages

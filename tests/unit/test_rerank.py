@@ -8,7 +8,7 @@ import pytest
 from retrieval_lab import pipeline
 from retrieval_lab.config import compose_config
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.rerank import RERANKERS, RerankerConfig, rerank, reranker_config
+from retrieval_lab.rerank import RERANKERS, rerank, reranker_config
 from retrieval_lab.rerank.scores import ScoreStore, pair_key
 from retrieval_lab.types import Queries, Run
 from tests.unit.test_fusion_pipeline import toy_dataset
