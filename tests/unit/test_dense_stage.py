@@ -130,3 +130,20 @@ def test_tokenizer_without_loading_the_model():
 
     counter = embedder_tokens([(None, l3)])  # chunker.tokenizer=embedder: counting tokens loads no model either
     assert counter.count("vitamin D deficiency") > 0 and l3._embedder is None
+
+
+def test_truncation_stats_count_passages_over_the_embedders_token_limit():
+    """`chunks_truncated` (logged with every chunked dense run): passages longer than the model's max tokens."""
+    from types import SimpleNamespace
+
+    from retrieval_lab.chunking import whole_documents
+    from retrieval_lab.pipeline import truncation_stats
+    from retrieval_lab.types import Corpus
+
+    corpus = Corpus(["short", "long", "longer"], ["", "", ""],
+                    ["vitamin D", "insulin resistance " * 80, "gut microbiome diversity " * 200])
+    l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))  # 128 tokens
+    retriever = SimpleNamespace(stages=[("dense", l3)], passages=whole_documents(corpus, title=True))
+    assert truncation_stats(retriever) == {"chunks_truncated": 2.0} and l3._embedder is None
+    static = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))  # no token limit: nothing to count
+    assert truncation_stats(SimpleNamespace(stages=[("dense", static)], passages=retriever.passages)) == {}
