@@ -6,8 +6,11 @@
     ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6 minilm_l6-nfcorpus-ft --selection dev
     ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft --selection dev \
         --passages chunker=fixed_tokens          # every run on 128-token chunks (NFCorpus abstracts exceed 256)
+    ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft --selection dev \
+        --norms minmax zscore max --first-stage-depths 100 1000   # fuse deeper lists: fewer missing scores
     ... benchmarks/hybrid.py rerank --dataset scifact --first-stage best --rerankers <name> \
         --depths 10 20 50 100 --sample 100 --selection heldout
+    ... benchmarks/hybrid.py rerank ... --depths 50 10 --sample 0   # the selected settings on every test query
     ... benchmarks/hybrid.py table            # markdown tables from the JSON, for BENCHMARKS.md
 
 `heldout` = the 20 % of the training queries that `train-embedder holdout=0.2 seed=0` keeps out of training (the
@@ -50,7 +53,7 @@ class Results:
             node = node.setdefault(key, {})
         node[last] = value
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.data, indent=1))
         os.replace(tmp, self.path)
 
@@ -88,7 +91,8 @@ class Evaluator:
         self.extra = list(extra or [])  # overrides for every evaluation (e.g. chunker=fixed_tokens)
         self._om = OmegaConf
 
-    def __call__(self, overrides: list[str], split: str = "test", queries: set[str] | None = None) -> dict:
+    def __call__(self, overrides: list[str], split: str = "test", queries: set[str] | None = None,
+                 per_query: bool = False) -> dict:
         from retrieval_lab.config import compose_config
         from retrieval_lab.data import Dataset
         from retrieval_lab.pipeline import run_experiment
@@ -106,7 +110,28 @@ class Evaluator:
                "queries": len(ds.queries), "seconds": time.perf_counter() - t0}
         row.update({k: v for k, v in outcome.extra_metrics.items() if k.startswith("first_stage")})
         row.update({k: v for k, v in outcome.timings.items() if k.startswith("rerank")})
+        if per_query:  # for significance tests; not kept in the JSON
+            row["per_query"] = dict(zip(outcome.evaluation.query_ids, outcome.evaluation.per_query["ndcg_at_10"].tolist()))
         return row
+
+
+def cost_aware_choice(first_stage: dict, grid: dict[str, dict], alpha: float = 0.05) -> tuple[str | None, dict]:
+    """The `retrieval-lab best` rule on the selection split: the top setting by mean nDCG@10, then the cheapest
+    setting (no reranking, then the shallowest depth) whose paired randomization test against the top is not
+    significant after Holm correction. Never a setting that scores below the first stage. Returns (setting or None
+    for no reranking, the p-values)."""
+    from retrieval_lab.sweep.best import against_top
+
+    rows = {None: first_stage, **grid}
+    top = max(rows, key=lambda k: rows[k]["ndcg_at_10"])
+    queries = sorted(first_stage["per_query"])
+    vector = {k: [row["per_query"][q] for q in queries] for k, row in rows.items()}
+    others = [k for k in rows if k != top]
+    adjusted = dict(zip(others, against_top(vector[top], [vector[k] for k in others])[1]))
+    adjusted[top] = 1.0
+    cost = lambda k: (-1, 0.0) if k is None else (int(k.split()[0]), -float(k.split()[1]))  # noqa: E731
+    eligible = [k for k in rows if adjusted[k] >= alpha and rows[k]["ndcg_at_10"] >= first_stage["ndcg_at_10"]]
+    return min(eligible, key=cost), {str(k): p for k, p in adjusted.items()}
 
 
 def dense_overrides(model: str) -> list[str]:
@@ -114,9 +139,12 @@ def dense_overrides(model: str) -> list[str]:
 
 
 def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0.5, norm: str = "minmax",
-                     weights: list[float] | None = None, extra_dense: str | None = None) -> list[str]:
+                     weights: list[float] | None = None, extra_dense: str | None = None, depth: int = 100
+                     ) -> list[str]:
     out = ["retriever=hybrid", f"embedder.model={model}", f"embedder.name={model}",
            f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}"]
+    if depth != 100:  # the first-stage depth each input retrieves (conf/retriever/hybrid.yaml: 100)
+        out.append(f"retriever.depth={depth}")
     if extra_dense:
         out.append(f"+retriever.inputs.dense2={{name: dense, embedder: {{name: {extra_dense}, model: {extra_dense}, "
                    "max_tokens: 256}}")  # as the embedder group's max_tokens: same identity, cached vectors
@@ -130,7 +158,9 @@ def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0
 def cmd_fusion(args) -> None:
     results = Results(args.out)
     ev = Evaluator(args.dataset, args.selection, args.passages)
-    section = " ".join([f"fusion/{args.dataset}", *args.passages])
+    depths = sorted(set(args.first_stage_depths))
+    section = " ".join([f"fusion/{args.dataset}", *args.passages]
+                       + ([f"depths={','.join(map(str, depths))}"] if depths != [100] else []))
     log = lambda *a: print(*a, flush=True)  # noqa: E731
     log(f"{args.dataset}: selection split {ev.selection} ({len(ev.datasets['selection'].queries)} queries)")
     bm25 = {split: ev(["retriever=bm25"], split) for split in ("selection", "test")}
@@ -151,15 +181,19 @@ def cmd_fusion(args) -> None:
         results.put(section, model, "dense", dense)
         log(model, "dense", {s: round(r["ndcg_at_10"], 4) for s, r in dense.items()})
         grid = {}
-        for norm in args.norms:
-            for alpha in ALPHAS:
-                grid[f"convex {norm} {alpha}"] = ev(hybrid_overrides(model, "convex", alpha, norm), "selection")
-        for alpha in (0.3, 0.4, 0.5, 0.6, 0.7):  # rrf k 60 with per-run weights
-            grid[f"rrf 60 {alpha}"] = ev(hybrid_overrides(model, "rrf", alpha), "selection")
+        for depth in depths:  # grid keys: "<method> <normalization or rrf k> <alpha>[ depth=<first-stage depth>]"
+            at = "" if depths == [100] else f" depth={depth}"
+            for norm in args.norms:
+                for alpha in ALPHAS:
+                    grid[f"convex {norm} {alpha}{at}"] = ev(hybrid_overrides(model, "convex", alpha, norm, depth=depth),
+                                                            "selection")
+            for alpha in (0.3, 0.4, 0.5, 0.6, 0.7):  # rrf k 60 with per-run weights
+                grid[f"rrf 60 {alpha}{at}"] = ev(hybrid_overrides(model, "rrf", alpha, depth=depth), "selection")
         results.put(section, model, "selection_grid", {k: v["ndcg_at_10"] for k, v in grid.items()})
         chosen = max(grid, key=lambda k: (grid[k]["ndcg_at_10"], k == "convex minmax 0.5"))
-        method, norm_or_k, alpha = chosen.split()
-        overrides = hybrid_overrides(model, method, float(alpha), norm_or_k if method == "convex" else "minmax")
+        method, norm_or_k, alpha, *at = chosen.split()
+        overrides = hybrid_overrides(model, method, float(alpha), norm_or_k if method == "convex" else "minmax",
+                                     depth=int(at[0].split("=")[1]) if at else 100)
         test = ev(overrides, "test")
         fixed = {"convex minmax 0.5": ev(hybrid_overrides(model, "convex", 0.5, "minmax"), "test"),
                  "rrf 60 0.5": ev(hybrid_overrides(model, "rrf", 0.5), "test")}
@@ -202,7 +236,7 @@ def cmd_fusion(args) -> None:
 def cmd_rerank(args) -> None:
     results = Results(args.out)
     ev = Evaluator(args.dataset, args.selection)
-    section = f"rerank/{args.dataset}"
+    section = f"rerank/{args.dataset}" + ("" if args.sample == 100 else f" sample={args.sample or 'all'}")
     first = results.data[f"fusion/{args.dataset}"]["best"]["overrides"] if args.first_stage == "best" \
         else json.loads(args.first_stage)
     test_ids = sorted(ev.datasets["test"].queries.ids)
@@ -210,8 +244,10 @@ def cmd_rerank(args) -> None:
     sel_ids = set(ev.datasets["selection"].queries.ids)
     if args.selection_sample and args.selection_sample < len(sel_ids):
         sel_ids = set(random.Random(args.seed).sample(sorted(sel_ids), args.selection_sample))
-    base = {"selection": ev(first, "selection", sel_ids), "test_sample": ev(first, "test", sample)}
-    results.put(section, "first_stage", {"overrides": first, **base,
+    base = {"selection": ev(first, "selection", sel_ids, per_query=True), "test_sample": ev(first, "test", sample)}
+    selection_row = {k: v for k, v in base["selection"].items() if k != "per_query"}
+    results.put(section, "first_stage", {"overrides": first, "selection": selection_row,
+                                         "test_sample": base["test_sample"],
                                          "test_sample_queries": len(sample) if sample else len(test_ids)})
     print("first stage", {k: round(v["ndcg_at_10"], 4) for k, v in base.items()}, flush=True)
     for name in args.rerankers:
@@ -221,19 +257,23 @@ def cmd_rerank(args) -> None:
         for depth in sorted(args.selection_depths, reverse=True):  # deepest first: shallower ones hit the cache
             for w in args.interpolate:
                 grid[f"{depth} {w}"] = ev([*first, *rr, f"reranker.depth={depth}", f"reranker.interpolate={w}"],
-                                          "selection", sel_ids)
+                                          "selection", sel_ids, per_query=True)
                 print(name, "selection depth", depth, "w", w, round(grid[f"{depth} {w}"]["ndcg_at_10"], 4),
                       flush=True)
         results.put(section, name, "selection_grid", {k: v["ndcg_at_10"] for k, v in grid.items()})
         chosen = max(grid, key=lambda k: grid[k]["ndcg_at_10"])
         on = grid[chosen]["ndcg_at_10"] > base["selection"]["ndcg_at_10"]
+        aware, pvalues = cost_aware_choice(base["selection"], grid)
         results.put(section, name, "selection_choice", {"setting": chosen, "ndcg_at_10": grid[chosen]["ndcg_at_10"],
                                                          "first_stage": base["selection"]["ndcg_at_10"],
-                                                         "rerank_on": on})
-        print(name, "selection chooses", chosen if on else "no reranking", flush=True)
+                                                         "rerank_on": on, "cost_aware": aware,
+                                                         "p_holm_vs_top": pvalues})
+        print(name, "selection chooses", chosen if on else "no reranking", "; cost-aware:", aware or "no reranking",
+              flush=True)
         curve = {}
+        weights = {0.0, float(chosen.split()[1])} | ({float(aware.split()[1])} if aware else set())
         for depth in sorted(args.depths, reverse=True):
-            for w in sorted({0.0, float(chosen.split()[1])}):
+            for w in sorted(weights):
                 row = ev([*first, *rr, f"reranker.depth={depth}", f"reranker.interpolate={w}"], "test", sample)
                 curve[f"{depth} {w}"] = row
                 print(name, "test depth", depth, "w", w, round(row["ndcg_at_10"], 4),
@@ -281,7 +321,9 @@ def cmd_table(args) -> None:
                 c = part.get("selection_choice", {})
                 print(f"Reranker `{name}`: selection grid (depth interpolate: nDCG@10) "
                       + ", ".join(f"{k}: {v:.4f}" for k, v in part.get("selection_grid", {}).items())
-                      + f"; selection keeps reranking {'ON (' + c['setting'] + ')' if c.get('rerank_on') else 'OFF'}\n")
+                      + f"; the top setting: {c['setting'] if c.get('rerank_on') else 'no reranking'}"
+                      + (f"; cost- and significance-aware (as `retrieval-lab best`): {c['cost_aware'] or 'no reranking'}"
+                         if "cost_aware" in c else "") + "\n")
                 print("| depth | interpolate | test nDCG@10 | first-stage recall@depth (ceiling) | rerank ms/query |")
                 print("|---:|---:|---:|---:|---:|")
                 for k, row in sorted(part.get("test_curve", {}).items(), key=lambda kv: [float(x) for x in kv[0].split()]):
@@ -300,6 +342,9 @@ def main(argv=None) -> int:
     p.add_argument("--dense", nargs="+", default=["minilm_l6"])
     p.add_argument("--selection", default="heldout", help="heldout (20%% of train, seed 0) or a split name (dev)")
     p.add_argument("--norms", nargs="+", default=["minmax", "zscore"])
+    p.add_argument("--first-stage-depths", nargs="+", type=int, default=[100],
+                   help="documents each input retrieves before fusion, crossed with the grid (results under "
+                        "'fusion/<dataset> depths=...' unless only 100)")
     p.add_argument("--redo", action="store_true", help="measure models already in the JSON again")
     p.add_argument("--passages", nargs="*", default=[],
                    help="overrides for every run, e.g. chunker=fixed_tokens (results under 'fusion/<dataset> <overrides>')")
@@ -313,7 +358,9 @@ def main(argv=None) -> int:
     p.add_argument("--selection-sample", type=int, default=0, help="0: every selection query")
     p.add_argument("--interpolate", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7])
     p.add_argument("--depths", nargs="+", type=int, default=[10, 20, 50, 100])
-    p.add_argument("--sample", type=int, default=100, help="random test queries for the depth curve (0: all)")
+    p.add_argument("--sample", type=int, default=100,
+                   help="random test queries for the depth curve (0: all; results under 'rerank/<dataset> sample=...' "
+                        "unless 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=32)

@@ -63,6 +63,14 @@ def holm(pvalues: list[float]) -> list[float]:
     return adjusted
 
 
+def against_top(top, others, test: str = "randomization", trials: int = 10000) -> tuple[list[float], list[float]]:
+    """Raw and Holm-adjusted p-values of each of `others` against `top`: per-query values over the same queries."""
+    a = np.asarray(top, dtype=np.float64)
+    raw = [TESTS[test](a, np.asarray(b, dtype=np.float64), trials) if test == "randomization"
+           else TESTS[test](a, np.asarray(b, dtype=np.float64)) for b in others]
+    return raw, holm(raw)
+
+
 @dataclass
 class Candidate:
     run_id: str
@@ -157,12 +165,9 @@ def rank(client, experiment: str, metric: str = "ndcg_at_10", test: str = "rando
     qids = sorted(set(top.per_query).intersection(*(set(c.per_query) for c in candidates[1:])))
     if not qids:
         raise LabError("the runs share no evaluated query: they cannot be compared")
-    a = np.array([top.per_query[q] for q in qids])
-    raw = []
-    for c in candidates[1:]:
-        b = np.array([c.per_query[q] for q in qids])
-        raw.append(TESTS[test](a, b, trials) if test == "randomization" else TESTS[test](a, b))
-    for c, p, ph in zip(candidates[1:], raw, holm(raw)):
+    raw, adjusted = against_top([top.per_query[q] for q in qids],
+                                [[c.per_query[q] for q in qids] for c in candidates[1:]], test, trials)
+    for c, p, ph in zip(candidates[1:], raw, adjusted):
         c.p, c.p_holm = p, ph
     eligible = [c for c in candidates if not c.significantly_worse and c.cost is not None]
     cheapest = min(eligible, key=lambda c: (c.cost, -c.mean)) if eligible else top

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval_lab.sweep.best import holm, paired_ttest, randomization_test
+from retrieval_lab.sweep.best import against_top, holm, paired_ttest, randomization_test
 from retrieval_lab.sweep.export import UnsafeConfigError, check_targets, read_export
 from retrieval_lab.sweep.report import pareto_front
 from retrieval_lab.sweep.state import config_hash, run_name_from_overrides
@@ -30,6 +30,15 @@ def test_randomization_test_exact_for_all_equal_and_small_for_a_clear_gain():
     b = rng.normal(0.5, 0.2, 300)
     c = b - rng.normal(0.03, 0.2, 300)
     assert randomization_test(b, c, trials=4000) == pytest.approx(paired_ttest(b, c), abs=0.02)
+
+
+def test_against_top_tests_each_candidate_and_holm_corrects():
+    top = np.linspace(0.5, 1, 40)
+    same, worse = top.copy(), top - 0.2
+    raw, adjusted = against_top(top, [same, worse], trials=2000)
+    assert raw == [1.0, pytest.approx(1 / 2001)]
+    assert adjusted == pytest.approx(holm(raw))
+    assert against_top(top, [worse], test="ttest")[0][0] == 0.0  # a constant difference: certain
 
 
 def test_pareto_front_keeps_only_undominated_points():
