@@ -255,9 +255,9 @@ def truncated_chunks(passages: Passages, tokens: TokenCounter, max_tokens: int, 
     counts = np.array(tokens.count_batch(passages.texts)) + special_tokens
     n = int((counts > max_tokens).sum())
     if n:
-        log.warning("%d of %d chunks (%.1f%%) exceed the embedder's %d tokens and will be truncated: lower "
-                    "chunker.size or use a chunker with a token cap", n, len(passages), 100 * n / len(passages),
-                    max_tokens)
+        log.warning("%d of %d passages (%.1f%%) exceed the embedder's %d tokens and will be truncated: chunk them "
+                    "(chunker=fixed_tokens), lower chunker.size, or use a chunker with a token cap", n, len(passages),
+                    100 * n / len(passages), max_tokens)
     return n
 
 
