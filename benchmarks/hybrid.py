@@ -111,7 +111,8 @@ class Evaluator:
         row.update({k: v for k, v in outcome.extra_metrics.items() if k.startswith("first_stage")})
         row.update({k: v for k, v in outcome.timings.items() if k.startswith("rerank")})
         if per_query:  # for significance tests; not kept in the JSON
-            row["per_query"] = dict(zip(outcome.evaluation.query_ids, outcome.evaluation.per_query["ndcg_at_10"].tolist()))
+            values = outcome.evaluation.per_query["ndcg_at_10"].tolist()
+            row["per_query"] = dict(zip(outcome.evaluation.query_ids, values))
         return row
 
 
@@ -129,7 +130,9 @@ def cost_aware_choice(first_stage: dict, grid: dict[str, dict], alpha: float = 0
     others = [k for k in rows if k != top]
     adjusted = dict(zip(others, against_top(vector[top], [vector[k] for k in others])[1]))
     adjusted[top] = 1.0
-    cost = lambda k: (-1, 0.0) if k is None else (int(k.split()[0]), -float(k.split()[1]))  # noqa: E731
+    def cost(setting: str | None) -> tuple[int, float]:  # "<depth> <interpolate>": shallower first
+        return (-1, 0.0) if setting is None else (int(setting.split()[0]), -float(setting.split()[1]))
+
     eligible = [k for k in rows if adjusted[k] >= alpha and rows[k]["ndcg_at_10"] >= first_stage["ndcg_at_10"]]
     return min(eligible, key=cost), {str(k): p for k, p in adjusted.items()}
 
@@ -322,8 +325,8 @@ def cmd_table(args) -> None:
                 print(f"Reranker `{name}`: selection grid (depth interpolate: nDCG@10) "
                       + ", ".join(f"{k}: {v:.4f}" for k, v in part.get("selection_grid", {}).items())
                       + f"; the top setting: {c['setting'] if c.get('rerank_on') else 'no reranking'}"
-                      + (f"; cost- and significance-aware (as `retrieval-lab best`): {c['cost_aware'] or 'no reranking'}"
-                         if "cost_aware" in c else "") + "\n")
+                      + (f"; cost- and significance-aware (as `retrieval-lab best`): "
+                         f"{c['cost_aware'] or 'no reranking'}" if "cost_aware" in c else "") + "\n")
                 print("| depth | interpolate | test nDCG@10 | first-stage recall@depth (ceiling) | rerank ms/query |")
                 print("|---:|---:|---:|---:|---:|")
                 for k, row in sorted(part.get("test_curve", {}).items(), key=lambda kv: [float(x) for x in kv[0].split()]):
