@@ -239,7 +239,9 @@ def cmd_fusion(args) -> None:
 def cmd_rerank(args) -> None:
     results = Results(args.out)
     ev = Evaluator(args.dataset, args.selection)
-    section = f"rerank/{args.dataset}" + ("" if args.sample == 100 else f" sample={args.sample or 'all'}")
+    # one section per query set: the first-stage figures stored in it hold for every reranker measured in it
+    section = " ".join([f"rerank/{args.dataset}"] + ([] if args.sample == 100 else [f"sample={args.sample or 'all'}"])
+                       + ([f"selection-sample={args.selection_sample}"] if args.selection_sample else []))
     first = results.data[f"fusion/{args.dataset}"]["best"]["overrides"] if args.first_stage == "best" \
         else json.loads(args.first_stage)
     test_ids = sorted(ev.datasets["test"].queries.ids)
@@ -358,7 +360,8 @@ def main(argv=None) -> int:
     p.add_argument("--rerankers", nargs="+", required=True)
     p.add_argument("--selection", default="heldout")
     p.add_argument("--selection-depths", nargs="+", type=int, default=[10, 20, 50])
-    p.add_argument("--selection-sample", type=int, default=0, help="0: every selection query")
+    p.add_argument("--selection-sample", type=int, default=0,
+                   help="0: every selection query (else results under 'rerank/<dataset> selection-sample=N')")
     p.add_argument("--interpolate", nargs="+", type=float, default=[0.0, 0.3, 0.5, 0.7])
     p.add_argument("--depths", nargs="+", type=int, default=[10, 20, 50, 100])
     p.add_argument("--sample", type=int, default=100,
