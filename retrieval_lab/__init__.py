@@ -8,7 +8,7 @@ from __future__ import annotations
 
 def load_retriever(path, overrides=()):
     """A `pipeline.Retriever` built from an exported config (YAML loaded safely; retrieval-lab components only)."""
-    from retrieval_lab.sweep.export import load_retriever as _load
+    from retrieval_lab.commands.export import load_retriever as _load
 
     return _load(path, list(overrides))
 

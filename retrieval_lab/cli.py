@@ -27,7 +27,7 @@ def _hydra(command: str, overrides: list[str]) -> int:
     from retrieval_lab.paths import hydra_search_path
 
     if command == "sweep":  # `sweep quickstart ...` = `sweep +experiments=quickstart ...` (experiments/*.yaml)
-        from retrieval_lab.sweep.commands import expand_study
+        from retrieval_lab.commands import expand_study
 
         try:
             overrides = expand_study(overrides)
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in TRAIN_COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text + ". Values are key=value overrides; "
                        "eval_splits (default [test]) are never trained on.")
-    from retrieval_lab.sweep.commands import add_commands
+    from retrieval_lab.commands import add_commands
 
     add_commands(sub)  # best, search, evaluate, ui
     data = sub.add_parser("data", help="list or download datasets").add_subparsers(dest="data_command",

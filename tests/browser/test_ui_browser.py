@@ -28,7 +28,7 @@ def test_runs_view_shows_run_names_and_the_metric_column(tmp_path, mlflow_uri):
 
     from mlflow.tracking import MlflowClient
 
-    from retrieval_lab.sweep.ui import shared_view, start_ui, stop_ui, view_url
+    from retrieval_lab.commands.ui import shared_view, start_ui, stop_ui, view_url
 
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("uitest")

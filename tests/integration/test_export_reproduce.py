@@ -42,7 +42,7 @@ def test_export_holds_identity_and_reproduces_every_logged_metric_exactly(export
     assert data["code_version"] == "test-code-v1" and data["config_hash"] == logged.data.tags["config_hash"]
 
     from retrieval_lab.pipeline import run_experiment
-    from retrieval_lab.sweep.export import config_from_export, read_export
+    from retrieval_lab.commands.export import config_from_export, read_export
 
     outcome = run_experiment(config_from_export(read_export(tmp / "best.yaml")))
     for name, value in outcome.evaluation.means.items():

@@ -3,25 +3,25 @@ from __future__ import annotations
 
 
 def _best(args) -> int:
-    from retrieval_lab.sweep.best import cmd_best
+    from retrieval_lab.commands.best import cmd_best
 
     return cmd_best(args)
 
 
 def _search(args) -> int:
-    from retrieval_lab.sweep.export import cmd_search
+    from retrieval_lab.commands.export import cmd_search
 
     return cmd_search(args)
 
 
 def _evaluate(args) -> int:
-    from retrieval_lab.sweep.export import cmd_evaluate
+    from retrieval_lab.commands.export import cmd_evaluate
 
     return cmd_evaluate(args)
 
 
 def _ui(args) -> int:
-    from retrieval_lab.sweep.ui import cmd_ui
+    from retrieval_lab.commands.ui import cmd_ui
 
     return cmd_ui(args)
 

@@ -209,7 +209,7 @@ def cmd_best(args) -> int:
     ranking = rank(client, args.experiment, args.metric, args.test, args.alpha, args.sweep, args.trials)
     print(format_ranking(ranking))
     if args.export:
-        from retrieval_lab.sweep.export import export_run
+        from retrieval_lab.commands.export import export_run
 
         chosen = ranking.top if args.pick == "top" else ranking.cheapest
         path = export_run(client, chosen.run_id, Path(args.export), selection={
