@@ -1,4 +1,5 @@
-"""Plain data passed between pipeline stages: corpus, queries, graded qrels, ranked runs."""
+"""Plain data passed between pipeline stages: corpus, queries, graded qrels, ranked runs (and their TREC files:
+runs `qid Q0 docid rank score tag`, qrels `qid 0 docid grade`)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from retrieval_lab.errors import DataError
 
 
 def _digest(parts) -> str:
@@ -64,14 +67,20 @@ class Qrels(dict):
 
     @classmethod
     def from_trec(cls, path: str | Path) -> "Qrels":
-        from retrieval_lab.evaluate.trec import read_trec_qrels
-
-        return read_trec_qrels(path)
+        qrels = cls()
+        for lineno, cols in _trec_rows(path, 4, "'qid 0 docid grade'"):
+            try:
+                grade = int(cols[3])
+            except ValueError:
+                raise DataError(path, f"grade {cols[3]!r} is not an integer", lineno) from None
+            qrels.setdefault(cols[0], {})[cols[2]] = grade
+        return qrels
 
     def to_trec(self, path: str | Path) -> None:
-        from retrieval_lab.evaluate.trec import write_trec_qrels
-
-        write_trec_qrels(self, path)
+        with open(path, "w", encoding="utf-8") as fh:
+            for qid, docs in self.items():
+                for doc_id, grade in docs.items():
+                    fh.write(f"{qid} 0 {doc_id} {grade}\n")
 
 
 class Run(dict):
@@ -79,14 +88,21 @@ class Run(dict):
 
     @classmethod
     def from_trec(cls, path: str | Path) -> "Run":
-        from retrieval_lab.evaluate.trec import read_trec_run
-
-        return read_trec_run(path)
+        """Each query's hits ordered by the rank column."""
+        ranked: dict[str, list[tuple[int, str, float]]] = {}
+        for lineno, cols in _trec_rows(path, 6, "'qid Q0 docid rank score tag'"):
+            try:
+                rank, score = int(cols[3]), float(cols[4])
+            except ValueError:
+                raise DataError(path, "rank must be an integer and score a number", lineno) from None
+            ranked.setdefault(cols[0], []).append((rank, cols[2], score))
+        return cls({q: [(d, s) for _, d, s in sorted(rows, key=lambda r: r[0])] for q, rows in ranked.items()})
 
     def to_trec(self, path: str | Path, tag: str = "retrieval-lab") -> None:
-        from retrieval_lab.evaluate.trec import write_trec_run
-
-        write_trec_run(self, path, tag)
+        with open(path, "w", encoding="utf-8") as fh:
+            for qid, hits in self.items():
+                for rank, (doc_id, score) in enumerate(hits, start=1):
+                    fh.write(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
     def truncate(self, k: int) -> "Run":
         return Run({q: hits[:k] for q, hits in self.items()})
@@ -98,3 +114,15 @@ class Run(dict):
         for row, qid in enumerate(query_ids):
             run[qid] = [(unit_ids[j], float(s)) for j, s in zip(indices[row], scores[row]) if j >= 0]
         return run
+
+
+def _trec_rows(path: str | Path, columns: int, layout: str):
+    """(line number, columns) of each non-blank line; a line with another column count is a DataError."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            cols = line.split()
+            if len(cols) != columns:
+                raise DataError(path, f"expected {columns} columns {layout}, found {len(cols)}", lineno)
+            yield lineno, cols

@@ -20,12 +20,12 @@ from retrieval_lab.chunking.recursive import RecursiveChunker, RecursiveConfig
 from retrieval_lab.chunking.semantic import SemanticChunker, SemanticConfig
 from retrieval_lab.chunking.sentences import SentencesChunker, SentencesConfig, sentence_spans
 from retrieval_lab.chunking.tokens import TokenCounter, load_tokenizer
+from retrieval_lab.config import to_container, typed
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.types import Corpus, _digest
 
 log = logging.getLogger(__name__)
 
-CHUNKING_VERSION = 2  # part of the passages cache key: bump when a chunker's output changes for the same config
 SINGLE_CHUNK_WARNING = 0.9  # share of documents in one chunk above which chunkers all look alike
 
 
@@ -101,8 +101,6 @@ CHUNKERS: dict[str, tuple[type[ChunkerConfig], type]] = {
 
 def chunker_config(node: Any, prefix: str = "chunker") -> tuple[str, ChunkerConfig]:
     """(name, validated typed config) of the `chunker` node: every error names its key, before any work."""
-    from retrieval_lab.config import to_container, typed
-
     data = to_container(node) or {}
     name = data.get("name", "none")
     if name not in CHUNKERS:
@@ -120,19 +118,23 @@ def chunk_spans(name: str, config: ChunkerConfig, texts: list[str], tokens: Toke
 
 
 def build_passages(node: Any, corpus: Corpus, cache=None, tokens: TokenCounter | None = None) -> Passages:
+    """`chunk_corpus` for a `chunker` config node."""
+    return chunk_corpus(*chunker_config(node), corpus, cache, tokens)
+
+
+def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
+                 tokens: TokenCounter | None = None) -> Passages:
     """The `passages` stage: chunk the corpus (cached on corpus content, chunker config and tokenizer identity).
 
     `tokens` overrides the configured tokenizer (the pipeline passes the embedder's for `tokenizer: embedder`).
     A document whose text is empty keeps one empty passage (its title is still indexed), so no document vanishes.
     """
-    name, config = chunker_config(node)
     if name == "none" and tokens is None and cache is None:
         return whole_documents(corpus, title=config.title)
     tokens = tokens or load_tokenizer(config.tokenizer)
     shape = {k: v for k, v in asdict(config).items() if k not in ("title", "tokenizer")}
     encoder = None
-    inputs = {"corpus": corpus.fingerprint, "chunker": name, "config": shape, "tokenizer": tokens.identity,
-              "version": CHUNKING_VERSION}
+    inputs = {"corpus": corpus.fingerprint, "chunker": name, "config": shape, "tokenizer": tokens.identity}
     if name == "semantic":
         from retrieval_lab.chunking.semantic import load_encoder
 
@@ -208,19 +210,21 @@ def aggregate_documents(hits: list[tuple[str, float]], passages: Passages, k: in
     return docs
 
 
-def documents_filled(indices: np.ndarray, passages: Passages, k: int, mode: str = "max") -> bool:
-    """Whether every query's passage list yields k distinct documents for `mode`, or holds all it could get."""
+def unfilled_rows(indices: np.ndarray, passages: Passages, k: int, mode: str = "max") -> list[int]:
+    """Rows (queries) whose passages yield fewer than k distinct documents for `mode` although the stage returned
+    a full list (a list cut short means the stage ran out of matches: more depth adds nothing)."""
     depth = indices.shape[1] if indices.ndim == 2 else 0
     doc_ids = np.asarray(passages.doc_ids)
-    for row in indices:
+    out = []
+    for i, row in enumerate(indices):
         valid = row[row >= 0]
-        if len(valid) < depth:  # the stage ran out of matching passages: more depth adds nothing
+        if len(valid) < depth:
             continue
         if mode == "first":
             valid = valid[np.array([passages.first_chunk(int(r)) for r in valid], dtype=bool)]
         if len(set(doc_ids[valid].tolist())) < k:
-            return False
-    return True
+            out.append(i)
+    return out
 
 
 def passage_depth(passages: Passages, n_docs: int, k: int) -> int:
@@ -262,4 +266,4 @@ def truncated_chunks(passages: Passages, tokens: TokenCounter, max_tokens: int, 
 
 
 __all__ = ["Passages", "with_title", "whole_documents", "CHUNKERS", "chunker_config", "chunk_spans",
-           "build_passages", "chunk_stats", "aggregate_documents", "documents_filled", "passage_depth", "truncated_chunks", "sentence_spans", "load_tokenizer"]
+           "build_passages", "chunk_stats", "aggregate_documents", "unfilled_rows", "chunk_corpus", "passage_depth", "truncated_chunks", "sentence_spans", "load_tokenizer"]

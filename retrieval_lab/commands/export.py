@@ -48,19 +48,18 @@ def check_targets(data: Any, where: str = "config") -> None:
 def stage_identities(cfg: DictConfig) -> list[dict]:
     """What every model-bearing stage is (model name, weight hash, settings), as the cache keys see it."""
     from retrieval_lab.cache import Cache
-    from retrieval_lab import pipeline
+    from retrieval_lab.pipeline import FIRST_STAGES, read_config
+    from retrieval_lab.rerank import make_scorer
 
+    settings = read_config(cfg)
     out = []
-    for key, node in pipeline.first_stage_nodes(cfg):
-        stage = pipeline.FIRST_STAGES[node.name](node, cfg, Cache(enabled=False), key)
-        out.append({"key": key, **_plain(getattr(stage, "identity", {}))})
-    if cfg.get("reranker") and cfg.reranker.get("name", "none") != "none":
-        from retrieval_lab.rerank import RerankStage
-
+    for spec in settings.first_stages:
+        stage = FIRST_STAGES[spec.node.name](spec.node, cfg, Cache(enabled=False), spec.key)
+        out.append({"key": spec.key, **_plain(getattr(stage, "identity", {}))})
+    if settings.reranker.active:
         try:
-            stage = RerankStage(cfg, Cache(enabled=False))
-            if stage.active:
-                out.append({"key": "reranker", **_plain(stage.scorer.identity)})
+            scorer = make_scorer(settings.reranker, None, False)
+            out.append({"key": "reranker", **_plain(scorer.identity)})
         except Exception as exc:  # the export still names the model in `config`
             log.warning("no identity for the reranker: %s", exc)
     return out

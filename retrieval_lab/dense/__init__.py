@@ -21,6 +21,8 @@ from retrieval_lab.chunking import Passages
 from retrieval_lab.dense.embedders import (Embedder, EmbedderConfig, ModelNotFoundError, embedder_config,
                                            embedder_identity, load_embedder, load_sentence_transformer,
                                            lookup_model, register_model, resolve_model)
+from retrieval_lab.dense import index as faiss_index
+from retrieval_lab.dense.embedders import load_tokenizer
 from retrieval_lab.dense.index import IndexConfig, ann_recall, index_config
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.types import _digest
@@ -39,7 +41,7 @@ def peak_memory_mb() -> float:
 
 
 def dense_stage(node: Any, cfg: Any, cache: Cache, prefix: str) -> "DenseRetriever":
-    """Factory for `pipeline.FIRST_STAGES["dense"]`: typed configs only, no model loading."""
+    """Factory for `pipeline.build.FIRST_STAGES["dense"]`: typed configs only, no model loading."""
     unknown = [k for k in node if k not in STAGE_KEYS]
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}", "unknown key for a dense retriever",
@@ -117,8 +119,6 @@ class DenseRetriever:
         if self._embedder is not None:
             return self._embedder.tokenizer
         if self._tokenizer is None:
-            from retrieval_lab.dense.embedders import load_tokenizer
-
             self._tokenizer = load_tokenizer(self.embedder_config, self.cache.root)
         return self._tokenizer
 
@@ -150,8 +150,6 @@ class DenseRetriever:
         return self
 
     def _build(self, vectors: np.ndarray) -> bool:
-        from retrieval_lab.dense import index as faiss_index
-
         config = self.index_config
         progress = self.embedder_config.progress
         if config.name == "flat":
@@ -170,13 +168,9 @@ class DenseRetriever:
         return entry.hit
 
     def _index_bytes(self) -> int:
-        from retrieval_lab.dense import index as faiss_index
-
         return int(faiss_index.serialize(self._index).size)
 
     def search(self, texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        from retrieval_lab.dense import index as faiss_index
-
         if self._index is None:
             raise LabError("dense retriever: search before index(passages)")
         if len(texts) > 1:
@@ -193,19 +187,3 @@ class DenseRetriever:
         elif len(texts) > 1:
             self.last_index_stats[f"ann_recall_at_{self.index_config.ann_recall_k}"] = 1.0
         return rows, scores
-
-
-def unused_config_groups(cfg: Any) -> set[str]:
-    """Top-level groups (`embedder`, `index`) no first stage of `cfg` reads: left out of logged params, so a BM25
-    run does not show a MiniLM embedder it never used."""
-    from retrieval_lab.pipeline import first_stage_nodes
-
-    used: set[str] = set()
-    try:
-        nodes = first_stage_nodes(cfg)
-    except LabError:
-        return set()
-    for _, node in nodes:
-        if node.get("name") == "dense":
-            used.update(g for g in ("embedder", "index") if node.get(g) is None)
-    return {"embedder", "index"} - used

@@ -1,13 +1,14 @@
 """Fusion of first-stage runs (BM25 + dense, dense + dense, ...): methods and normalizations selected by name.
 
 `FUSIONS[name](runs, config)` -> fused Run. Fusion is cheap and works on cached first-stage runs, so sweeping its
-settings never searches or encodes again (see `pipeline.Retriever`).
+settings never searches or encodes again (see `pipeline.chain`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+from retrieval_lab.config import typed
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.fusion.convex import convex
 from retrieval_lab.fusion.normalization import NORMALIZATIONS, normalize
@@ -69,9 +70,6 @@ def fuse(runs: list[Run], config: FusionConfig) -> Run:
     return FUSIONS[config.method](runs, config)
 
 
-
-
-
 # ------------------------------------------------------------------------------------ the hybrid retriever's config
 
 def hybrid_nodes(retriever_node, first_stages: dict) -> list[tuple[str, object]]:
@@ -99,8 +97,6 @@ def hybrid_settings(retriever_node, inputs: int) -> tuple[FusionConfig | None, i
     """The fusion config and first-stage depth of a hybrid retriever; (None, None) for a single first stage."""
     if retriever_node.get("name") != "hybrid":
         return None, None
-    from retrieval_lab.config import typed
-
     config = typed(FusionConfig, retriever_node.get("fusion") or {}, "retriever.fusion")
     config.validate(inputs)
     depth = retriever_node.get("depth")

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from retrieval_lab.config import typed
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.fusion.normalization import minmax
 from retrieval_lab.types import Queries, Run
@@ -47,8 +48,6 @@ class RerankerConfig:
 
 
 def reranker_config(node, prefix: str = "reranker") -> RerankerConfig:
-    from retrieval_lab.config import typed
-
     config = typed(RerankerConfig, node or {}, prefix)
     config.validate(prefix)
     return config
@@ -96,48 +95,15 @@ def rerank(run: Run, queries: Queries, text_of: dict[str, str], scorer, depth: i
         out[qid] = reranked + rest
     stats = dict(getattr(scorer, "last_stats", {}))
     n_queries = max(len(spans), 1)
-    per_pair = stats.get("seconds_per_pair", 0.0)
+    # the model's time per pair: measured when the pairs were computed, else its recorded speed (score cache hit);
+    # a scorer that reports neither is timed here
+    per_pair = stats.get("seconds_per_pair", wall / max(len(pairs), 1))
     pairs_per_query = len(pairs) / n_queries
     return out, {"rerank_seconds": wall, "rerank_pairs": float(len(pairs)),
                  "rerank_pairs_computed": stats.get("pairs_computed", float(len(pairs))),
-                 # model time per query at this depth (measured when computed, else the model's recorded speed)
+                 "rerank_seconds_per_pair": per_pair,
                  "rerank_ms_per_query": 1000 * per_pair * pairs_per_query,
                  "rerank_wall_ms_per_query": 1000 * wall / n_queries}
 
 
-
-
-
-class RerankStage:
-    """The `reranker` config group as a pipeline stage: `apply` reranks a passage run; `ceiling` reports what the
-    first stage handed it (recall of its top N, the best any reranker of depth N can reach, and its nDCG@10)."""
-
-    def __init__(self, cfg, cache=None):
-        self.config = reranker_config(cfg.get("reranker") or {"name": "none"})
-        self._cache = cache
-        self._scorer = None
-
-    @property
-    def active(self) -> bool:
-        return self.config.active
-
-    @property
-    def scorer(self):
-        if self._scorer is None:
-            root = getattr(self._cache, "root", None)
-            self._scorer = make_scorer(self.config, root, bool(getattr(self._cache, "enabled", True)))
-        return self._scorer
-
-    def apply(self, run: Run, queries: Queries, passages) -> tuple[Run, dict[str, float]]:
-        text_of = dict(zip(passages.ids, passages.texts))
-        return rerank(run, queries, text_of, self.scorer, self.config.depth, self.config.interpolate)
-
-    def ceiling(self, first_stage: Run, passages, qrels, to_documents) -> dict[str, float]:
-        from retrieval_lab.evaluate import evaluate
-
-        n = self.config.depth
-        reachable = to_documents(first_stage.truncate(n), passages, n)  # the documents of the top n passages
-        recall = evaluate(reachable, qrels, ["recall"], [n]).means[f"recall_at_{n}"]
-        ndcg = evaluate(to_documents(first_stage, passages, 10), qrels, ["ndcg"], [10]).means["ndcg_at_10"]
-        return {f"first_stage_recall_at_{n}": recall, "first_stage_ndcg_at_10": ndcg}
-__all__ = ["RerankerConfig", "RERANKERS", "RerankStage", "reranker_config", "make_scorer", "rerank"]
+__all__ = ["RerankerConfig", "RERANKERS", "reranker_config", "make_scorer", "rerank"]

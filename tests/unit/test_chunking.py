@@ -8,7 +8,7 @@ import pytest
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import (CHUNKERS, Passages, aggregate_documents, build_passages, chunk_spans,
-                                    chunk_stats, chunker_config, documents_filled, truncated_chunks)
+                                    chunk_stats, chunker_config, truncated_chunks, unfilled_rows)
 from retrieval_lab.chunking.semantic import breakpoints
 from retrieval_lab.chunking.sentences import sentence_spans
 from retrieval_lab.chunking.tokens import load_tokenizer
@@ -206,22 +206,43 @@ class FakeStage:
         return rows, np.tile(100.0 - np.arange(n), (len(texts), 1))
 
 
-def test_retriever_retrieves_enough_passages_to_fill_k_documents(tmp_path):
-    from retrieval_lab import pipeline
+def test_first_stage_searches_each_query_deep_enough_to_fill_k_documents(tmp_path):
+    from retrieval_lab.pipeline.chain import FirstStageStep
+    from retrieval_lab.pipeline.trace import Trace
 
     layout = {"d0": 60, **{f"d{i}": 1 for i in range(1, 41)}}  # first guess: 5 * 2 * 100 / 41 = 25 passages
     passages = make_passages(layout)
-    corpus = Corpus(list(layout), [""] * len(layout), ["x"] * len(layout))
-    retriever = pipeline.Retriever.__new__(pipeline.Retriever)
-    retriever.passages, retriever.corpus, retriever.cache = passages, corpus, Cache(tmp_path)
-    retriever.aggregate = "max"
     stage = FakeStage(passages)
-    run = retriever.run_stage(stage, Queries(["q"], ["text"]), 5)
-    docs = {passages.doc_ids[i] for i in run.indices[0] if i >= 0}
+    step = FirstStageStep("fake", stage, Cache(tmp_path))
+    run = step.run(Queries(["q"], ["text"]), passages, len(layout), 5, "max", Trace(["q"]))
+    docs = {passages.doc_ids[passages.row_of()[pid]] for pid, _ in run["q"]}
     assert len(docs) >= 5 and sorted(set(stage.depths)) == [25, 50, 100]  # the first guess was too shallow: doubled
-    assert documents_filled(run.indices, passages, 5)
-    assert not documents_filled(np.arange(10)[None, :], passages, 5)  # ten chunks, one document
-    assert documents_filled(np.array([[0, 1, -1]]), passages, 5)  # the stage ran dry: nothing more to get
+    assert unfilled_rows(np.arange(10)[None, :], passages, 5) == [0]  # ten chunks, one document
+    assert unfilled_rows(np.array([[0, 1, -1]]), passages, 5) == []  # the stage ran dry: nothing more to get
+
+
+def test_deepening_is_per_query_so_a_ranking_does_not_depend_on_the_other_queries(tmp_path):
+    from retrieval_lab.pipeline.chain import FirstStageStep
+    from retrieval_lab.pipeline.trace import Trace
+
+    class PerQuery(FakeStage):  # query "deep" needs the 60 chunks of d0 first; "flat" starts with one-chunk documents
+        def search(self, texts, k):
+            self.depths.append((tuple(texts), k))
+            n = min(k, len(self.passages))
+            order = {"deep": np.arange(len(self.passages)), "flat": np.arange(len(self.passages))[::-1]}
+            return (np.stack([order[t][:n] for t in texts]),
+                    np.tile(100.0 - np.arange(n), (len(texts), 1)).astype(np.float32))
+
+    layout = {"d0": 60, **{f"d{i}": 1 for i in range(1, 41)}}
+    passages = make_passages(layout)
+    together = PerQuery(passages)
+    both = FirstStageStep("fake", together, Cache(tmp_path / "a")).run(
+        Queries(["a", "b"], ["deep", "flat"]), passages, len(layout), 5, "max", Trace(["a", "b"]))
+    alone = PerQuery(passages)
+    flat = FirstStageStep("fake", alone, Cache(tmp_path / "b")).run(
+        Queries(["b"], ["flat"]), passages, len(layout), 5, "max", Trace(["b"]))
+    assert both["b"] == flat["b"] and len(both["b"]) == 25  # "flat" was never deepened, asked alone or not
+    assert len(both["a"]) == 100
 
 
 def test_chunk_stats_and_warnings(caplog):

@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages
-from retrieval_lab.dense import DenseRetriever, dense_stage, unused_config_groups
+from retrieval_lab.dense import DenseRetriever, dense_stage
+from retrieval_lab.pipeline import unused_config_groups
 from retrieval_lab.dense.embedders import EmbedderConfig
 from retrieval_lab.dense.index import (IndexConfig, ann_recall, build_index, deserialize, index_config, search,
                                        serialize)
@@ -128,14 +129,12 @@ def test_tokenizer_without_loading_the_model():
     assert l3.tokenizer.model_max_length > 0 and l3.max_tokens == 128 and l3._embedder is None
     from retrieval_lab.pipeline import embedder_tokens
 
-    counter = embedder_tokens([(None, l3)])  # chunker.tokenizer=embedder: counting tokens loads no model either
+    counter = embedder_tokens([l3])  # chunker.tokenizer=embedder: counting tokens loads no model either
     assert counter.count("vitamin D deficiency") > 0 and l3._embedder is None
 
 
 def test_truncation_stats_count_passages_over_the_embedders_token_limit():
     """`chunks_truncated` (logged with every chunked dense run): passages longer than the model's max tokens."""
-    from types import SimpleNamespace
-
     from retrieval_lab.chunking import whole_documents
     from retrieval_lab.pipeline import truncation_stats
     from retrieval_lab.types import Corpus
@@ -143,7 +142,7 @@ def test_truncation_stats_count_passages_over_the_embedders_token_limit():
     corpus = Corpus(["short", "long", "longer"], ["", "", ""],
                     ["vitamin D", "insulin resistance " * 80, "gut microbiome diversity " * 200])
     l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))  # 128 tokens
-    retriever = SimpleNamespace(stages=[("dense", l3)], passages=whole_documents(corpus, title=True))
-    assert truncation_stats(retriever) == {"chunks_truncated": 2.0} and l3._embedder is None
+    passages = whole_documents(corpus, title=True)
+    assert truncation_stats([l3], passages) == {"chunks_truncated": 2.0} and l3._embedder is None
     static = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))  # no token limit: nothing to count
-    assert truncation_stats(SimpleNamespace(stages=[("dense", static)], passages=retriever.passages)) == {}
+    assert truncation_stats([static], passages) == {}

@@ -1,0 +1,70 @@
+"""One configuration evaluated: load the dataset, build the retriever, run every query through the chain, score."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig
+
+from retrieval_lab.cache import Cache
+from retrieval_lab.chunking import Passages, chunk_stats, truncated_chunks
+from retrieval_lab.data import Dataset, dataset_from_config
+from retrieval_lab.evaluate import Evaluation, evaluate
+from retrieval_lab.evaluate.spans import span_metrics
+from retrieval_lab.pipeline.build import embedder_tokens, validate
+from retrieval_lab.pipeline.chain import FirstStage, to_documents
+from retrieval_lab.pipeline.retriever import Retriever
+from retrieval_lab.pipeline.trace import Trace
+from retrieval_lab.training.registry import check_config_models
+from retrieval_lab.types import Run
+
+
+@dataclass
+class Outcome:
+    dataset: Dataset
+    run: Run
+    evaluation: Evaluation
+    timings: dict[str, float]  # stage costs and latency (end to end: `query_p50_ms`, `query_p95_ms`)
+    extra_metrics: dict[str, float] = field(default_factory=dict)
+    trace: Trace | None = None
+
+
+def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset | None = None) -> Outcome:
+    """Load the dataset (unless given, as sweeps do), build the retriever, retrieve every query and evaluate."""
+    settings = validate(cfg)
+    dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset)
+    check_config_models(cfg, dataset.name, dataset.split, dataset.queries.ids)  # LeakageError: trained on these
+    retriever = Retriever(cfg, dataset.corpus, cache, settings)
+    trace = retriever.retrieve(dataset.queries)
+    evaluation = evaluate(trace.documents, dataset.qrels, settings.eval.metrics, settings.eval.k)
+    timings = {**trace.costs, **trace.latency_metrics()}
+    extra = chunk_stats(retriever.passages, len(dataset.corpus))
+    stages = [step.stage for step in retriever.chain.first_stages]
+    extra.update(truncation_stats(stages, retriever.passages))
+    extra.update(span_metrics(trace.passages, retriever.passages, dataset))
+    if settings.reranker.active:
+        extra.update(rerank_ceiling(trace, retriever, dataset))
+    return Outcome(dataset, trace.documents, evaluation, timings, extra, trace)
+
+
+def rerank_ceiling(trace: Trace, retriever: Retriever, dataset: Dataset) -> dict[str, float]:
+    """What the first stage handed the reranker: the recall of its top N passages' documents (the best any reranker
+    of depth N can reach) and its own nDCG@10."""
+    n = retriever.settings.reranker.depth
+    aggregate = retriever.settings.chunker.aggregate
+    candidates = trace.candidates
+    reachable = to_documents(candidates.truncate(n), retriever.passages, n, aggregate)
+    recall = evaluate(reachable, dataset.qrels, ["recall"], [n]).means[f"recall_at_{n}"]
+    first = to_documents(candidates, retriever.passages, 10, aggregate)
+    ndcg = evaluate(first, dataset.qrels, ["ndcg"], [10]).means["ndcg_at_10"]
+    return {f"first_stage_recall_at_{n}": recall, "first_stage_ndcg_at_10": ndcg}
+
+
+def truncation_stats(stages: list[FirstStage], passages: Passages) -> dict[str, float]:
+    """Passages longer than a dense stage's embedder max tokens (counted with its tokenizer; a warning if any)."""
+    out = {}
+    for stage in stages:
+        max_tokens = getattr(stage, "max_tokens", None)
+        tokens = embedder_tokens([stage]) if max_tokens else None
+        if tokens is not None:
+            out["chunks_truncated"] = float(truncated_chunks(passages, tokens, int(max_tokens)))
+    return out

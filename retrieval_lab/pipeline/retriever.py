@@ -1,0 +1,54 @@
+"""A built chain over one corpus: `retrieve` a query set, `search` one query. Both run `Chain.run` at the
+configured depth, so a query's ranking from `search` is the one the evaluation of that configuration scored."""
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from retrieval_lab.cache import Cache
+from retrieval_lab.pipeline.build import PipelineConfig, build_chain, read_config
+from retrieval_lab.pipeline.trace import Trace
+from retrieval_lab.types import Corpus, Queries
+
+SEARCH_QUERY_ID = "\x00search"  # never a document id, so `ignore_identical_ids` drops nothing from a search
+
+
+class Retriever:
+    def __init__(self, cfg: DictConfig, corpus: Corpus, cache: Cache | None = None,
+                 settings: PipelineConfig | None = None):
+        self.cfg = cfg
+        self.settings = settings or read_config(cfg)
+        self.chain = build_chain(cfg, corpus, cache, self.settings)
+        self._doc_row: dict[str, int] | None = None
+
+    @property
+    def corpus(self) -> Corpus:
+        return self.chain.corpus
+
+    @property
+    def passages(self):
+        return self.chain.passages
+
+    def retrieve(self, queries: Queries) -> Trace:
+        """Every query through the chain (first-stage runs cached), with each stage's run and latency."""
+        return self.chain.run(queries, self.settings.eval.depth)
+
+    def trace(self, text: str) -> Trace:
+        """One query through the chain, nothing cached but the stages' own caches (embeddings, scores)."""
+        return self.chain.run(Queries([SEARCH_QUERY_ID], [text]), self.settings.eval.depth, cache_runs=False)
+
+    def search(self, text: str, k: int = 10) -> list[dict[str, Any]]:
+        """Top-k documents for one query: id, score, title and the best-ranked passage of each."""
+        trace = self.trace(text)
+        passages = self.chain.passages
+        rows = passages.row_of()
+        best_passage: dict[str, int] = {}
+        for pid, _ in trace.passages[SEARCH_QUERY_ID]:
+            best_passage.setdefault(passages.doc_ids[rows[pid]], rows[pid])
+        if self._doc_row is None:
+            self._doc_row = self.corpus.index_of()
+        doc_row = self._doc_row
+        return [{"doc_id": doc, "score": score, "title": self.corpus.titles[doc_row[doc]],
+                 "passage": passages.texts[best_passage[doc]]}
+                for doc, score in trace.documents[SEARCH_QUERY_ID][:k]]
