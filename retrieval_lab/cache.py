@@ -1,11 +1,17 @@
 """Content-addressed store for stage outputs (chunks, embeddings, indexes, runs, scores).
 
 An entry is a folder `<root>/<stage>/<key[:2]>/<key>/` with `.npy` arrays (memory-mapped on load), optional JSON
-payload and a `manifest.json` holding the inputs that produced it and a sha256 per file. The key is a hash of those
-inputs, never of names or reprs, so two runs sharing a prefix of the pipeline share its outputs.
+payload and a `manifest.json` holding the inputs that produced it and, per file, its size, its sha256 and a sha256 of
+its edges (first and last EDGE bytes), all computed from the bytes as they are written. The key is a hash of the stage
+name, the stage's code version (CODE_VERSIONS) and those inputs, never of names or reprs, so two runs sharing a prefix
+of the pipeline share its outputs and a changed stage never replays what its old code wrote.
 
-Writes go to a temporary folder renamed into place; a per-key file lock keeps two processes from computing the same
-entry twice. An entry whose checksum does not match is reported, deleted and rebuilt. Nothing is pickled.
+A hit is cheap: `load` checks that every array file exists with its recorded size and edges and that the `.npy`
+headers parse, but does not re-hash whole arrays; that catches truncated, missing, extended and zero-filled-tail
+files, not a flipped bit in the middle of a large array. The JSON payload is read whole anyway and checked in full.
+`verify` (the `cache verify` command) re-hashes every file. A damaged entry found on load is reported, deleted and
+rebuilt; `verify` reports it (and deletes it when asked). Writes go to a temporary folder renamed into place; a
+per-key file lock keeps two processes from computing the same entry twice. Nothing is pickled.
 """
 from __future__ import annotations
 
@@ -30,24 +36,126 @@ log = logging.getLogger(__name__)
 
 CACHE_ENV = "RETRIEVAL_LAB_CACHE"
 MANIFEST = "manifest.json"
+PAYLOAD = "payload.json"
+TMP_PREFIX = ".tmp-"
+
+# Code version of every stage whose output is keyed with `content_key`; it is part of the key. Bump a stage's number
+# when its output changes for the same inputs (a fixed bug, a changed default inside the code), so entries the old
+# code wrote are never replayed. A stage missing here is a programming error: add it with version 1.
+CODE_VERSIONS = {
+    "passages": 3,  # chunking (continues chunking's former CHUNKING_VERSION 2)
+    "embeddings": 1,
+    "indexes": 1,  # serialized HNSW / IVF graphs
+    "onnx_models": 1,  # exported (and quantized) ONNX graphs
+    "first_stage_runs": 2,  # BM25 / dense rankings of a query set (2: the pipeline's chain of stages)
+    "rerank_scores": 1,  # cross-encoder score store (one SQLite file per model identity)
+    "train_embedder": 1,  # fine-tuned bi-encoder folders under models/
+    "train_reranker": 1,  # trained cross-encoder folders under models/
+}
+
+EDGE = 1 << 16  # bytes at each end of a file that `load` hashes: 2 reads, whatever the file's size
+WRITE_BLOCK = 1 << 24
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "retrieval-lab").expanduser()
 
 
+def code_version(stage: str) -> int:
+    try:
+        return CODE_VERSIONS[stage]
+    except KeyError:
+        raise ValueError(f"unknown cache stage {stage!r}: add it to CODE_VERSIONS in retrieval_lab/cache.py "
+                         f"(known: {', '.join(sorted(CODE_VERSIONS))})") from None
+
+
 def content_key(stage: str, inputs: Any) -> str:
-    """sha256 over the stage name and a canonical JSON of the inputs (dict keys sorted)."""
-    blob = json.dumps({"stage": stage, "inputs": inputs}, sort_keys=True, default=str, separators=(",", ":"))
+    """sha256 over the stage name, its code version and a canonical JSON of the inputs (dict keys sorted)."""
+    blob = json.dumps({"stage": stage, "code_version": code_version(stage), "inputs": inputs}, sort_keys=True,
+                      default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def file_edges_sha256(path: Path, size: int) -> str:
+    """sha256 of a file's first EDGE bytes followed by its last EDGE bytes (they overlap in a small file)."""
+    with open(path, "rb") as fh:
+        head = os.pread(fh.fileno(), EDGE, 0)
+        tail = os.pread(fh.fileno(), EDGE, max(0, size - EDGE))
+    return hashlib.sha256(head + tail).hexdigest()
+
+
+class _DigestingWriter:
+    """A file opened for writing that hashes the bytes written to it (all of them, and its edges) and counts them."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "wb")
+        self._sha = hashlib.sha256()
+        self._head = b""
+        self._tail = b""
+        self.size = 0
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B")
+        self._fh.write(data)
+        self._sha.update(data)
+        self.size += len(data)
+        if len(self._head) < EDGE:
+            self._head += bytes(data[:EDGE - len(self._head)])
+        self._tail = bytes(data[-EDGE:]) if len(data) >= EDGE else (self._tail + bytes(data))[-EDGE:]
+        return len(data)
+
+    def close(self) -> dict:
+        """Close the file; return its record for the manifest."""
+        self._fh.close()
+        return {"bytes": self.size, "sha256": self._sha.hexdigest(),
+                "edges_sha256": hashlib.sha256(self._head + self._tail).hexdigest()}
+
+
+def write_npy(path: Path, array: np.ndarray) -> dict:
+    """Write `array` as a .npy file; return its record (size, sha256, edges sha256) from the bytes written."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.hasobject:
+        raise CacheError(f"cannot cache {path.name}: arrays of Python objects would need pickling")
+    writer = _DigestingWriter(path)
+    try:
+        np.lib.format.write_array_header_1_0(writer, np.lib.format.header_data_from_array_1_0(array))
+        data = memoryview(array.reshape(-1).view(np.uint8))
+        for start in range(0, len(data), WRITE_BLOCK):
+            writer.write(data[start:start + WRITE_BLOCK])
+    finally:
+        record = writer.close()
+    return record
+
+
+def write_bytes(path: Path, data: bytes) -> dict:
+    writer = _DigestingWriter(path)
+    try:
+        writer.write(data)
+    finally:
+        record = writer.close()
+    return record
+
+
+def _check_cheap(path: Path, record: dict) -> None:
+    """What `load` checks per file: present, recorded size, recorded edges. Raises CacheError."""
+    size = os.stat(path).st_size  # FileNotFoundError (an OSError) when missing
+    if size != record["bytes"]:
+        raise CacheError(f"{path.name} has {size} bytes, the manifest says {record['bytes']}")
+    if file_edges_sha256(path, size) != record["edges_sha256"]:
+        raise CacheError(f"{path.name}: first or last {EDGE} bytes differ from what was written")
+
+
+def _read_payload(path: Path, record: dict) -> Any:
+    """The JSON payload, read whole anyway, so its full sha256 costs little next to parsing it."""
+    raw = path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != record["sha256"]:
+        raise CacheError(f"{path.name}: sha256 differs from the one recorded when it was written")
+    return json.loads(raw)
 
 
 @dataclass
@@ -90,22 +198,22 @@ class Cache:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def load(self, stage: str, key: str) -> Entry | None:
-        """Return the entry if present and intact; a corrupted entry is removed with a warning."""
+        """Return the entry if present and it passes the cheap checks (sizes, edges, .npy headers); a damaged entry
+        is removed with a warning."""
         folder = self._dir(stage, key)
         manifest_path = folder / MANIFEST
         if not manifest_path.exists():
             return None
         try:
             manifest = json.loads(manifest_path.read_text())
-            for name, digest in manifest["files"].items():
-                if file_sha256(folder / name) != digest:
-                    raise CacheError(f"checksum mismatch in {name}")
+            records = manifest["files"]
+            for name, record in records.items():
+                if name != PAYLOAD:
+                    _check_cheap(folder / name, record)
             arrays = {name[:-4]: np.load(folder / name, mmap_mode="r", allow_pickle=False)
-                      for name in manifest["files"] if name.endswith(".npy")}
-            payload = None
-            if "payload.json" in manifest["files"]:
-                payload = json.loads((folder / "payload.json").read_text())
-        except (OSError, ValueError, KeyError, CacheError) as exc:
+                      for name in records if name.endswith(".npy")}
+            payload = _read_payload(folder / PAYLOAD, records[PAYLOAD]) if PAYLOAD in records else None
+        except (OSError, ValueError, KeyError, TypeError, CacheError) as exc:
             log.warning("cache entry %s/%s is corrupted (%s); rebuilding it", stage, key[:12], exc)
             shutil.rmtree(folder, ignore_errors=True)
             return None
@@ -114,19 +222,16 @@ class Cache:
 
     def save(self, stage: str, key: str, arrays: dict[str, np.ndarray] | None = None, payload: Any = None,
              meta: dict | None = None, inputs: Any = None) -> None:
+        version = code_version(stage)
         final = self._dir(stage, key)
-        tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
+        tmp = final.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)
         try:
-            files = {}
-            for name, arr in (arrays or {}).items():
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-                files[f"{name}.npy"] = file_sha256(tmp / f"{name}.npy")
+            files = {f"{name}.npy": write_npy(tmp / f"{name}.npy", arr) for name, arr in (arrays or {}).items()}
             if payload is not None:
-                (tmp / "payload.json").write_text(json.dumps(payload))
-                files["payload.json"] = file_sha256(tmp / "payload.json")
-            manifest = {"stage": stage, "key": key, "created": time.time(), "files": files,
-                        "meta": meta or {}, "inputs": inputs}
+                files[PAYLOAD] = write_bytes(tmp / PAYLOAD, json.dumps(payload).encode("utf-8"))
+            manifest = {"stage": stage, "key": key, "code_version": version, "created": time.time(),
+                        "files": files, "meta": meta or {}, "inputs": inputs}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
             if final.exists():  # a stale or corrupted entry; `load` already judged it unusable
                 shutil.rmtree(final)
@@ -162,6 +267,8 @@ class Cache:
             return out
         for manifest in sorted(self.root.glob(f"{stage or '*'}/*/*/{MANIFEST}")):
             folder = manifest.parent
+            if folder.name.startswith(TMP_PREFIX):  # being written
+                continue
             size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
             try:
                 created = json.loads(manifest.read_text()).get("created", 0.0)
@@ -170,6 +277,44 @@ class Cache:
             out.append(EntryInfo(folder.parent.parent.name, folder.name, folder, size, created,
                                  manifest.stat().st_mtime))
         return out
+
+    def verify_entry(self, folder: Path) -> str | None:
+        """Full check of one entry: every file's sha256 against the manifest. Returns what is wrong, or None."""
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            records = manifest["files"]
+            if manifest.get("key") != folder.name:
+                return f"manifest names key {str(manifest.get('key'))[:16]}, the folder is {folder.name[:16]}"
+            for name, record in records.items():
+                if not isinstance(record, dict):
+                    return "manifest from an older lab version (no per-file sizes; its key is never looked up now)"
+                path = folder / name
+                if not path.exists():
+                    return f"{name} is missing"
+                size = path.stat().st_size
+                if size != record["bytes"]:
+                    return f"{name} has {size} bytes, the manifest says {record['bytes']}"
+                if file_sha256(path) != record["sha256"]:
+                    return f"{name}: sha256 differs from the one recorded when it was written"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"unreadable manifest ({exc})"
+        return None
+
+    def verify(self, stage: str | None = None, delete: bool = False,
+               on_entry: Callable[[EntryInfo, str | None], None] | None = None) -> list[tuple[EntryInfo, str]]:
+        """Full check of every entry (of one stage), `on_entry(info, problem or None)` as each is checked; returns
+        the damaged ones with what is wrong, after deleting them with `delete`."""
+        damaged = []
+        for info in self.entries(stage):
+            problem = self.verify_entry(info.path)
+            if on_entry is not None:
+                on_entry(info, problem)
+            if problem is not None:
+                damaged.append((info, problem))
+                if delete:
+                    with self._lock(info.stage, info.key):
+                        shutil.rmtree(info.path, ignore_errors=True)
+        return damaged
 
     def prune(self, stage: str | None = None, unused_days: float | None = None) -> list[EntryInfo]:
         """Delete entries (of one stage, or not used for `unused_days`); return what was deleted."""

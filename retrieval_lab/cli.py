@@ -105,9 +105,13 @@ def _human(n: float) -> str:
 
 
 def _cache(args):
-    from retrieval_lab.cache import Cache
+    from retrieval_lab.cache import CODE_VERSIONS, Cache
 
-    return Cache(args.dir)
+    cache = Cache(args.dir)
+    stage = getattr(args, "stage", None)
+    if stage is not None and stage not in CODE_VERSIONS and not (cache.root / stage).is_dir():
+        raise LabError(f"--stage {stage}: no such cache stage (known: {', '.join(sorted(CODE_VERSIONS))})")
+    return cache
 
 
 def cmd_cache_ls(args) -> int:
@@ -154,6 +158,26 @@ def cmd_cache_prune(args) -> int:
     return 0
 
 
+def cmd_cache_verify(args) -> int:
+    cache = _cache(args)
+    counts = {"entries": 0, "bytes": 0}
+
+    def report(info, problem):
+        counts["entries"] += 1
+        counts["bytes"] += info.bytes
+        if problem is not None:
+            print(f"  corrupt  {info.stage:<18} {info.key[:16]}  {problem}", flush=True)
+
+    damaged = cache.verify(args.stage, delete=args.delete, on_entry=report)
+    print(f"verified {counts['entries']} entries ({_human(counts['bytes'])}) in {cache.root}: "
+          f"{len(damaged)} corrupt")
+    if damaged and args.delete:
+        print(f"deleted {len(damaged)} corrupt entries (they are rebuilt when next needed)")
+    elif damaged:
+        print("run again with --delete to remove them (they are rebuilt when next needed)")
+    return 1 if damaged else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrieval-lab", description="Retrieval quality lab: reproducible chunking, BM25, dense, fusion and reranking experiments.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -178,10 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--md5", help="expected md5 (default: the dataset config's md5)")
     p.set_defaults(func=cmd_data_pull)
 
-    cache = sub.add_parser("cache", help="list, size or prune the content-addressed cache").add_subparsers(
+    cache = sub.add_parser("cache", help="list, size, verify or prune the content-addressed cache").add_subparsers(
         dest="cache_command", required=True)
     for name, func, text in (("ls", cmd_cache_ls, "entries with stage, key, size, creation and last use"),
                              ("du", cmd_cache_du, "disk use per stage"),
+                             ("verify", cmd_cache_verify, "full sha256 check of every entry; exit code 1 when any "
+                              "is corrupt (a cache hit checks only sizes, file edges and .npy headers)"),
                              ("prune", cmd_cache_prune, "delete entries (of a stage, unused for N days, or all)")):
         p = cache.add_parser(name, help=text)
         p.add_argument("--dir", help="cache folder (default: $RETRIEVAL_LAB_CACHE or ~/.cache/retrieval-lab)")
@@ -190,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--unused-days", type=float, help="only entries not used for this many days")
             p.add_argument("--all", action="store_true", help="every entry (of --stage when given)")
             p.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+        if name == "verify":
+            p.add_argument("--delete", action="store_true", help="delete the corrupt entries")
         p.set_defaults(func=func)
     return parser
 
