@@ -17,7 +17,7 @@ import numpy as np
 from retrieval_lab.chunking.base import Chunker, ChunkerConfig, Span
 from retrieval_lab.chunking.fixed_tokens import FixedTokensChunker, FixedTokensConfig
 from retrieval_lab.chunking.recursive import RecursiveChunker, RecursiveConfig
-from retrieval_lab.chunking.semantic import SemanticChunker, SemanticConfig
+from retrieval_lab.chunking.semantic import SemanticChunker, SemanticConfig, load_encoder
 from retrieval_lab.chunking.sentences import SentencesChunker, SentencesConfig, sentence_spans
 from retrieval_lab.chunking.tokens import TokenCounter, load_tokenizer
 from retrieval_lab.config import to_container, typed
@@ -136,8 +136,6 @@ def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
     encoder = None
     inputs = {"corpus": corpus.fingerprint, "chunker": name, "config": shape, "tokenizer": tokens.identity}
     if name == "semantic":
-        from retrieval_lab.chunking.semantic import load_encoder
-
         encoder = load_encoder(config.encoder)
         inputs["encoder"] = encoder.identity
 

@@ -7,6 +7,7 @@ tokenizer when the run has one, else `bert`), or a local folder / `tokenizer.jso
 """
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import re
@@ -95,8 +96,6 @@ def from_hf(hf_tokenizer, name: str = "embedder") -> TokenCounter:
     if backend is None:
         raise ConfigError("chunker.tokenizer", f"the embedder's tokenizer {type(hf_tokenizer).__name__} has no "
                           "fast (Rust) backend, so no character offsets", "set chunker.tokenizer=bert")
-    import copy
-
     backend = copy.deepcopy(backend)
     backend.no_truncation()
     backend.no_padding()

@@ -5,6 +5,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from retrieval_lab.cache import default_cache_dir
 from retrieval_lab.data.beir import Dataset, available_splits, load_dataset
 from retrieval_lab.data.pull import pull, unpack_zip
 from retrieval_lab.errors import ConfigError
@@ -19,14 +20,9 @@ def data_root(configured: str | None = None) -> Path:
     return Path(configured or os.environ.get(DATA_ENV) or "data").expanduser()
 
 
-def _cache_dir() -> Path:
-    from retrieval_lab.cache import default_cache_dir
-
-    return default_cache_dir()
-
-
-def dataset_folder(cfg) -> tuple[str, Path]:
-    """Where the dataset's BEIR folder is: `dataset.path` (folder, .zip or URL) or `<root>/<name>`."""
+def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path]:
+    """Where the dataset's BEIR folder is: `dataset.path` (folder, .zip or URL) or `<root>/<name>`; a zip is
+    unpacked once under the cache root (`cache.dir`, else the default cache)."""
     path = cfg.get("path")
     if not path:
         return cfg.name, data_root(cfg.get("root")) / cfg.name
@@ -42,14 +38,14 @@ def dataset_folder(cfg) -> tuple[str, Path]:
         if not local.exists():
             raise ConfigError("dataset.path", f"{local} does not exist")
         key = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
-        folder = _cache_dir() / "datasets" / f"{local.stem}-{key}"
+        folder = Path(cache_root or default_cache_dir()).expanduser() / "datasets" / f"{local.stem}-{key}"
         if not folder.exists():
             unpack_zip(local, folder)
         return local.stem, folder
     return local.name, local
 
 
-def dataset_from_config(cfg) -> Dataset:
-    name, folder = dataset_folder(cfg)
+def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:
+    name, folder = dataset_folder(cfg, cache_root)
     return load_dataset(folder, split=cfg.split, name=name,
                         ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)))

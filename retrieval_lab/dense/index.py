@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from retrieval_lab.config import typed
 from retrieval_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ class IndexConfig:
 
 
 def index_config(node, prefix: str = "index") -> IndexConfig:
-    from retrieval_lab.config import typed
-
     config = typed(IndexConfig, node, prefix)
     config.validate(prefix)
     return config

@@ -18,6 +18,9 @@ Means are over the queries with gold spans; datasets without span gold yield no 
 from __future__ import annotations
 
 import logging
+
+from retrieval_lab.chunking.sentences import sentence_spans
+from retrieval_lab.chunking.tokens import load_tokenizer
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -38,8 +41,6 @@ class SpanGold:
 
 def span_gold(queries, corpus) -> SpanGold:
     """Gold sentence spans per query and document from SciFact-style query metadata; empty when there is none."""
-    from retrieval_lab.chunking.sentences import sentence_spans
-
     row = corpus.index_of()
     cache: dict[str, Spans] = {}
     gold: dict[str, dict[str, Spans]] = {}
@@ -119,8 +120,6 @@ class BudgetCutter:
     """Token spans of passage span texts (bert tokenizer), computed once per passage row."""
 
     def __init__(self, passages, corpus_texts: dict[str, str]):
-        from retrieval_lab.chunking.tokens import load_tokenizer
-
         self.tokens = load_tokenizer("bert")
         self.passages, self.texts = passages, corpus_texts
         self._spans: dict[int, list[tuple[int, int]]] = {}

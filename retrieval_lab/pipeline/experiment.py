@@ -31,7 +31,7 @@ class Outcome:
 def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset | None = None) -> Outcome:
     """Load the dataset (unless given, as sweeps do), build the retriever, retrieve every query and evaluate."""
     settings = validate(cfg)
-    dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset)
+    dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset, settings.cache_dir)
     check_config_models(cfg, dataset.name, dataset.split, dataset.queries.ids)  # LeakageError: trained on these
     retriever = Retriever(cfg, dataset.corpus, cache, settings)
     trace = retriever.retrieve(dataset.queries)

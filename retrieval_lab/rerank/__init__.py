@@ -17,6 +17,7 @@ import numpy as np
 from retrieval_lab.config import typed
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.fusion.normalization import minmax
+from retrieval_lab.rerank.cross_encoder import CrossEncoderScorer
 from retrieval_lab.types import Queries, Run
 
 
@@ -54,8 +55,6 @@ def reranker_config(node, prefix: str = "reranker") -> RerankerConfig:
 
 
 def _cross_encoder(config: RerankerConfig, cache_root, cache_enabled: bool):
-    from retrieval_lab.rerank.cross_encoder import CrossEncoderScorer
-
     return CrossEncoderScorer(config.model or config.name, config.batch_size, config.max_length, config.threads,
                               cache_root, cache_enabled)
 
