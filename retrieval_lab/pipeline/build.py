@@ -102,11 +102,19 @@ def read_config(cfg: DictConfig) -> PipelineConfig:
                           bool(cache.get("enabled", True)))
 
 
+def first_stages(cfg: DictConfig, settings: PipelineConfig, cache: Cache) -> list[FirstStage]:
+    """Every first stage, built without data: model files are found and hashed, none loaded."""
+    return [FIRST_STAGES[spec.node.name](spec.node, cfg, cache, spec.key) for spec in settings.first_stages]
+
+
+def cache_for(settings: PipelineConfig) -> Cache:
+    return Cache(settings.cache_dir, enabled=settings.cache_enabled)
+
+
 def validate(cfg: DictConfig) -> PipelineConfig:
-    """`read_config`, and every first stage built without data: model files are found and hashed, none loaded."""
+    """`read_config` and `first_stages`: every error a config can hold, before any data is read."""
     settings = read_config(cfg)
-    for spec in settings.first_stages:
-        FIRST_STAGES[spec.node.name](spec.node, cfg, Cache(enabled=False), spec.key)
+    first_stages(cfg, settings, Cache(enabled=False))
     return settings
 
 
@@ -132,11 +140,12 @@ def embedder_tokens(stages: list[FirstStage]):
     return None
 
 
-def build_chain(cfg: DictConfig, corpus: Corpus, cache: Cache | None = None,
-                settings: PipelineConfig | None = None) -> Chain:
+def build_chain(cfg: DictConfig, corpus: Corpus, cache: Cache | None = None, settings: PipelineConfig | None = None,
+                stages: list[FirstStage] | None = None) -> Chain:
+    """The chain over `corpus`; `settings` and `stages` when the caller already read and built them."""
     settings = settings or read_config(cfg)
-    cache = cache or Cache(settings.cache_dir, enabled=settings.cache_enabled)
-    stages = [FIRST_STAGES[spec.node.name](spec.node, cfg, cache, spec.key) for spec in settings.first_stages]
+    cache = cache or cache_for(settings)
+    stages = stages or first_stages(cfg, settings, cache)
     tokens = embedder_tokens(stages) if settings.chunker.tokenizer == "embedder" else None
     passages = chunk_corpus(settings.chunker_name, settings.chunker, corpus, cache, tokens)
     steps = [FirstStageStep(spec.label, stage, cache) for spec, stage in zip(settings.first_stages, stages)]

@@ -10,7 +10,7 @@ from retrieval_lab.chunking import Passages, chunk_stats, truncated_chunks
 from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.spans import span_metrics
-from retrieval_lab.pipeline.build import embedder_tokens, validate
+from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config
 from retrieval_lab.pipeline.chain import FirstStage, to_documents
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
@@ -30,10 +30,12 @@ class Outcome:
 
 def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset | None = None) -> Outcome:
     """Load the dataset (unless given, as sweeps do), build the retriever, retrieve every query and evaluate."""
-    settings = validate(cfg)
+    settings = read_config(cfg)
+    cache = cache or cache_for(settings)
+    stages = first_stages(cfg, settings, cache)  # config errors and missing models surface before the data loads
     dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset, settings.cache_dir)
     check_config_models(cfg, dataset.name, dataset.split, dataset.queries.ids)  # LeakageError: trained on these
-    retriever = Retriever(cfg, dataset.corpus, cache, settings)
+    retriever = Retriever(cfg, dataset.corpus, cache, settings, stages)
     trace = retriever.retrieve(dataset.queries)
     evaluation = evaluate(trace.documents, dataset.qrels, settings.eval.metrics, settings.eval.k)
     timings = {**trace.costs, **trace.latency_metrics()}

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.pipeline.build import PipelineConfig, build_chain, read_config
+from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.trace import Trace
 from retrieval_lab.types import Corpus, Queries
 
@@ -16,10 +17,10 @@ SEARCH_QUERY_ID = "\x00search"  # never a document id, so `ignore_identical_ids`
 
 class Retriever:
     def __init__(self, cfg: DictConfig, corpus: Corpus, cache: Cache | None = None,
-                 settings: PipelineConfig | None = None):
+                 settings: PipelineConfig | None = None, stages: list[FirstStage] | None = None):
         self.cfg = cfg
         self.settings = settings or read_config(cfg)
-        self.chain = build_chain(cfg, corpus, cache, self.settings)
+        self.chain = build_chain(cfg, corpus, cache, self.settings, stages)
         self._doc_row: dict[str, int] | None = None
 
     @property
