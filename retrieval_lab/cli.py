@@ -24,6 +24,7 @@ TRAIN_COMMANDS = {
 
 def _hydra(command: str, overrides: list[str]) -> int:
     from retrieval_lab import app
+    from retrieval_lab.config import cache_dirs_in
     from retrieval_lab.paths import hydra_search_path
 
     if command == "sweep":  # `sweep quickstart ...` = `sweep +experiments=quickstart ...` (experiments/*.yaml)
@@ -36,7 +37,12 @@ def _hydra(command: str, overrides: list[str]) -> int:
             return 2
     argv = [f"retrieval-lab {command}", *overrides]
     if not any(o.startswith("hydra.searchpath") for o in overrides):
-        argv.append(f"hydra.searchpath={hydra_search_path()}")
+        # registered models' options (embedder=<name>) live in <cache>/conf of the cache the run uses
+        try:
+            cache_dirs = cache_dirs_in([o for o in overrides if "=" in o and not o.startswith("-")])
+        except LabError:  # Hydra reports a malformed override itself, with its grammar
+            cache_dirs = [None]
+        argv.append(f"hydra.searchpath={hydra_search_path(cache_dirs)}")
     if command == "sweep" and "-m" not in overrides and "--multirun" not in overrides:
         argv.append("--multirun")
     sys.argv = argv
@@ -185,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=help_text, add_help=False)
 
     for name, help_text in TRAIN_COMMANDS.items():
-        sub.add_parser(name, help=help_text, description=help_text + ". Values are key=value overrides; "
-                       "eval_splits (default [test]) are never trained on.")
+        sub.add_parser(name, help=help_text, description=help_text + ". Values are Hydra overrides, as for `run` "
+                       f"(every setting, with its default, is in conf/{name.replace('-', '_')}.yaml); eval_splits "
+                       "(default [test]) are never trained on; cache.dir is where the model is saved and registered.")
     from retrieval_lab.commands import add_commands
 
     add_commands(sub)  # best, search, evaluate, ui

@@ -18,14 +18,34 @@ def experiments_dir() -> Path:
     return project_home() / "experiments"
 
 
-def hydra_search_path() -> str:
-    """Hydra's extra search path: the project home (experiments/) and `<cache>/conf`, where `train-embedder` and
-    `train-reranker` write the config options of the models they register (`embedder=<name>`, `reranker=<name>`)."""
+def cache_root(configured: str | Path | None = None) -> Path:
+    """The one cache root: `cache.dir` when set, else $RETRIEVAL_LAB_CACHE, else ~/.cache/retrieval-lab."""
     from retrieval_lab.cache import default_cache_dir
 
-    user_conf = default_cache_dir() / "conf"
-    try:
-        user_conf.mkdir(parents=True, exist_ok=True)  # Hydra warns about a missing search path entry
-    except OSError:
-        return f"[file://{project_home()}]"
-    return f"[file://{project_home()},file://{user_conf}]"
+    return Path(configured).expanduser() if configured else default_cache_dir()
+
+
+def user_conf_dir(cache_dir: str | Path | None = None) -> Path:
+    """`<cache>/conf`: the config options `train-embedder` / `train-reranker` write for the models they register
+    (`embedder=<name>`, `reranker=<name>`)."""
+    return cache_root(cache_dir) / "conf"
+
+
+def hydra_search_path(cache_dirs: list[str | Path | None] | tuple = (None,)) -> str:
+    """Hydra's extra search path: the project home (experiments/) and `<cache>/conf` of every cache root the command
+    may use (the `cache.dir` values given on the command line, or the default root for `None`)."""
+    entries = [_quoted(f"file://{project_home()}")]
+    for cache_dir in cache_dirs or (None,):
+        user_conf = user_conf_dir(cache_dir)
+        try:
+            user_conf.mkdir(parents=True, exist_ok=True)  # Hydra warns about a missing search path entry
+        except OSError:
+            continue
+        if _quoted(f"file://{user_conf}") not in entries:
+            entries.append(_quoted(f"file://{user_conf}"))
+    return "[" + ",".join(entries) + "]"
+
+
+def _quoted(text: str) -> str:
+    """A string in Hydra's override grammar: a folder may hold spaces, commas or brackets."""
+    return "'" + text.replace("'", "\\'") + "'"

@@ -7,10 +7,12 @@ any `_target_` outside `retrieval_lab` is refused. Nothing is unpickled.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +54,14 @@ def stage_identities(cfg: DictConfig) -> list[dict]:
     from retrieval_lab.rerank import make_scorer
 
     settings = read_config(cfg)
+    models = Cache(settings.cache_dir, enabled=False)  # models resolve under the run's cache root, as in the run
     out = []
     for spec in settings.first_stages:
-        stage = FIRST_STAGES[spec.node.name](spec.node, cfg, Cache(enabled=False), spec.key)
+        stage = FIRST_STAGES[spec.node.name](spec.node, cfg, models, spec.key)
         out.append({"key": spec.key, **_plain(getattr(stage, "identity", {}))})
     if settings.reranker.active:
         try:
-            scorer = make_scorer(settings.reranker, None, False)
+            scorer = make_scorer(settings.reranker, models.root, False)
             out.append({"key": "reranker", **_plain(scorer.identity)})
         except Exception as exc:  # the export still names the model in `config`
             log.warning("no identity for the reranker: %s", exc)
@@ -139,46 +142,118 @@ def read_export(path: str | Path) -> dict:
     return data
 
 
-def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """`group=option` swaps a whole stage config from conf/<group>/<option>.yaml; `a.b=value` sets one value."""
-    from retrieval_lab.paths import conf_dir
+def config_from_export(export: dict, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The export's config composed with `overrides` in the grammar of `retrieval-lab run` (Hydra's): `group=option`
+    brings that option with its own defaults (registered models' options are found under `<cache>/conf`),
+    `a.b=value` changes one value. Where data, cache and tracking live follows this machine."""
+    from retrieval_lab.config import cache_dirs_in, compose_over
 
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(item, "expected key=value")
-        key, raw = item.split("=", 1)
-        key = key.lstrip("+")
-        group_file = conf_dir() / key / f"{raw}.yaml"
-        if "." not in key and group_file.exists():
-            node = OmegaConf.load(group_file)
-            check_targets(OmegaConf.to_container(node))
-            cfg[key] = node
-            continue
-        value = yaml.safe_load(raw) if raw else None
-        check_targets(value, key)
-        OmegaConf.update(cfg, key, value, merge=False, force_add=True)
-    return cfg
-
-
-def config_from_export(export: dict, overrides: list[str] = ()) -> DictConfig:
-    from retrieval_lab.data import data_root, dataset_folder
-
-    cfg = OmegaConf.create(export["config"])
-    cfg = apply_overrides(cfg, list(overrides))
-    # Where data and cache live does not change results: follow this machine when the recorded places are gone.
-    if cfg.get("dataset") is not None and not cfg.dataset.get("path"):
-        _, folder = dataset_folder(cfg.dataset)
-        if not folder.exists():
-            cfg.dataset.root = str(data_root())
-    if cfg.get("tracking") is not None:  # log where this machine logs ($MLFLOW_TRACKING_URI or ./mlruns)
-        cfg.tracking.uri = None
-        cfg.tracking.root = "mlruns"
-    if cfg.get("cache") is not None:
-        recorded = cfg.cache.get("dir")
-        if not recorded or not Path(str(recorded)).exists():
-            cfg.cache.dir = os.environ.get("RETRIEVAL_LAB_CACHE")
+    body = copy.deepcopy(export["config"])
+    check_targets(body, "config")
+    follow_this_machine(body)
+    asked = [d for d in cache_dirs_in(overrides) if d is not None]
+    recorded_cache = (body.get("cache") or {}).get("dir")
+    cfg = compose_over(body, overrides, asked or [recorded_cache])
     check_targets(OmegaConf.to_container(cfg, resolve=True))
     return cfg
+
+
+def follow_this_machine(config: dict) -> None:
+    """Where data and cache live and where runs are logged do not change results: when the recorded places are gone,
+    use this machine's ($RETRIEVAL_LAB_DATA, $RETRIEVAL_LAB_CACHE, $MLFLOW_TRACKING_URI or ./mlruns)."""
+    from retrieval_lab.data import data_root, dataset_folder
+
+    dataset = config.get("dataset")
+    if isinstance(dataset, dict) and dataset.get("name") and not dataset.get("path"):
+        _, folder = dataset_folder(OmegaConf.create(dataset))
+        if not folder.exists():
+            dataset["root"] = str(data_root())
+    if isinstance(config.get("tracking"), dict):
+        config["tracking"]["uri"] = None
+        config["tracking"]["root"] = "mlruns"
+    if isinstance(config.get("cache"), dict):
+        recorded = config["cache"].get("dir")
+        if not recorded or not Path(str(recorded)).exists():
+            config["cache"]["dir"] = os.environ.get("RETRIEVAL_LAB_CACHE")
+
+
+# Keys that say where things live, not what the pipeline computes; dataset.path counts only when the data differ.
+LOCATION_PREFIXES = ("tracking.", "cache.")
+LOCATION_KEYS = ("dataset.root",)
+ABSENT = object()  # a key one side of the comparison does not have
+
+
+@dataclass
+class Change:
+    key: str
+    before: Any
+    after: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}: {_shown(self.before)} -> {_shown(self.after)}"
+
+
+def _shown(value: Any) -> str:
+    if value is ABSENT:
+        return "(absent)"
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+def changes_against_export(export: dict, cfg: DictConfig, dataset_fingerprint: str | None = None) -> list[Change]:
+    """Every flattened config key whose value differs from the export's, names (`retriever.name`) first; location
+    keys are left out, and `dataset.path` too when the dataset's content is the recorded one (it only moved)."""
+    from retrieval_lab.tracking import flatten
+
+    recorded_hash = (export.get("dataset") or {}).get("hash")
+    same_data = bool(recorded_hash and dataset_fingerprint and dataset_fingerprint.startswith(recorded_hash))
+    before = flatten(export["config"])
+    after = flatten(OmegaConf.to_container(cfg, resolve=True))
+    changes = []
+    for key in [*before, *(k for k in after if k not in before)]:
+        if key.startswith(LOCATION_PREFIXES) or key in LOCATION_KEYS or (key == "dataset.path" and same_data):
+            continue
+        old, new = before.get(key, ABSENT), after.get(key, ABSENT)
+        if old != new or type(old) is not type(new) and not {type(old), type(new)} <= {int, float}:
+            changes.append(Change(key, old, new))
+    if recorded_hash and dataset_fingerprint and not same_data:
+        changes.append(Change("dataset content (hash)", recorded_hash[:16], dataset_fingerprint[:16]))
+    return sorted(changes, key=lambda c: not c.key.endswith(".name"))  # stable: config order within each part
+
+
+def comparison_lines(export: dict, changes: list[Change], means: dict[str, float], main_metric: str,
+                     shown_keys: int = 6) -> list[str]:
+    """What `evaluate --config` says against the export: the changed keys, then either "reproduced" (no key changed
+    and every recorded quality metric equal) or the metric differences of the changed pipeline."""
+    run = export.get("run_id") or "the export"
+    recorded = {k: float(v) for k, v in (export.get("metrics") or {}).items() if k in means}
+    diffs = {k: means[k] - v for k, v in recorded.items()}
+    differing = {k: d for k, d in diffs.items() if d != 0}
+    lines = []
+    if changes:
+        listed = ", ".join(map(str, changes[:shown_keys]))
+        more = f", and {len(changes) - shown_keys} more" if len(changes) > shown_keys else ""
+        lines.append(f"  vs export      {len(changes)} key{'s' if len(changes) != 1 else ''} changed against run "
+                     f"{run}: {listed}{more}")
+    if not recorded:
+        lines.append("  vs export      the export records no metrics to compare")
+        return lines
+    if any(c.key in ("dataset.name", "dataset content (hash)") for c in changes):
+        lines.append("  vs export      the evaluated data differ from the export's: metrics not compared")
+        return lines
+    if not changes and not differing:
+        lines.append(f"  vs export      no key changed; {len(recorded)} metrics of run {run} reproduced: identical")
+        return lines
+    order = sorted(differing, key=lambda k: (k != main_metric, -abs(differing[k])))
+    shown = ", ".join(f"{k} {recorded[k]:.4f} -> {means[k]:.4f} ({differing[k]:+.4f})" for k in order[:4])
+    worst = max((abs(d) for d in differing.values()), default=0.0)
+    if changes:
+        summary = (f"{len(differing)} of {len(recorded)} metrics differ (max {worst:.2e})" if differing
+                   else f"all {len(recorded)} metrics equal the export's")
+        lines.append(f"  changed pipeline  {summary}{': ' + shown if shown else ''}")
+    else:  # same config, other numbers: the run does not repeat
+        lines.append(f"  vs export      no key changed, yet {len(differing)} of {len(recorded)} metrics differ from "
+                     f"run {run} (max {worst:.2e}): {shown}")
+    return lines
 
 
 def load_retriever(path: str | Path, overrides: list[str] = ()):
@@ -226,15 +301,15 @@ def cmd_evaluate(args) -> int:
         cfg = compose_config(args.overrides)
     outcome = run_experiment(cfg)
     print(tracking.summary_table(outcome))
-    if export and export.get("metrics") and (export.get("dataset") or {}).get("hash") == outcome.dataset.fingerprint:
-        diffs = {k: outcome.evaluation.means[k] - v for k, v in export["metrics"].items() if k in outcome.evaluation.means}
-        worst = max((abs(v) for v in diffs.values()), default=0.0)
-        state = "identical" if worst == 0 else f"max difference {worst:.2e}"
-        print(f"  vs export      {len(diffs)} metrics of run {export.get('run_id')} reproduced: {state}")
+    changes: list[Change] = []
+    if export is not None:
+        changes = changes_against_export(export, cfg, outcome.dataset.fingerprint)
+        main_metric = str((cfg.get("sweep") or {}).get("metric") or "ndcg_at_10")
+        print("\n".join(comparison_lines(export, changes, outcome.evaluation.means, main_metric)))
     if args.experiment:
-        node = {"experiment": args.experiment}
         OmegaConf.update(cfg, "tracking.experiment", args.experiment, force_add=True)
-        tags = {"role": "evaluation", "source_run_id": str((export or {}).get("run_id", ""))}
+        tags = {"role": "evaluation", "source_run_id": str((export or {}).get("run_id", "")),
+                "changed_keys": str(len(changes))}
         run_id = tracking.log_outcome(cfg, outcome, tags=tags)
-        print(f"  mlflow run     {run_id} in experiment '{node['experiment']}'")
+        print(f"  mlflow run     {run_id} in experiment '{args.experiment}'")
     return 0

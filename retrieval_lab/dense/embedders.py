@@ -216,9 +216,9 @@ def weights_sha256(path: Path, extra_files: list[Path] | tuple = ()) -> str:
 # ---------------------------------------------------------------------------------------- registry of local models
 
 def _registry_dir(root: str | Path | None = None) -> Path:
-    from retrieval_lab.cache import default_cache_dir
+    from retrieval_lab.paths import cache_root
 
-    return (Path(root).expanduser() if root else default_cache_dir()) / "models" / "registry"
+    return cache_root(root) / "models" / "registry"
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

@@ -18,16 +18,15 @@ class CrossEncoderScorer:
     def __init__(self, model: str, batch_size: int = 32, max_length: int | None = None, threads: int | None = None,
                  cache_root: str | Path | None = None, cache_enabled: bool = True):
         from retrieval_lab.dense.embedders import resolve_model
+        from retrieval_lab.paths import cache_root as resolve_cache_root
 
-        self.spec = resolve_model(model)  # files found and hashed, nothing loaded
+        root = resolve_cache_root(cache_root)  # the run's cache.dir: its registered models and its score store
+        self.spec = resolve_model(model, root)  # files found and hashed, nothing loaded
         self.batch_size = batch_size
         self.max_length = max_length
         self.threads = threads
         self.identity = {"model": self.spec.identity(), "max_length": max_length}
-        from retrieval_lab.cache import default_cache_dir
-
-        self.store = ScoreStore(Path(cache_root) if cache_root else default_cache_dir(), self.identity,
-                                enabled=cache_enabled)
+        self.store = ScoreStore(root, self.identity, enabled=cache_enabled)
         self._model = None
         self.last_stats: dict[str, float] = {}
 

@@ -1,58 +1,50 @@
-"""`retrieval-lab train-embedder|train-reranker key=value ...`: overrides in the style of `run`, without Hydra jobs.
-
-`dataset=<name>` picks `conf/dataset/<name>.yaml` (and `dataset.<key>=v` changes one of its values); every other
-`key=value` sets a field of the trainer's config dataclass, with YAML values (`eval_splits=[test,dev]`, `lr=5e-5`).
-"""
+"""`retrieval-lab train-embedder|train-reranker key=value ...`: the trainer's primary config (conf/train_embedder.yaml,
+conf/train_reranker.yaml) composed with Hydra, with the overrides of `run` (`dataset=nfcorpus`, `lr=5e-5`,
+`eval_splits=[test,dev]`, `cache.dir=...`), then typed into the trainer's dataclass."""
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
-import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from retrieval_lab.config import typed
-from retrieval_lab.errors import ConfigError
-from retrieval_lab.paths import conf_dir
+from retrieval_lab.config import compose, to_container, typed
+from retrieval_lab.paths import cache_root
 
 log = logging.getLogger(__name__)
 
+KINDS = ("embedder", "reranker")
 
-def parse_overrides(overrides: list[str], cls):
-    dataset = "scifact"
-    dataset_values, values = [], {}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(item, "expected key=value", "e.g. dataset=scifact split=train base=minilm_l6")
-        key, raw = item.split("=", 1)
-        key = key.lstrip("+")
-        if key == "dataset":
-            dataset = raw
-        elif key.startswith("dataset."):
-            dataset_values.append(f"{key[len('dataset.'):]}={raw}")
-        else:
-            values[key] = yaml.safe_load(raw) if raw != "" else None
-            if isinstance(values[key], str):  # PyYAML reads 5e-5 (no dot) as a string
-                try:
-                    values[key] = float(values[key])
-                except ValueError:
-                    pass
-    path = conf_dir() / "dataset" / f"{dataset}.yaml"
-    if not path.exists():
-        raise ConfigError("dataset", f"unknown dataset '{dataset}': no {path.name} in conf/dataset/")
-    node = OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(dataset_values))
-    node = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
-    return node, typed(cls, values, "train")
+
+def trainer_class(kind: str) -> type:
+    if kind == "embedder":
+        from retrieval_lab.training.embedder import EmbedderTrainConfig
+
+        return EmbedderTrainConfig
+    from retrieval_lab.training.reranker import RerankerTrainConfig
+
+    return RerankerTrainConfig
+
+
+def train_config(kind: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[DictConfig, Any, str | None]:
+    """(dataset node, trainer settings, cache.dir) of `retrieval-lab train-<kind> <overrides>`."""
+    values = to_container(compose(f"train_{kind}", overrides))
+    dataset = values.pop("dataset")
+    cache_dir = (values.pop("cache") or {}).get("dir")
+    return OmegaConf.create(dataset), typed(trainer_class(kind), values, ""), cache_dir
 
 
 def main_train(kind: str, overrides: list[str]) -> int:
     if kind == "embedder":
-        from retrieval_lab.training.embedder import EmbedderTrainConfig as Config, train_embedder as train
+        from retrieval_lab.training.embedder import train_embedder as train
     else:
-        from retrieval_lab.training.reranker import RerankerTrainConfig as Config, train_reranker as train
-    node, cfg = parse_overrides(overrides, Config)
-    summary = train(node, cfg)
+        from retrieval_lab.training.reranker import train_reranker as train
+    dataset, settings, cache_dir = train_config(kind, overrides)
+    summary = train(dataset, settings, cache_root=cache_root(cache_dir))
     shown = {k: v for k, v in summary.items() if k != "curve"}
     print(json.dumps(shown, indent=1, default=str))
-    print(f"use it with: retrieval-lab run dataset={summary['dataset']} {kind}={summary['name']}")
+    where = f" cache.dir={cache_dir}" if cache_dir and cache_root(cache_dir) != cache_root() else ""
+    data = f"dataset.path={dataset.path}" if dataset.get("path") else f"dataset={summary['dataset']}"
+    print(f"use it with: retrieval-lab run {data} {kind}={summary['name']}{where}")
     return 0

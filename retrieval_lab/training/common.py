@@ -1,8 +1,8 @@
 """What both trainers share: `train_once` (content-keyed model folder, reuse, MLflow run, registration) and its
-pieces: base model resolution, weight hashes, CPU threads, peak memory, atomic saves."""
+pieces: base model resolution, CPU threads, peak memory, atomic saves. A model's identity is the dense stage's
+`weights_sha256` (dense/embedders.py), the same hash the embeddings and score caches are keyed on."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -13,39 +13,25 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from retrieval_lab.cache import content_key, default_cache_dir
+from retrieval_lab.cache import content_key
 from retrieval_lab.errors import ModelNotFoundError
+from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries, write_heldout_split
 from retrieval_lab.training.registry import models_root, register
 
 log = logging.getLogger(__name__)
 
 
-def resolve_model(name: str, cache_root: Path | None = None) -> str:
-    """The folder of a registered model, a zoo name, a local folder or a Hugging Face name (dense's resolution)."""
+def resolve_model(name: str, cache_root: str | Path | None = None):
+    """The `ModelSpec` (folder, weights_sha256) of a registered model, a zoo name, a local folder or a Hugging Face
+    name, found as the dense stage finds it; only transformer bodies can be trained."""
     from retrieval_lab.dense.embedders import resolve_model as resolve
 
     spec = resolve(name, cache_root)
     if spec.kind not in ("sentence_transformers", "cross_encoder"):
         raise ModelNotFoundError(f"model '{name}' is a {spec.kind} model; training needs a transformer body "
                                  "(minilm_l6, a registered model, a local folder or a Hugging Face name)")
-    return str(spec.path)
-
-
-def weights_hash(folder: str | Path) -> str:
-    """sha256 over a model folder's weight and config files (the identity of a trained model)."""
-    folder = Path(folder)
-    if not folder.exists():
-        return hashlib.sha256(str(folder).encode()).hexdigest()  # a hub name: pinned by name only
-    h = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".txt", ".onnx"} \
-                and path.name not in {"README.md", "training_queries.json", "training.json"}:
-            h.update(path.relative_to(folder).as_posix().encode())
-            with open(path, "rb") as fh:
-                while block := fh.read(1 << 22):
-                    h.update(block)
-    return h.hexdigest()
+    return spec
 
 
 def set_threads(threads: int) -> None:
@@ -119,12 +105,12 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
     `registry_config(name)` as its conf group entry; returns a summary."""
     cfg.validate()
     set_threads(cfg.threads)
+    root = resolve_cache_root(cache_root)
     tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
-    base_folder = resolve_model(cfg.base, cache_root)  # before building rows: a wrong name fails fast
+    base = resolve_model(cfg.base, root)  # before building rows: a wrong name fails fast
+    base_folder, base_hash = str(base.path), base.weights_sha256
     rows = build(tq, cfg)
     counts = count_rows(rows)
-    root = Path(cache_root or default_cache_dir()).expanduser()
-    base_hash = weights_hash(base_folder)
     digest = data_hash(rows)
     name = cfg.name or f"{cfg.base}-{tq.dataset.name}-{'ft' if kind == 'embedder' else 'ce'}"
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads")}

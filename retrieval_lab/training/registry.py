@@ -1,10 +1,11 @@
 """Trained models live in the cache; a name maps to one so `embedder=<name>` / `reranker=<name>` pick it up.
 
 Names are recorded in the dense stage's model registry (`dense.embedders.register_model`, kind
-`sentence_transformers` or `cross_encoder`), so every loader resolves them the same way. On top, `register` writes
-the config group option `<cache>/conf/<group>/<name>.yaml` (the CLI puts `<cache>/conf` on Hydra's search path)
-and keeps the training query ids in the model folder, so an evaluation on a split that shares a query with them is
-refused (`check_not_trained_on`).
+`sentence_transformers` or `cross_encoder`) under one cache root, so every loader resolves them the same way. On
+top, `register` writes the config group option `<cache>/conf/<group>/<name>.yaml` (the CLI puts `<cache>/conf` of
+the run's `cache.dir` on Hydra's search path) and keeps the training query ids in the model folder, so an
+evaluation on a split that shares a query with them is refused (`check_not_trained_on`, which looks models up under
+the run's `cache.dir`, where the dense stage and the reranker find them).
 """
 from __future__ import annotations
 
@@ -12,19 +13,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval_lab.cache import default_cache_dir
 from retrieval_lab.errors import LeakageError
+from retrieval_lab.paths import cache_root as resolve_cache_root, user_conf_dir
 
 GROUP_KIND = {"embedder": "sentence_transformers", "reranker": "cross_encoder"}
 
 
 def models_root(cache_root: str | Path | None = None) -> Path:
-    return Path(cache_root or default_cache_dir()).expanduser() / "models"
-
-
-def user_conf_dir(cache_root: str | Path | None = None) -> Path:
-    """Config group options written for registered models (on Hydra's search path, see cli.py)."""
-    return Path(cache_root or default_cache_dir()).expanduser() / "conf"
+    return resolve_cache_root(cache_root) / "models"
 
 
 @dataclass
@@ -76,28 +72,43 @@ def registered(group: str, cache_root: str | Path | None = None) -> dict[str, Tr
             for r in registered_models(cache_root) if r.get("kind") == GROUP_KIND[group]}
 
 
+def trained_folder(group: str, ref: str) -> TrainedModel | None:
+    """A model named by its folder rather than its registered name, when that folder was written by a trainer."""
+    folder = Path(ref).expanduser()
+    if not (folder / "training_queries.json").is_file():
+        return None
+    meta = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
+    return TrainedModel(group, folder.name, folder, {"dataset": meta.get("dataset")})
+
+
 def check_not_trained_on(model: TrainedModel, dataset_name: str, split: str, query_ids) -> None:
     """Refuse to evaluate a model on queries it was trained on (same dataset, shared query ids)."""
     if model.dataset and model.dataset != dataset_name:
         return
     shared = model.training_query_ids & set(query_ids)
     if shared:
+        fix = ("evaluate it on a split it was not trained on (dataset.split=test)" if model.meta.get("split") == split
+               else f"evaluate on another split, or train it with this one excluded (retrieval-lab "
+                    f"train-{model.group} ... eval_splits=[{split}])")
         raise LeakageError(
             f"{model.group} '{model.name}' was trained on {len(shared)} queries of {dataset_name} split '{split}' "
-            f"(e.g. {sorted(shared)[:3]}): its scores there would be inflated. Evaluate on another split, or "
-            f"train it with that split excluded (retrieval-lab train-{model.group} ... eval_splits=[{split}])")
+            f"(e.g. {sorted(shared)[:3]}): its scores there would be inflated.\n  fix: {fix}")
 
 
 def check_config_models(cfg, dataset_name: str, split: str, query_ids) -> None:
-    """`check_not_trained_on` for every embedder / reranker model the run config names (any nesting)."""
+    """`check_not_trained_on` for every embedder / reranker model the run config names (any nesting), looked up in
+    the registry under the run's `cache.dir`, where the run loads them from."""
     from retrieval_lab.config import to_container
+
+    data = to_container(cfg)
+    root = resolve_cache_root((data.get("cache") or {}).get("dir"))
 
     def walk(node, key=None):
         if isinstance(node, dict):
             if key in GROUP_KIND:
                 for ref in {node.get("model"), node.get("name")} - {None}:
                     if isinstance(ref, str):
-                        model = lookup(key, ref)
+                        model = lookup(key, ref, root) or trained_folder(key, ref)
                         if model is not None:
                             check_not_trained_on(model, dataset_name, split, query_ids)
             for k, v in node.items():
@@ -106,4 +117,4 @@ def check_config_models(cfg, dataset_name: str, split: str, query_ids) -> None:
             for v in node:
                 walk(v, key)
 
-    walk(to_container(cfg))
+    walk(data)

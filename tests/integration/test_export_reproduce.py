@@ -81,3 +81,49 @@ def test_a_foreign_target_in_an_export_is_refused(exported):
     proc = cli(["search", "--config", "evil.yaml", "anything"], tmp, env_extra={"MLFLOW_TRACKING_URI": uri})
     assert proc.returncode == 2
     assert "refusing to instantiate 'os.system'" in proc.stderr and "config key 'config.retriever._target_'" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def bm25_export(data_root, tmp_path_factory):
+    """best.yaml of one BM25 run on SciFact with the default settings."""
+    tmp = tmp_path_factory.mktemp("bm25export")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"}
+    proc = cli(["run", f"dataset.root={data_root}", "dataset=scifact", "tracking.experiment=bm25export"], tmp,
+               env_extra=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = cli(["best", "--experiment", "bm25export", "--export", "best.yaml"], tmp, env_extra=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, env
+
+
+@pytest.mark.parametrize("overrides, changed", [
+    (["retriever=bm25"], []),  # the option the export was run with: nothing changes
+    (["retriever=hybrid", "embedder=wordllama"], ["retriever.name: bm25 -> hybrid",
+                                                   "embedder.name: minilm_l6 -> wordllama",
+                                                   "retriever.inputs.bm25.name: (absent) -> bm25"]),
+    (["chunker=fixed_tokens"], ["3 keys changed", "chunker.name: none -> fixed_tokens",
+                                "chunker.size: (absent) -> 128"]),
+], ids=["unchanged", "hybrid-wordllama", "fixed-tokens"])
+def test_evaluate_an_export_with_group_overrides_says_what_changed(bm25_export, overrides, changed):
+    tmp, env = bm25_export
+    proc = cli(["evaluate", "--config", "best.yaml", *overrides], tmp, env_extra=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    if not changed:
+        assert "no key changed; 30 metrics of run" in out and "reproduced: identical" in out
+        return
+    for text in changed:
+        assert text in out, out[-2000:]
+    assert "reproduced" not in out and "changed pipeline" in out and "ndcg_at_10 0.6762 -> " in out
+
+
+def test_search_an_export_with_overrides_composes_the_same_way(bm25_export):
+    tmp, _ = bm25_export
+    import retrieval_lab
+
+    retriever = retrieval_lab.load_retriever(tmp / "best.yaml", ["retriever=hybrid", "embedder=wordllama"])
+    cfg = retriever.cfg
+    assert cfg.retriever.name == "hybrid" and set(cfg.retriever.inputs) == {"bm25", "dense"}
+    assert cfg.embedder.name == "wordllama"
+    hits = retriever.search("vitamin D deficiency and bone density", k=3)
+    assert len(hits) == 3 and hits[0]["score"] >= hits[-1]["score"]

@@ -64,26 +64,37 @@ def test_training_queries_drop_test_texts_and_hold_out_a_stable_part(tmp_path):
     assert held.name == "toy" and sorted(held.queries.ids) == sorted(tq.heldout.ids) and len(held.corpus) == 16
 
 
-def test_a_registered_model_is_refused_on_queries_it_was_trained_on(tmp_path, monkeypatch):
+def test_a_registered_model_is_refused_on_queries_it_was_trained_on(tmp_path):
     from retrieval_lab.training.registry import check_config_models, lookup, register
 
-    monkeypatch.setenv("RETRIEVAL_LAB_CACHE", str(tmp_path / "cache"))
-    model = tmp_path / "cache" / "models" / "embedder" / "ft"
+    cache = tmp_path / "cache"  # the run's cache.dir, not $RETRIEVAL_LAB_CACHE: the guard looks where the run loads
+    model = cache / "models" / "embedder" / "ft"
     model.mkdir(parents=True)
     (model / "config.json").write_text("{}")
     (model / "modules.json").write_text("[]")
     (model / "training_queries.json").write_text(json.dumps({"ids": ["q1", "q2"], "heldout": ["q3"]}))
-    register("embedder", "toy-ft", model, {"dataset": "toy"}, config={"name": "toy-ft", "model": "toy-ft"})
-    assert lookup("embedder", "toy-ft").training_query_ids == {"q1", "q2"}
-    assert (tmp_path / "cache" / "conf" / "embedder" / "toy-ft.yaml").exists()
-    cfg = {"embedder": {"name": "toy-ft", "model": "toy-ft"}, "retriever": {"name": "bm25"}}
+    register("embedder", "toy-ft", model, {"dataset": "toy", "split": "train"}, cache_root=cache,
+             config={"name": "toy-ft", "model": "toy-ft"})
+    assert lookup("embedder", "toy-ft", cache).training_query_ids == {"q1", "q2"}
+    assert lookup("embedder", "toy-ft", tmp_path / "another-cache") is None
+    assert (cache / "conf" / "embedder" / "toy-ft.yaml").exists()
+    cfg = {"embedder": {"name": "toy-ft", "model": "toy-ft"}, "retriever": {"name": "bm25"},
+           "cache": {"dir": str(cache)}}
     check_config_models(cfg, "toy", "test", ["q3", "q4"])  # held-out and test queries: fine
     check_config_models(cfg, "other", "train", ["q1"])  # another dataset's q1
-    with pytest.raises(LeakageError, match="trained on 1 queries of toy split 'train'"):
+    with pytest.raises(LeakageError, match="trained on 1 queries of toy split 'train'.*\n  fix: evaluate it on a "
+                                           "split it was not trained on"):
         check_config_models(cfg, "toy", "train", ["q1", "q3"])
-    nested = {"retriever": {"name": "hybrid", "inputs": {"d": {"name": "dense", "embedder": {"model": "toy-ft"}}}}}
+    nested = {"retriever": {"name": "hybrid", "inputs": {"d": {"name": "dense", "embedder": {"model": "toy-ft"}}}},
+              "cache": {"dir": str(cache)}}
     with pytest.raises(LeakageError):
         check_config_models(nested, "toy", "train", ["q2"])
+    elsewhere = {**cfg, "cache": {"dir": str(tmp_path / "another-cache")}}
+    check_config_models(elsewhere, "toy", "train", ["q1"])  # no model of that name where this run looks
+    (model / "training.json").write_text(json.dumps({"dataset": "toy"}))
+    by_folder = {"reranker": {"name": "ce", "model": str(model)}, "cache": {"dir": str(tmp_path / "another-cache")}}
+    with pytest.raises(LeakageError, match="reranker 'ft'"):  # named by its folder: found all the same
+        check_config_models(by_folder, "toy", "train", ["q2"])
 
 
 def test_positives_cut_short_are_a_seeded_sample_of_the_highest_grade():
@@ -103,16 +114,20 @@ def test_positives_cut_short_are_a_seeded_sample_of_the_highest_grade():
 
 
 @pytest.mark.slow
-def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_path, monkeypatch, mlflow_uri):
+def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_path, mlflow_uri):
     from sentence_transformers import SentenceTransformer
 
     from retrieval_lab.training.embedder import EmbedderTrainConfig, train_embedder
 
-    monkeypatch.setenv("RETRIEVAL_LAB_CACHE", str(tmp_path / "cache"))
     folder = toy_splits(tmp_path / "toy")
     cfg = EmbedderTrainConfig(name="toy-ft", epochs=3, batch_size=4, lr=1e-4, warmup=0.0, max_seq_length=64,
                               threads=1)
-    summary = train_embedder(dataset_node(folder), cfg)
+    summary = train_embedder(dataset_node(folder), cfg, cache_root=tmp_path / "cache")
+    assert summary["folder"].startswith(str(tmp_path / "cache"))
+    from retrieval_lab.dense.embedders import resolve_model
+
+    # one model identity: the base is keyed by the hash the dense stage's caches use
+    assert summary["base_weights"] == resolve_model("minilm_l6").weights_sha256[:16]
     losses = [loss for _, loss in summary["curve"]]
     assert summary["pairs"] == 11 and summary["reused"] is False
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
@@ -127,7 +142,7 @@ def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_p
     best = (q @ p.T).argmax(axis=1)
     positives = [int(qid[1:]) for qid in tq.train.ids]
     assert (best == np.array(positives)).mean() == 1.0, docs
-    again = train_embedder(dataset_node(folder), cfg)  # same settings and data: reused from the cache
+    again = train_embedder(dataset_node(folder), cfg, tmp_path / "cache")  # same training: reused from the cache
     assert again["reused"] is True and again["folder"] == summary["folder"]
     import mlflow
 
@@ -136,19 +151,19 @@ def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_p
 
 
 @pytest.mark.slow
-def test_small_reranker_training_lowers_loss_and_scores_positives_above_negatives(tmp_path, monkeypatch,
-                                                                                   mlflow_uri):
+def test_small_reranker_training_lowers_loss_and_scores_positives_above_negatives(tmp_path, mlflow_uri):
     from retrieval_lab.rerank.cross_encoder import CrossEncoderScorer
     from retrieval_lab.training.reranker import RerankerTrainConfig, build_rows, train_reranker
 
-    monkeypatch.setenv("RETRIEVAL_LAB_CACHE", str(tmp_path / "cache"))
     folder = toy_splits(tmp_path / "toy")
     cfg = RerankerTrainConfig(name="toy-ce", negatives=2, negative_depth=4, in_batch=1, epochs=4, batch_size=4,
                               lr=1e-4, head_lr=2e-3, warmup=0.0, max_length=64, threads=1)
-    summary = train_reranker(dataset_node(folder), cfg)
+    summary = train_reranker(dataset_node(folder), cfg, cache_root=tmp_path / "cache")
     losses = [loss for _, loss in summary["curve"]]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    # the registered name resolves under the cache root it was trained into, and its scores are stored there
     scorer = CrossEncoderScorer("toy-ce", max_length=64, cache_root=tmp_path / "cache")
+    assert scorer.store.path.is_relative_to(tmp_path / "cache")
     rows = build_rows(training_queries(dataset_node(folder), "train", ["test"]), cfg)
     won = [scorer.score([(r[0], r[1])])[0] > max(scorer.score([(r[0], n) for n in r[2:]])) for r in rows]
     assert np.mean(won) >= 0.9
