@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval_lab import tracking
+from retrieval_lab.commands.export import export_run
 from retrieval_lab.errors import LabError
 
 COST = "query_p50_ms"
@@ -203,14 +205,10 @@ def _fmt(value) -> str:
 
 
 def cmd_best(args) -> int:
-    from retrieval_lab import tracking
-
     client = tracking.client({})
     ranking = rank(client, args.experiment, args.metric, args.test, args.alpha, args.sweep, args.trials)
     print(format_ranking(ranking))
     if args.export:
-        from retrieval_lab.commands.export import export_run
-
         chosen = ranking.top if args.pick == "top" else ranking.cheapest
         path = export_run(client, chosen.run_id, Path(args.export), selection={
             "metric": ranking.metric, "rule": args.pick, "test": ranking.test, "alpha": ranking.alpha,

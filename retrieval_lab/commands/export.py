@@ -19,7 +19,15 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from retrieval_lab import tracking
+from retrieval_lab.cache import Cache
+from retrieval_lab.config import cache_dirs_in, compose_config, compose_over
+from retrieval_lab.data import data_root, dataset_folder
 from retrieval_lab.errors import ConfigError, LabError
+from retrieval_lab.pipeline import FIRST_STAGES, Retriever, read_config, run_experiment
+from retrieval_lab.rerank import make_scorer
+from retrieval_lab.sweep.job import load_dataset
+from retrieval_lab.tracking import flatten
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +57,6 @@ def check_targets(data: Any, where: str = "config") -> None:
 
 def stage_identities(cfg: DictConfig) -> list[dict]:
     """What every model-bearing stage is (model name, weight hash, settings), as the cache keys see it."""
-    from retrieval_lab.cache import Cache
-    from retrieval_lab.pipeline import FIRST_STAGES, read_config
-    from retrieval_lab.rerank import make_scorer
-
     settings = read_config(cfg)
     models = Cache(settings.cache_dir, enabled=False)  # models resolve under the run's cache root, as in the run
     out = []
@@ -79,8 +83,6 @@ def _plain(value: Any) -> Any:
 
 
 def export_run(client, run_id: str, path: Path, selection: dict | None = None) -> Path:
-    from retrieval_lab.sweep.job import load_dataset
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +148,6 @@ def config_from_export(export: dict, overrides: list[str] | tuple[str, ...] = ()
     """The export's config composed with `overrides` in the grammar of `retrieval-lab run` (Hydra's): `group=option`
     brings that option with its own defaults (registered models' options are found under `<cache>/conf`),
     `a.b=value` changes one value. Where data, cache and tracking live follows this machine."""
-    from retrieval_lab.config import cache_dirs_in, compose_over
 
     body = copy.deepcopy(export["config"])
     check_targets(body, "config")
@@ -161,7 +162,6 @@ def config_from_export(export: dict, overrides: list[str] | tuple[str, ...] = ()
 def follow_this_machine(config: dict) -> None:
     """Where data and cache live and where runs are logged do not change results: when the recorded places are gone,
     use this machine's ($RETRIEVAL_LAB_DATA, $RETRIEVAL_LAB_CACHE, $MLFLOW_TRACKING_URI or ./mlruns)."""
-    from retrieval_lab.data import data_root, dataset_folder
 
     dataset = config.get("dataset")
     if isinstance(dataset, dict) and dataset.get("name") and not dataset.get("path"):
@@ -202,7 +202,6 @@ def _shown(value: Any) -> str:
 def changes_against_export(export: dict, cfg: DictConfig, dataset_fingerprint: str | None = None) -> list[Change]:
     """Every flattened config key whose value differs from the export's, names (`retriever.name`) first; location
     keys are left out, and `dataset.path` too when the dataset's content is the recorded one (it only moved)."""
-    from retrieval_lab.tracking import flatten
 
     recorded_hash = (export.get("dataset") or {}).get("hash")
     same_data = bool(recorded_hash and dataset_fingerprint and dataset_fingerprint.startswith(recorded_hash))
@@ -258,9 +257,6 @@ def comparison_lines(export: dict, changes: list[Change], means: dict[str, float
 
 def load_retriever(path: str | Path, overrides: list[str] = ()):
     """The frozen configuration as a ready `Retriever` over its dataset's corpus: `.search("query", k=10)`."""
-    from retrieval_lab.pipeline import Retriever
-    from retrieval_lab.sweep.job import load_dataset
-
     export = read_export(path)
     cfg = config_from_export(export, overrides)
     dataset = load_dataset(cfg.dataset)
@@ -268,9 +264,7 @@ def load_retriever(path: str | Path, overrides: list[str] = ()):
     if recorded and not overrides and dataset.fingerprint != recorded:
         log.warning("dataset %s differs from the one the export was evaluated on (hash %s, recorded %s)",
                     dataset.name, dataset.fingerprint[:16], recorded[:16])
-    retriever = Retriever(cfg, dataset.corpus)
-    retriever.export = export
-    return retriever
+    return Retriever(cfg, dataset.corpus)
 
 
 def cmd_search(args) -> int:
@@ -289,10 +283,6 @@ def cmd_search(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from retrieval_lab import tracking
-    from retrieval_lab.config import compose_config
-    from retrieval_lab.pipeline import run_experiment
-
     export = None
     if args.config:
         export = read_export(args.config)

@@ -31,7 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from retrieval_lab.cache import Cache, file_sha256
+from retrieval_lab.config import typed
+from retrieval_lab.dense.onnx_export import onnx_model_bytes
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
+from retrieval_lab.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,6 @@ class EmbedderConfig:
 
 
 def embedder_config(node: Any, prefix: str = "embedder") -> EmbedderConfig:
-    from retrieval_lab.config import typed
-
     config = typed(EmbedderConfig, node, prefix)
     config.validate(prefix)
     return config
@@ -108,7 +110,6 @@ def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str =
 @dataclass(frozen=True)
 class ModelSpec:
     """Where a model's files are and what they are; `weights_sha256` identifies the weights by content."""
-
     ref: str                       # what the user asked for
     source: str                    # zoo | registry | folder | huggingface
     kind: str                      # sentence_transformers | onnx_graph | static | cross_encoder
@@ -203,8 +204,6 @@ def weights_sha256(path: Path, extra_files: list[Path] | tuple = ()) -> str:
     key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     if key in _HASH_MEMO:
         return _HASH_MEMO[key]
-    from retrieval_lab.cache import file_sha256
-
     h = hashlib.sha256()
     for p in files:
         rel = p.relative_to(path).as_posix() if path.is_dir() and p.is_relative_to(path) else p.name
@@ -216,8 +215,6 @@ def weights_sha256(path: Path, extra_files: list[Path] | tuple = ()) -> str:
 # ---------------------------------------------------------------------------------------- registry of local models
 
 def _registry_dir(root: str | Path | None = None) -> Path:
-    from retrieval_lab.paths import cache_root
-
     return cache_root(root) / "models" / "registry"
 
 
@@ -350,7 +347,6 @@ def _folder_spec(ref: str, source: str, folder: Path, kind: str | None) -> Model
 
 class Embedder:
     """Shared encode loop: prefixes, length-sorted batches, progress, normalization. Subclasses encode a batch."""
-
     def __init__(self, config: EmbedderConfig, spec: ModelSpec, backend: str, max_tokens: int | None):
         self.config = config
         self.spec = spec
@@ -415,7 +411,6 @@ def _set_threads(threads: int | None) -> None:
 
 class SentenceTransformerEmbedder(Embedder):
     """sentence-transformers on torch (fp32, or bf16 autocast)."""
-
     def __init__(self, config, spec, backend, max_tokens, model=None):
         super().__init__(config, spec, backend, max_tokens)
         _set_threads(config.threads)
@@ -469,7 +464,6 @@ def load_sentence_transformer(spec_or_ref: ModelSpec | str, root: str | Path | N
 
 class OnnxEmbedder(Embedder):
     """A transformer graph run with onnxruntime: token embeddings -> mean pooling (as sentence-transformers)."""
-
     def __init__(self, config, spec, backend, max_tokens, session_bytes: bytes, tokenizer, pooling: str = "mean"):
         super().__init__(config, spec, backend, max_tokens)
         import onnxruntime as ort
@@ -506,7 +500,6 @@ class OnnxEmbedder(Embedder):
 
 class StaticEmbedder(Embedder):
     """Static token embeddings averaged over the text (WordLlama): numpy only, thousands of passages/s."""
-
     def __init__(self, config, spec, backend, max_tokens):
         super().__init__(config, spec, backend, max_tokens)
         from safetensors.numpy import load_file
@@ -558,8 +551,6 @@ def load_tokenizer(config: EmbedderConfig, root: str | Path | None = None):
 
 def load_embedder(config: EmbedderConfig, cache=None) -> Embedder:
     """Load the model (once per call: keep the Embedder). `cache` stores ONNX exports (default cache if None)."""
-    from retrieval_lab.cache import Cache
-
     cache = cache if cache is not None else Cache()
     spec = resolve_model(config.model_ref, cache.root)
     backend = config.backend or spec.default_backend
@@ -575,8 +566,6 @@ def load_embedder(config: EmbedderConfig, cache=None) -> Embedder:
     elif backend in ("torch", "torch_bf16"):
         embedder = SentenceTransformerEmbedder(config, spec, backend, max_tokens)
     else:
-        from retrieval_lab.dense.onnx_export import onnx_model_bytes
-
         if spec.kind == "onnx_graph":
             tokenizer = _hf_tokenizer(spec.extra["tokenizer"])
             pooling = spec.extra.get("pooling", "mean")

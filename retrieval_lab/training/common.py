@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from retrieval_lab.cache import content_key
+from retrieval_lab.dense.embedders import resolve_model as resolve_spec
 from retrieval_lab.errors import ModelNotFoundError
 from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries, write_heldout_split
@@ -25,9 +26,7 @@ log = logging.getLogger(__name__)
 def resolve_model(name: str, cache_root: str | Path | None = None):
     """The `ModelSpec` (folder, weights_sha256) of a registered model, a zoo name, a local folder or a Hugging Face
     name, found as the dense stage finds it; only transformer bodies can be trained."""
-    from retrieval_lab.dense.embedders import resolve_model as resolve
-
-    spec = resolve(name, cache_root)
+    spec = resolve_spec(name, cache_root)
     if spec.kind not in ("sentence_transformers", "cross_encoder"):
         raise ModelNotFoundError(f"model '{name}' is a {spec.kind} model; training needs a transformer body "
                                  "(minilm_l6, a registered model, a local folder or a Hugging Face name)")

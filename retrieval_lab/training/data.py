@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from retrieval_lab.data import Dataset, available_splits, dataset_from_config
-from retrieval_lab.data.beir import load_qrels
+from retrieval_lab.data.beir import load_qrels, load_queries
 from retrieval_lab.errors import ConfigError, LeakageError
 from retrieval_lab.types import Queries, _digest
 
@@ -16,7 +20,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainingQueries:
     """The queries a model trains on (`train`) and those held out of training for model selection (`heldout`)."""
-
     dataset: Dataset  # the training split (its corpus, all its judged queries and qrels)
     train: Queries
     heldout: Queries
@@ -55,8 +58,6 @@ def check_leakage(train_split: str, train_queries: Queries, eval_splits: list[st
 def training_queries(dataset_node, split: str, eval_splits: list[str], holdout: float = 0.0,
                      seed: int = 0) -> TrainingQueries:
     """Load `split` of the dataset configured by `dataset_node` and guard it against `eval_splits`."""
-    from omegaconf import OmegaConf
-
     node = OmegaConf.merge(dataset_node, {"split": split})
     dataset = dataset_from_config(node)
     if not 0 <= holdout < 1:
@@ -82,8 +83,6 @@ def training_queries(dataset_node, split: str, eval_splits: list[str], holdout: 
 
 
 def _all_queries(dataset: Dataset) -> Queries:
-    from retrieval_lab.data.beir import load_queries
-
     return load_queries(dataset.path / "queries.jsonl")
 
 
@@ -96,9 +95,6 @@ def write_heldout_split(tq: TrainingQueries, cache_root, name: str = "heldout"):
     """A BEIR folder in the cache that is the training dataset plus `qrels/<name>.tsv` for the held-out queries
     (corpus and queries linked, not copied), so sweeps can select on them: `dataset.path=<folder>
     dataset.split=heldout`. The folder keeps the dataset's name, so the leakage guard still applies."""
-    import os
-    from pathlib import Path
-
     if not len(tq.heldout):
         return None
     source = Path(tq.dataset.path).resolve()

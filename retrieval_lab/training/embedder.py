@@ -16,6 +16,7 @@ from pathlib import Path
 
 from retrieval_lab.chunking import whole_documents
 from retrieval_lab.errors import ConfigError
+from retrieval_lab.sparse import BM25, BM25Config
 from retrieval_lab.training.common import loss_curve, peak_rss_mb, save_model, train_once
 from retrieval_lab.training.data import TrainingQueries
 
@@ -76,8 +77,6 @@ def positives(tq: TrainingQueries, min_grade: int, max_per_query: int, seed: int
 
 def bm25_negatives(tq: TrainingQueries, depth: int) -> dict[str, list[str]]:
     """Per training query, the BM25 top-`depth` passages that are not judged relevant (best first)."""
-    from retrieval_lab.sparse import BM25, BM25Config
-
     passages = whole_documents(tq.dataset.corpus, title=True)
     bm25 = BM25(BM25Config()).index(passages)
     indices, _ = bm25.search(tq.train.texts, depth + 20)

@@ -13,6 +13,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from retrieval_lab.config import to_container
+from retrieval_lab.dense.embedders import lookup_model, register_model, registered_models
 from retrieval_lab.errors import LeakageError
 from retrieval_lab.paths import cache_root as resolve_cache_root, user_conf_dir
 
@@ -43,12 +47,8 @@ class TrainedModel:
 def register(group: str, name: str, folder: str | Path, meta: dict | None = None,
              cache_root: str | Path | None = None, config: dict | None = None) -> TrainedModel:
     """Record `folder` under `name`; `config` becomes the config group option `<group>=<name>`."""
-    from retrieval_lab.dense.embedders import register_model
-
     register_model(name, folder, kind=GROUP_KIND[group], root=cache_root, info=meta or {})
     if config is not None:
-        import yaml
-
         conf = user_conf_dir(cache_root) / group
         conf.mkdir(parents=True, exist_ok=True)
         header = f"# Written by `retrieval-lab train-{group}`: the model {Path(folder).name} in the cache's models/.\n"
@@ -57,8 +57,6 @@ def register(group: str, name: str, folder: str | Path, meta: dict | None = None
 
 
 def lookup(group: str, name: str, cache_root: str | Path | None = None) -> TrainedModel | None:
-    from retrieval_lab.dense.embedders import lookup_model
-
     record = lookup_model(name, cache_root)
     if record is None or record.get("kind") != GROUP_KIND[group]:
         return None
@@ -66,8 +64,6 @@ def lookup(group: str, name: str, cache_root: str | Path | None = None) -> Train
 
 
 def registered(group: str, cache_root: str | Path | None = None) -> dict[str, TrainedModel]:
-    from retrieval_lab.dense.embedders import registered_models
-
     return {r["name"]: TrainedModel(group, r["name"], Path(r["folder"]), r.get("info") or {})
             for r in registered_models(cache_root) if r.get("kind") == GROUP_KIND[group]}
 
@@ -98,8 +94,6 @@ def check_not_trained_on(model: TrainedModel, dataset_name: str, split: str, que
 def check_config_models(cfg, dataset_name: str, split: str, query_ids) -> None:
     """`check_not_trained_on` for every embedder / reranker model the run config names (any nesting), looked up in
     the registry under the run's `cache.dir`, where the run loads them from."""
-    from retrieval_lab.config import to_container
-
     data = to_container(cfg)
     root = resolve_cache_root((data.get("cache") or {}).get("dir"))
 
