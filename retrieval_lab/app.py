@@ -1,7 +1,6 @@
 """The Hydra application behind `retrieval-lab run` (one configuration) and `retrieval-lab sweep` (multirun)."""
 from __future__ import annotations
 
-import logging
 import sys
 
 import hydra
@@ -10,17 +9,18 @@ from omegaconf import DictConfig
 from retrieval_lab.errors import LabError
 from retrieval_lab.paths import conf_dir
 
-log = logging.getLogger("retrieval_lab")
-
 
 def run_job(cfg: DictConfig) -> float:
     """Evaluate one configuration, log it to MLflow, print the summary; returns nDCG@10 for optimizing sweepers."""
     from retrieval_lab import tracking
     from retrieval_lab.pipeline import run_experiment
 
+    tracked = cfg.tracking.get("enabled", True)
+    if tracked:  # a store that cannot take the run fails now, not after the pipeline's work
+        tracking.check_store(cfg.tracking)
     outcome = run_experiment(cfg)
     run_id = None
-    if cfg.tracking.get("enabled", True):
+    if tracked:
         run_id = tracking.log_outcome(cfg, outcome)
     print(tracking.summary_table(outcome))
     if run_id:
@@ -40,6 +40,5 @@ def main(cfg: DictConfig) -> float:
     try:
         return run_job(cfg)
     except LabError as exc:
-        log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -10,8 +9,12 @@ from retrieval_lab.errors import LabError
 
 HYDRA_COMMANDS = {
     "run": "evaluate one configuration (Hydra overrides: dataset=scifact retriever=bm25 retriever.k1=1.2)",
-    "sweep": "Hydra multirun over config keys (retriever.k1=0.6,0.9,1.2), or a study: sweep quickstart [k=v ...]",
+    "sweep": "Hydra multirun over config keys (retriever.k1=0.6,0.9,1.2), or a study: sweep quickstart [k=v ...]; "
+             "one line per configuration, then the leaderboard (`retrieval-lab -v sweep ...`: every metric)",
 }
+VERBOSE_FLAGS = ("-v", "--verbose")
+VERBOSE_HELP = ("before the command: full metrics table of each sweep configuration, library INFO logs, Hydra's "
+                "job lines (e.g. retrieval-lab -v sweep quickstart)")
 
 
 TRAIN_COMMANDS = {
@@ -26,6 +29,13 @@ def _hydra(command: str, overrides: list[str]) -> int:
     from retrieval_lab import app
     from retrieval_lab.config import cache_dirs_in
     from retrieval_lab.paths import hydra_search_path
+
+    misplaced = [o for o in overrides if o in VERBOSE_FLAGS]
+    if misplaced:  # Hydra would reject it as an unknown argument, with its usage text
+        rest = " ".join(o for o in overrides if o not in VERBOSE_FLAGS)
+        print(f"error: {misplaced[0]} goes before the command: retrieval-lab {misplaced[0]} {command} {rest}".rstrip(),
+              file=sys.stderr)
+        return 2
 
     if command == "sweep":  # `sweep quickstart ...` = `sweep +experiments=quickstart ...` (experiments/*.yaml)
         from retrieval_lab.commands import expand_study
@@ -186,6 +196,7 @@ def cmd_cache_verify(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrieval-lab", description="Retrieval quality lab: reproducible chunking, BM25, dense, fusion and reranking experiments.")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in HYDRA_COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -230,9 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from retrieval_lab import console
+
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    verbose = False
+    while argv and argv[0] in VERBOSE_FLAGS:  # global flag, before the command: `retrieval-lab -v sweep ...`
+        verbose = True
+        argv.pop(0)
+    console.set_verbosity(verbose)
     if argv and argv[0] in HYDRA_COMMANDS:
         return _hydra(argv[0], argv[1:])
     if argv and argv[0] in TRAIN_COMMANDS and not {"-h", "--help"} & set(argv[1:]):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import tempfile
 import time
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from retrieval_lab.errors import LabError
 
 PARAM_BATCH = 100  # MLflow's per-call limit for params
 PARAM_MAX_CHARS = 6000
@@ -41,6 +44,131 @@ def artifact_root(node: Any = None) -> str | None:
     if node.get("uri") or os.environ.get("MLFLOW_TRACKING_URI"):
         return None
     return (Path(node.get("root") or "mlruns").expanduser().resolve() / "artifacts").as_uri()
+
+
+class TrackingStoreError(LabError):
+    """The tracking store cannot be opened or written; raised before any pipeline work starts."""
+
+    def __init__(self, uri: str, source: str, reason: str, fix: str):
+        super().__init__(f"cannot use the MLflow tracking store {uri} ({source}): {reason}\n  fix: {fix}")
+        self.uri = uri
+
+
+# The store check must fail in seconds: MLflow's default is 7 retries with exponential back-off and a 120 s timeout.
+CHECK_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+
+
+def server_command(host: str = "127.0.0.1", port: int | str = 5000) -> str:
+    return (f"mlflow server --host {host} --port {port} --backend-store-uri sqlite:///mlruns/mlflow.db "
+            "--workers 1")
+
+
+def uri_source(node: Any = None) -> str:
+    """Where the tracking URI comes from, in the words a user would change it with."""
+    node = node or {}
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if node.get("uri"):
+        return "from MLFLOW_TRACKING_URI" if node.get("uri") == env else "from tracking.uri"
+    if env:
+        return "from MLFLOW_TRACKING_URI"
+    return f"the default store under tracking.root={node.get('root') or 'mlruns'}"
+
+
+def _store_fix(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(uri)
+        return (f"start the server (`{server_command(parts.hostname or '127.0.0.1', parts.port or 5000)}`), or set "
+                "MLFLOW_TRACKING_URI / tracking.uri to a running server or to a writable sqlite path "
+                "(sqlite:////abs/path/mlflow.db); tracking.enabled=false runs without tracking")
+    return ("set MLFLOW_TRACKING_URI / tracking.uri to a sqlite path in a writable folder "
+            "(sqlite:////abs/path/mlflow.db), or unset both to use ./mlruns/mlflow.db; or point it at a running "
+            f"tracking server (start one with `{server_command()}`); tracking.enabled=false runs without tracking")
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The useful end of an MLflow/requests/SQLAlchemy error: '[Errno 111] Connection refused', not the URL chain."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] [^\"'()\n]+", text)
+    if errno:
+        return errno.group(0).strip().rstrip(":").strip()
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
+def _check_sqlite_path(uri: str, source: str) -> None:
+    """The folder of the database can be created and written, and the database file (if any) is a writable file."""
+    raw = uri[len("sqlite:///"):].split("?", 1)[0]
+    if not raw or raw == ":memory:":
+        return
+    db = Path(raw)
+    folder = db.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingStoreError(uri, source, f"its folder {folder} cannot be created ({_short_reason(exc)})",
+                                 _store_fix(uri)) from None
+    if db.exists() and not db.is_file():
+        raise TrackingStoreError(uri, source, f"{db} is not a file", _store_fix(uri))
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        raise TrackingStoreError(uri, source, f"{db} is not writable", _store_fix(uri))
+    try:  # SQLite writes journal files beside the database: the folder itself must take new files
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise TrackingStoreError(uri, source, f"its folder {folder} is not writable ({_short_reason(exc)})",
+                                 _store_fix(uri)) from None
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def check_store(node: Any = None) -> str:
+    """Open the tracking store once (creating a SQLite database), or raise TrackingStoreError; returns the URI.
+
+    Called before any pipeline work by `run` and at the start of a sweep, so a wrong URI costs seconds, not a run.
+    """
+    node = node or {}
+    source = uri_source(node)
+    try:
+        uri = tracking_uri(node)
+    except OSError as exc:  # the default store's folder (tracking.root) cannot be created
+        root = Path(node.get("root") or "mlruns").expanduser().resolve()
+        raise TrackingStoreError(f"sqlite:///{root / 'mlflow.db'}", source,
+                                 f"its folder {root} cannot be created ({_short_reason(exc)})",
+                                 "set tracking.root to a writable folder, or MLFLOW_TRACKING_URI to a writable "
+                                 f"sqlite path or a running tracking server (start one with `{server_command()}`)"
+                                 ) from None
+    if uri.startswith("sqlite:///"):
+        _check_sqlite_path(uri, source)
+    quiet_mlflow_environment()
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with _environment(CHECK_HTTP_ENV):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # any failure here means no run could be logged: say so before the work starts
+        what = "the store cannot be opened"
+        if uri.startswith(("http://", "https://")):
+            unreachable = re.search(r"Errno|Max retries|timed out|Connection(Error| refused| reset)", str(exc))
+            what = "no tracking server answers" if unreachable else "the tracking server refused the request"
+        raise TrackingStoreError(uri, source, f"{what} ({_short_reason(exc)})", _store_fix(uri)) from None
+    return uri
 
 
 def client(node: Any = None):
@@ -160,6 +288,14 @@ def write_artifacts(folder: Path, cfg: DictConfig, outcome, extra: dict[str, str
         (folder / name).write_text(text)
 
 
+def format_number(value: float) -> str:
+    """Counts as integers (5183), everything else with four decimals (0.6762)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return f"{number:.4f}"
+
+
 def summary_table(outcome, ks: tuple[int, ...] = (10, 100)) -> str:
     means = outcome.evaluation.means
     rows = [("dataset", f"{outcome.dataset.name} ({outcome.dataset.split}, {len(outcome.evaluation.query_ids)} "
@@ -172,6 +308,6 @@ def summary_table(outcome, ks: tuple[int, ...] = (10, 100)) -> str:
     rows.append(("index", f"{t.get('index_seconds', 0):.2f} s"))
     rows.append(("query latency", f"p50 {t.get('query_p50_ms', 0):.1f} ms, p95 {t.get('query_p95_ms', 0):.1f} ms"))
     for key, value in outcome.extra_metrics.items():
-        rows.append((key, f"{value:.4f}"))
+        rows.append((key, format_number(value)))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)

@@ -23,6 +23,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from retrieval_lab.errors import LabError
+
 log = logging.getLogger("retrieval_lab.sweep")
 
 
@@ -81,6 +83,9 @@ class SweepCallback(Callback):
         HydraConfig.instance().set_config(config)
         try:
             self._start(config)
+        except LabError as exc:  # an unusable tracking store: the message names the URI and the fix
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         except Exception as exc:  # Hydra would turn this into a warning and carry on without a parent
             log.error("could not open the sweep's parent run: %s", exc)
             print(f"error: could not open the sweep's parent run: {exc}", file=sys.stderr)
@@ -95,6 +100,7 @@ class SweepCallback(Callback):
         self.node = config.get("tracking") or {}
         experiment = str(self.node.get("experiment") or config.dataset.name)
         self.metric = self.metric or OmegaConf.select(config, "sweep.metric", default="ndcg_at_10")
+        tracking.check_store(self.node)  # before any configuration runs: a clear error, not a traceback per job
         client = tracking.client(self.node)
         # The store and the experiment exist before joblib workers start (a fresh SQLite DB raced by several
         # workers fails its schema migration).
@@ -154,11 +160,14 @@ class SweepCallback(Callback):
 
     # -- end -----------------------------------------------------------------------------------------------------
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._finalize("end")
+        status = self._finalize("end")
+        if status == "FAILED":  # failed configurations return instead of raising: the exit code says it here
+            raise SystemExit(1)
 
-    def _finalize(self, how: str) -> None:
+    def _finalize(self, how: str) -> str | None:
+        """End the parent run, print the summary and the leaderboard; returns the parent's final status."""
         if self._done or self.ctx is None:
-            return
+            return None
         self._done = True
         from retrieval_lab import tracking
         from retrieval_lab.sweep.state import maybe_fault, read_records
@@ -175,10 +184,14 @@ class SweepCallback(Callback):
             status = "FINISHED"
         else:
             status = "KILLED"  # interrupted (Ctrl-C, SIGTERM) before every configuration ran
+        metric = self.metric or "ndcg_at_10"
+        board = ""
         try:
-            from retrieval_lab.sweep.report import write_parent_report
+            from retrieval_lab.sweep.report import collect_rows, console_leaderboard, write_parent_report
 
-            write_parent_report(client, ctx, records, self.metric or "ndcg_at_10")
+            rows = collect_rows(client, records)
+            board = console_leaderboard(rows, metric)
+            write_parent_report(client, ctx, records, metric, rows)
         except Exception as exc:  # the status below matters more than the report
             log.warning("parent report failed: %s", exc)
             print(f"warning: sweep report failed: {exc}", file=sys.stderr)
@@ -197,11 +210,15 @@ class SweepCallback(Callback):
         print(f"[sweep {ctx.study}] {status}: {done}/{ctx.total or done} configs "
               f"({sum(r.status == 'skipped' for r in records)} resumed, {len(failed)} failed); parent run "
               f"{ctx.parent_run_id}", flush=True)
+        if board:
+            print(board, flush=True)
         for r in failed:
-            print(f"  failed: {r.run_name}: {(r.error or '').splitlines()[0] if r.error else ''}", file=sys.stderr)
+            print(f"  failed: {r.run_name}: {(r.error or '').splitlines()[0] if r.error else ''}", file=sys.stderr,
+                  flush=True)
         if status == "FINISHED":
-            print(f"  next: retrieval-lab best --experiment {ctx.experiment} --metric {self.metric}  |  "
+            print(f"  next: retrieval-lab best --experiment {ctx.experiment} --metric {metric}  |  "
                   f"retrieval-lab ui --experiment {ctx.experiment}", flush=True)
+        return status
 
 
 def _sigterm_to_exit(signum, frame):

@@ -1,12 +1,15 @@
 """One configuration of a sweep: skip it when already FINISHED, else open a tagged child run, evaluate, log.
 
-A failing configuration ends its child run FAILED (error message as a tag and `error.txt`) and raises a plain
-exception, so Hydra runs the other configurations and the sweep exits non-zero at the end; the results of the
-others are kept.
+Each configuration prints one line: progress and ETA, its name, the main metric, the end-to-end query latency
+(p50) and its state (done, resumed, or FAILED with the reason); `retrieval-lab -v sweep` adds its metrics table.
+A failing configuration ends its child run FAILED (error message as a tag, traceback in `error.txt`) and returns
+NaN instead of raising, so Hydra runs the other configurations without printing its own traceback; the sweep's
+callback exits non-zero at the end. The results of the others are kept.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -14,18 +17,16 @@ import traceback
 
 from omegaconf import DictConfig
 
+from retrieval_lab import console
 from retrieval_lab.errors import LabError
-
+from retrieval_lab.sweep.report import LATENCY
 from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, params_hash,
                                        progress_line, read_records, run_name_from_overrides, write_record)
 
 log = logging.getLogger("retrieval_lab.sweep")
 
 _DATASETS: dict = {}
-
-
-class ConfigFailed(RuntimeError):
-    """A configuration of the sweep failed; its child run is FAILED and the sweep goes on."""
+NAME_WIDTH = 28  # configuration names are padded to this, so the scores of short names line up
 
 
 def load_dataset(node):
@@ -74,8 +75,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
             value = done.data.metrics.get(metric)
             write_record(ctx.state_dir, JobRecord(num, "skipped", done.info.run_id, name, chash, overrides,
                                                   value, time.time() - started))
-            print(f"  {name}: already FINISHED as run {done.info.run_id[:12]} (resumed, not recomputed)")
-            _progress(ctx)
+            _report(ctx, name, _scores(metric, value, done.data.metrics.get(LATENCY)) + "  resumed")
             return float(value or 0.0)
         mark_orphans(client, ctx.experiment_id, chash)
         tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
@@ -93,8 +93,9 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
         value = outcome.evaluation.means.get(metric, outcome.evaluation.means.get("ndcg_at_10", 0.0))
         write_record(ctx.state_dir, JobRecord(num, "finished", run_id, name, chash, overrides, value,
                                               time.time() - started))
-        print(tracking.summary_table(outcome))
-        _progress(ctx)
+        _report(ctx, name, _scores(metric, value, outcome.timings.get(LATENCY)) + "  done")
+        if console.verbose():
+            print(tracking.summary_table(outcome), flush=True)
         return float(value)
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
@@ -118,15 +119,32 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
                 pass
         write_record(ctx.state_dir, JobRecord(num, "failed", run_id, name, chash, overrides, None,
                                               time.time() - started, message))
-        print(f"error: config {name} failed: {message}", file=sys.stderr)
-        _progress(ctx)
-        if isinstance(exc, LabError):  # the user's to fix: the message says where and how, no traceback needed
-            raise ConfigFailed(f"{name}: {message}") from None
-        raise ConfigFailed(f"{name}: {message}") from exc
+        reason = " ".join(message.split())  # one line, whatever the message's layout
+        _report(ctx, name, f"FAILED: {reason if len(reason) <= 240 else reason[:237] + '...'}")
+        if not isinstance(exc, LabError):  # a bug, not the user's config or data: its traceback matters
+            if console.verbose():
+                traceback.print_exc()
+            else:
+                where = f"error.txt of run {run_id}" if run_id else "retrieval-lab -v sweep ..."
+                print(f"  traceback: {where}", file=sys.stderr, flush=True)
+        return math.nan  # not an exception: Hydra would print its own traceback; the callback sets the exit code
 
 
-def _progress(ctx: SweepContext) -> None:
-    print(progress_line(ctx, read_records(ctx.state_dir)), flush=True)
+def _scores(metric: str, value, latency_ms) -> str:
+    shown = "-" if value is None else f"{float(value):.4f}"
+    return f"{metric} {shown}  p50 {format_ms(latency_ms)}"
+
+
+def format_ms(value) -> str:
+    if value is None:
+        return "- ms"
+    value = float(value)
+    return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+
+
+def _report(ctx: SweepContext, name: str, result: str) -> None:
+    """The configuration's one console line, after its record is written (so the count includes it)."""
+    print(f"[{progress_line(ctx, read_records(ctx.state_dir))}] {name:<{NAME_WIDTH}}  {result}", flush=True)
 
 
 class _tmp_text:

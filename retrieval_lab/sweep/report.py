@@ -177,11 +177,34 @@ def plot_files(rows: list[Row], metric: str, folder: Path) -> list[str]:
     return written
 
 
-def write_parent_report(client, ctx, records, metric: str) -> list[str]:
+def console_leaderboard(rows: list[Row], metric: str, limit: int = 20) -> str:
+    """The leaderboard as the sweep prints it: rank, run, the metric, recall@100, p50 latency, new or resumed."""
+    ok = sorted((r for r in rows if r.status != "failed" and metric in r.metrics), key=lambda r: -r.metrics[metric])
+    if not ok:
+        return ""
+    columns = [metric, *(m for m in ("recall_at_100",) if m != metric and any(m in r.metrics for r in ok))]
+    header = ["rank", "run", *columns, "p50 ms", "status"]
+    table = [[str(i), r.name, *(f"{r.metrics[c]:.4f}" if c in r.metrics else "-" for c in columns),
+              f"{r.metrics[LATENCY]:.1f}" if LATENCY in r.metrics else "-", r.status]
+             for i, r in enumerate(ok[:limit], 1)]
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    numeric = {0, *range(2, len(header) - 1)}  # right-aligned columns
+
+    def line(cells):
+        return "  " + "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                                for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [line(header), *(line(row) for row in table)]
+    if len(ok) > limit:
+        lines.append(f"  ... {len(ok) - limit} more in leaderboard.md of the parent run")
+    return "\n".join(lines)
+
+
+def write_parent_report(client, ctx, records, metric: str, rows: list[Row] | None = None) -> list[str]:
     """Log leaderboard.csv/.md, the plots and summary metrics on the parent run; returns the artifact names."""
     from mlflow.entities import Metric
 
-    rows = collect_rows(client, records)
+    rows = collect_rows(client, records) if rows is None else rows
     header, table = leaderboard(rows, metric)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

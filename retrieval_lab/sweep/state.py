@@ -91,9 +91,9 @@ def read_records(state_dir: str | Path) -> list[JobRecord]:
 
 
 def progress_line(ctx: SweepContext, records: list[JobRecord]) -> str:
+    """How far the sweep is: '3/5, 0:11 elapsed, ETA 0:07' (the ETA counts computed configurations only)."""
     done = len(records)
     skipped = sum(r.status == "skipped" for r in records)
-    failed = sum(r.status == "failed" for r in records)
     elapsed = time.time() - ctx.started
     computed = done - skipped
     remaining = max(ctx.total - done, 0)
@@ -103,9 +103,7 @@ def progress_line(ctx: SweepContext, records: list[JobRecord]) -> str:
         eta = _clock(elapsed / computed * remaining)
     else:
         eta = "?"
-    extra = ", ".join(x for x in (f"{skipped} resumed" if skipped else "", f"{failed} failed" if failed else "") if x)
-    return (f"[sweep {ctx.study}] {done}/{ctx.total} configs done{f' ({extra})' if extra else ''}, "
-            f"elapsed {_clock(elapsed)}, ETA {eta}")
+    return f"{done}/{ctx.total or '?'}, {_clock(elapsed)} elapsed, ETA {eta}"
 
 
 def _clock(seconds: float) -> str:
