@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab.errors import LabError
+from retrieval_lab.pipeline import unused_config_groups
 
 PARAM_BATCH = 100  # MLflow's per-call limit for params
 PARAM_MAX_CHARS = 6000
@@ -214,13 +215,8 @@ def resolved_config(cfg: DictConfig) -> dict:
 def logged_params_config(cfg: DictConfig) -> dict:
     """The resolved config minus groups no stage used (the embedder of a BM25 run); config.yaml keeps them all."""
     data = resolved_config(cfg)
-    try:
-        from retrieval_lab.dense import unused_config_groups
-
-        for group in unused_config_groups(cfg):
-            data.pop(group, None)
-    except Exception:  # logging must not fail on a config the dense helper does not understand
-        pass
+    for group in unused_config_groups(cfg):
+        data.pop(group, None)
     return data
 
 

@@ -289,6 +289,8 @@ def cmd_evaluate(args) -> int:
         cfg = config_from_export(export, args.overrides)
     else:
         cfg = compose_config(args.overrides)
+    if args.experiment:
+        tracking.check_store(cfg.get("tracking"))  # before the work, not after it
     outcome = run_experiment(cfg)
     print(tracking.summary_table(outcome))
     changes: list[Change] = []

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrieval_lab.paths import project_home
+
 ENV_PREFIX = "RETRIEVAL_LAB_SWEEP_"
 CODE_VERSION_ENV = "RETRIEVAL_LAB_CODE_VERSION"
 FAULT_ENV = "RETRIEVAL_LAB_FAULT"  # fault injection for the resume tests: "<point>:<n>" SIGKILLs at that point
@@ -144,8 +146,6 @@ def code_version() -> str:
         return os.environ[CODE_VERSION_ENV]
     if _CODE_VERSION is not None:
         return _CODE_VERSION
-    from retrieval_lab.paths import project_home
-
     home = project_home()
     version = None
     try:

@@ -8,11 +8,13 @@ import logging
 import os
 import resource
 import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from retrieval_lab import tracking
 from retrieval_lab.cache import content_key
 from retrieval_lab.dense.embedders import resolve_model as resolve_spec
 from retrieval_lab.errors import ModelNotFoundError
@@ -54,11 +56,7 @@ def log_training_run(kind: str, name: str, params: dict, metrics: dict, curve: l
     """One MLflow run per training: params, loss per step, final metrics, tags (data hash, dataset)."""
     if os.environ.get("RETRIEVAL_LAB_NO_TRACKING") == "1":
         return None
-    import tempfile
-
     from mlflow.entities import Metric
-
-    from retrieval_lab import tracking
 
     client = tracking.client()
     experiment_id = tracking.ensure_experiment(experiment)
@@ -103,6 +101,8 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
     the held-out selection split, registers the model under `cfg.name` (default `<base>-<dataset>-ft|ce`) with
     `registry_config(name)` as its conf group entry; returns a summary."""
     cfg.validate()
+    if os.environ.get("RETRIEVAL_LAB_NO_TRACKING") != "1":
+        tracking.check_store()  # an unusable store fails now, not after the training
     set_threads(cfg.threads)
     root = resolve_cache_root(cache_root)
     tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)

@@ -130,3 +130,15 @@ def test_the_check_does_not_leave_short_retries_behind(tmp_path, monkeypatch):
         tracking.check_store({"uri": f"http://127.0.0.1:{closed_port()}"})
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"  # the runs themselves keep the user's retries
     assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("command", [
+    ["train-embedder", "dataset=scifact", "split=train", "base=minilm_l6"],
+    ["evaluate", "--experiment", "elsewhere", "dataset=scifact"],
+])
+def test_training_and_logged_evaluations_check_the_store_first(command, tmp_path):
+    uri = "sqlite:////proc/x/mlflow.db"
+    proc = cli([*command, f"dataset.root={tmp_path / 'nothing-here'}"], tmp_path,
+               env_extra={"MLFLOW_TRACKING_URI": uri}, timeout=120)
+    assert_clear_store_error(proc, uri, "its folder /proc/x cannot be created")
