@@ -26,6 +26,8 @@ class Corpus:
     ids: list[str]
     titles: list[str]
     texts: list[str]
+    metadata: list[dict] = field(default_factory=list)  # per document (source file and page map, sections); may be
+    # empty; not part of the fingerprint: it never changes what is retrieved
 
     def __len__(self) -> int:
         return len(self.ids)
