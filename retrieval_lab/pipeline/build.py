@@ -13,12 +13,14 @@ from omegaconf import DictConfig
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import ChunkerConfig, chunk_corpus, chunker_config
 from retrieval_lab.chunking.tokens import from_hf
+from retrieval_lab.chunking.units import UnitConfig, unit_spans
 from retrieval_lab.config import typed
 from retrieval_lab.dense import dense_stage
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.evaluate import METRICS
 from retrieval_lab.fusion import FusionConfig, hybrid_nodes, hybrid_settings
-from retrieval_lab.pipeline.chain import Chain, DocumentsStep, FirstStage, FirstStageStep, FusionStep, RerankStep
+from retrieval_lab.pipeline.chain import (Chain, DocumentsStep, FirstStage, FirstStageStep, FusionStep, RerankStep,
+                                          UnitsStep)
 from retrieval_lab.rerank import RerankerConfig, make_scorer, reranker_config
 from retrieval_lab.sparse import BM25, BM25Config
 from retrieval_lab.types import Corpus
@@ -69,6 +71,7 @@ class PipelineConfig:
     fusion: FusionConfig | None
     first_stage_depth: int | None
     reranker: RerankerConfig
+    unit: UnitConfig
     eval: EvalSettings
     ignore_identical_ids: bool
     cache_dir: str | None
@@ -94,10 +97,12 @@ def read_config(cfg: DictConfig) -> PipelineConfig:
     specs = first_stage_specs(cfg)
     fusion, first_stage_depth = hybrid_settings(cfg.retriever, len(specs))
     reranker = reranker_config(cfg.get("reranker") or {"name": "none"})
+    unit = typed(UnitConfig, cfg.get("unit") or {}, "unit")
+    unit.validate()
     if not cfg.dataset.get("split"):
         raise ConfigError("dataset.split", "missing", "set dataset.split=test (or train, dev)")
     cache = cfg.get("cache") or {}
-    return PipelineConfig(chunker_name, chunker, specs, fusion, first_stage_depth, reranker, settings,
+    return PipelineConfig(chunker_name, chunker, specs, fusion, first_stage_depth, reranker, unit, settings,
                           bool(cfg.dataset.get("ignore_identical_ids", False)), cache.get("dir"),
                           bool(cache.get("enabled", True)))
 
@@ -153,4 +158,5 @@ def build_chain(cfg: DictConfig, corpus: Corpus, cache: Cache | None = None, set
     rerank = RerankStep(settings.reranker, make_scorer(settings.reranker, cache.root, cache.enabled)) \
         if settings.reranker.active else None
     documents = DocumentsStep(settings.chunker.aggregate, settings.ignore_identical_ids)
-    return Chain(corpus, passages, steps, fusion, rerank, documents, settings.first_stage_depth)
+    units = UnitsStep(passages, *unit_spans(passages, corpus, settings.unit))
+    return Chain(corpus, passages, steps, fusion, rerank, documents, units, settings.first_stage_depth)

@@ -1,4 +1,4 @@
-"""The chain: passages -> first-stage runs -> fusion -> rerank -> documents, one step per stage.
+"""The chain: passages -> first-stage runs -> fusion -> rerank -> documents and returned units, one step per stage.
 
 `Chain.run(queries, depth)` is the only way through it: evaluating a query set and searching one query both call
 it and both get a `Trace` back. Every step works query by query, so a query's ranking never depends on which other
@@ -17,7 +17,8 @@ from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages, aggregate_documents, passage_depth, unfilled_rows
 from retrieval_lab.errors import LabError
 from retrieval_lab.fusion import FusionConfig, fuse
-from retrieval_lab.pipeline.trace import DOCUMENTS, FUSION, RERANK, Trace
+from retrieval_lab.chunking.units import unit_id
+from retrieval_lab.pipeline.trace import DOCUMENTS, FUSION, RERANK, UNITS, Trace
 from retrieval_lab.rerank import RerankerConfig, rerank
 from retrieval_lab.types import Corpus, Queries, Run
 
@@ -188,6 +189,32 @@ class DocumentsStep:
         return docs
 
 
+class UnitsStep:
+    """Passages -> returned units (small-to-big): each passage's unit span, computed once per chain
+    (`chunking.units`); a unit several passages map to is returned once, at the best passage's rank."""
+
+    def __init__(self, passages: Passages, starts: np.ndarray, ends: np.ndarray):
+        self.ids = [unit_id(doc, int(s), int(e)) for doc, s, e in zip(passages.doc_ids, starts, ends)]
+
+    def run(self, run: Run, passages: Passages, depth: int, trace: Trace) -> Run:
+        rows = passages.row_of()
+
+        def one(qid):
+            seen, units = set(), []
+            for pid, score in run[qid]:
+                uid = self.ids[rows[pid]]
+                if uid not in seen:
+                    seen.add(uid)
+                    units.append((uid, score))
+                    if len(units) == depth:
+                        break
+            return units
+
+        units, latency = _per_query(list(run), one)
+        trace.record(UNITS, units, latency)
+        return units
+
+
 @dataclass
 class Chain:
     corpus: Corpus
@@ -196,6 +223,7 @@ class Chain:
     fusion: FusionStep | None
     rerank: RerankStep | None
     documents: DocumentsStep
+    units: UnitsStep
     first_stage_depth: int | None = None  # passages each hybrid input retrieves (None: the final depth)
 
     def run(self, queries: Queries, depth: int, cache_runs: bool = True) -> Trace:
@@ -208,6 +236,7 @@ class Chain:
         if self.rerank:
             run = self.rerank.run(run, queries, self.passages, trace)
         self.documents.run(run, self.passages, depth, trace)
+        self.units.run(run, self.passages, depth, trace)
         trace.costs["index_seconds"] = sum(trace.costs.get(f"{step.label}_index_seconds", 0.0)
                                            for step in self.first_stages)
         return trace

@@ -9,7 +9,7 @@ from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages, chunk_stats, truncated_chunks
 from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.evaluate import Evaluation, evaluate
-from retrieval_lab.evaluate.spans import span_metrics
+from retrieval_lab.evaluate.spans import passage_units, span_metrics
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config
 from retrieval_lab.pipeline.chain import FirstStage, to_documents
 from retrieval_lab.pipeline.retriever import Retriever
@@ -26,6 +26,9 @@ class Outcome:
     timings: dict[str, float]  # stage costs and latency (end to end: `query_p50_ms`, `query_p95_ms`)
     extra_metrics: dict[str, float] = field(default_factory=dict)
     trace: Trace | None = None
+    # metric -> query id -> value, for metrics defined on some queries only (span metrics: the queries with span
+    # gold); more per_query.csv columns, blank for the other queries
+    extra_per_query: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset | None = None) -> Outcome:
@@ -42,10 +45,11 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     extra = chunk_stats(retriever.passages, len(dataset.corpus))
     stages = [step.stage for step in retriever.chain.first_stages]
     extra.update(truncation_stats(stages, retriever.passages))
-    extra.update(span_metrics(trace.passages, retriever.passages, dataset))
+    spans = span_metrics(passage_units(trace.passages, retriever.passages), dataset)
+    extra.update(spans.means)
     if settings.reranker.active:
         extra.update(rerank_ceiling(trace, retriever, dataset))
-    return Outcome(dataset, trace.documents, evaluation, timings, extra, trace)
+    return Outcome(dataset, trace.documents, evaluation, timings, extra, trace, spans.by_query())
 
 
 def rerank_ceiling(trace: Trace, retriever: Retriever, dataset: Dataset) -> dict[str, float]:

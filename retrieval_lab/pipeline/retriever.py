@@ -7,6 +7,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from retrieval_lab.cache import Cache
+from retrieval_lab.chunking.units import parse_unit_id
 from retrieval_lab.pipeline.build import PipelineConfig, build_chain, read_config
 from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.trace import Trace
@@ -40,16 +41,19 @@ class Retriever:
         return self.chain.run(Queries([SEARCH_QUERY_ID], [text]), self.settings.eval.depth, cache_runs=False)
 
     def search(self, text: str, k: int = 10) -> list[dict[str, Any]]:
-        """Top-k documents for one query: id, score, title and the best-ranked passage of each."""
+        """Top-k documents for one query: id, score, title and its best returned unit (`unit` config: the chunk, a
+        window around it, its section or the whole document) with the unit's character span."""
         trace = self.trace(text)
-        passages = self.chain.passages
-        rows = passages.row_of()
-        best_passage: dict[str, int] = {}
-        for pid, _ in trace.passages[SEARCH_QUERY_ID]:
-            best_passage.setdefault(passages.doc_ids[rows[pid]], rows[pid])
+        best_unit: dict[str, tuple[int, int]] = {}
+        for uid, _ in trace.units[SEARCH_QUERY_ID]:
+            doc, start, end = parse_unit_id(uid)
+            best_unit.setdefault(doc, (start, end))
         if self._doc_row is None:
             self._doc_row = self.corpus.index_of()
-        doc_row = self._doc_row
-        return [{"doc_id": doc, "score": score, "title": self.corpus.titles[doc_row[doc]],
-                 "passage": passages.texts[best_passage[doc]]}
-                for doc, score in trace.documents[SEARCH_QUERY_ID][:k]]
+        hits = []
+        for doc, score in trace.documents[SEARCH_QUERY_ID][:k]:
+            row = self._doc_row[doc]
+            start, end = best_unit[doc]
+            hits.append({"doc_id": doc, "score": score, "title": self.corpus.titles[row],
+                         "passage": self.corpus.texts[row][start:end], "start": start, "end": end})
+        return hits

@@ -11,7 +11,8 @@ import numpy as np
 
 from retrieval_lab.types import Run
 
-DOCUMENTS = "documents"  # label of the last stage: passages -> documents
+DOCUMENTS = "documents"  # passages -> documents, each once (what document-level metrics score)
+UNITS = "units"  # passages -> returned units (what a RAG system reads; what span metrics score)
 FUSION = "fusion"
 RERANK = "rerank"
 
@@ -34,6 +35,11 @@ class Trace:
     def documents(self) -> Run:
         """The final ranking: each document once, best first."""
         return self.runs[DOCUMENTS]
+
+    @property
+    def units(self) -> Run:
+        """The returned units, best first: ids `doc@start-end` (`chunking.units.parse_unit_id`)."""
+        return self.runs[UNITS]
 
     @property
     def passages(self) -> Run:
