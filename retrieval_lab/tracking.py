@@ -274,11 +274,13 @@ def write_artifacts(folder: Path, cfg: DictConfig, outcome, extra: dict[str, str
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg_plain))
     ev = outcome.evaluation
     names = list(ev.per_query)
+    partial = outcome.extra_per_query  # defined on some queries only (span metrics): blank cells for the others
     with open(folder / "per_query.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["query_id", *names])
+        writer.writerow(["query_id", *names, *partial])
         for row, qid in enumerate(ev.query_ids):
-            writer.writerow([qid, *(f"{ev.per_query[n][row]:.6f}" for n in names)])
+            writer.writerow([qid, *(f"{ev.per_query[n][row]:.6f}" for n in names),
+                             *(f"{v[qid]:.6f}" if qid in v else "" for v in partial.values())])
     outcome.run.to_trec(folder / "run.trec", tag=outcome.dataset.name)
     for name, text in (extra or {}).items():
         (folder / name).write_text(text)

@@ -134,7 +134,8 @@ def per_query_values(client, run_id: str, metric: str) -> dict[str, float]:
             reader = csv.DictReader(fh)
             if metric not in (reader.fieldnames or []):
                 raise LabError(f"run {run_id}: per_query.csv has no column '{metric}'")
-            return {row["query_id"]: float(row[metric]) for row in reader}
+            # a blank cell: the metric is not defined for that query (span metrics on queries without span gold)
+            return {row["query_id"]: float(row[metric]) for row in reader if row[metric] != ""}
 
 
 def rank(client, experiment: str, metric: str = "ndcg_at_10", test: str = "randomization", alpha: float = 0.05,

@@ -46,6 +46,16 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
 
 
 def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:
+    """The dataset a `dataset` config node names; with `dataset.questions` its queries, qrels and span gold come
+    from that questions file (a path relative to where you run), for any corpus."""
+    questions = cfg.get("questions")
+    if questions:
+        questions = Path(str(questions)).expanduser()
+        if not questions.is_file():
+            raise ConfigError("dataset.questions", f"{questions} is not a file",
+                              "give the path of a .jsonl or .csv questions file (relative to where you run), "
+                              "or dataset.questions=null for the dataset's own queries and qrels")
     name, folder = dataset_folder(cfg, cache_root)
     return load_dataset(folder, split=cfg.split, name=name,
-                        ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)))
+                        ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)),
+                        questions=questions or None)

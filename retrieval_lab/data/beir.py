@@ -8,9 +8,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval_lab.data.evidence import Evidence, evidence_fingerprint, rationale_evidence
+from retrieval_lab.data.questions import load_questions
 from retrieval_lab.errors import DataError
 from retrieval_lab.types import Corpus, Qrels, Queries, _digest
 
@@ -21,7 +23,8 @@ QRELS_HEADER = ("query-id", "corpus-id", "score")
 
 @dataclass(frozen=True)
 class Dataset:
-    """One split of a collection, ready to evaluate: its queries are exactly those judged in the split's qrels."""
+    """One split of a collection, ready to evaluate: its queries are exactly those judged in the split's qrels (or
+    those of a questions file). `evidence` is its span gold (data/evidence.py), empty when it has none."""
 
     name: str
     split: str
@@ -30,10 +33,14 @@ class Dataset:
     queries: Queries
     qrels: Qrels
     ignore_identical_ids: bool = False
+    evidence: Evidence = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
-        return _digest([self.corpus.fingerprint, self.queries.fingerprint, self.qrels.fingerprint])
+        parts = [self.corpus.fingerprint, self.queries.fingerprint, self.qrels.fingerprint]
+        if self.evidence:  # without span gold the hash stays what it was before span gold existed
+            parts.append(evidence_fingerprint(self.evidence))
+        return _digest(parts)
 
 
 def _open_lines(path: Path):
@@ -158,15 +165,27 @@ def available_splits(folder: Path) -> list[str]:
 
 
 def load_dataset(folder: str | Path, split: str = "test", name: str | None = None,
-                 ignore_identical_ids: bool = False) -> Dataset:
+                 ignore_identical_ids: bool = False, questions: str | Path | None = None) -> Dataset:
+    """A BEIR folder's split; with `questions` (a JSONL or CSV file, data/questions.py) the queries, qrels and span
+    gold come from that file instead, and the folder needs only its corpus. Without it, rationale sentence indices
+    in the queries' metadata (SciFact) become the span gold."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "dataset folder not found",
                         fix="set dataset.root (or RETRIEVAL_LAB_DATA) to the folder holding it, "
                             "or `retrieval-lab data pull NAME`")
+    if questions is not None:
+        corpus = load_corpus(find_corpus_file(folder))
+        gold = load_questions(questions, corpus)
+        return Dataset(name=name or folder.name, split=split, path=folder, corpus=corpus, queries=gold.queries,
+                       qrels=gold.qrels, ignore_identical_ids=ignore_identical_ids, evidence=gold.evidence)
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.exists():
         splits = available_splits(folder)
+        if not splits and not (folder / "queries.jsonl").exists():
+            raise DataError(folder, "no queries.jsonl and no qrels/: this folder has documents but no questions",
+                            fix="set dataset.questions=FILE (a .jsonl or .csv of questions with evidence quotes "
+                                "or docs; see README)")
         raise DataError(qrels_path, f"split '{split}' not found; splits here: {', '.join(splits) or 'none'}",
                         fix=f"use dataset.split={splits[0]}" if splits else "add qrels/<split>.tsv")
     corpus = load_corpus(find_corpus_file(folder))
@@ -187,6 +206,7 @@ def load_dataset(folder: str | Path, split: str = "test", name: str | None = Non
                     "(recall cannot reach 1 for those queries)", qrels_path, unknown_d)
     if not qrels:
         raise DataError(qrels_path, "no judged query of this split is in queries.jsonl")
-    return Dataset(name=name or folder.name, split=split, path=folder, corpus=corpus,
-                   queries=all_queries.subset(set(qrels)), qrels=qrels,
-                   ignore_identical_ids=ignore_identical_ids)
+    queries = all_queries.subset(set(qrels))
+    return Dataset(name=name or folder.name, split=split, path=folder, corpus=corpus, queries=queries, qrels=qrels,
+                   ignore_identical_ids=ignore_identical_ids,
+                   evidence=rationale_evidence(queries, corpus, str(folder / "queries.jsonl")))

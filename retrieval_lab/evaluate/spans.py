@@ -1,69 +1,38 @@
-"""Span-level evaluation from sentence gold (SciFact rationales): which retrieved text is the evidence.
+"""Span metrics: how much of the gold evidence the returned text holds, for any dataset with span gold.
 
-SciFact's `queries.jsonl` metadata maps each relevant document to its rationales, `{doc_id: [{"sentences": [i,
-...], "label": ...}]}`: indices into the abstract's sentence list. The BEIR text is those sentences joined by one
-space, so `chunking.sentences.sentence_spans` recovers their character spans (checked against the rationales in
-tests/integration/test_chunking_real.py). Over a passage-level run (before aggregation to documents):
+Span gold is `Dataset.evidence`, (doc id, start, end) character spans in the document text, from a questions file's
+evidence quotes or SciFact's rationale sentences (data/evidence.py). The returned units of each query are
+(doc id, start, end) spans in rank order: passages today, or whatever larger unit a pipeline returns. Titles are
+not part of any span. Per query with span gold:
 
-- `rationale_recall_at_k`: share of gold sentences covered by the top-k passages (a sentence counts as covered
-  when at least half of its characters lie inside retrieved spans of its document);
-- `span_precision_at_k`, `span_recall_at_k`, `span_iou_at_k`: character-level precision, recall and IoU of the
-  union of the top-k passage spans against the union of gold sentence spans (as chroma-core's chunking
-  evaluation, over characters of the document text; titles are not part of any span);
-- `rationale_recall_budget_<n>`: rationale recall of the top-ranked passage text cut at n tokens (bert tokenizer;
-  a passage that does not fit is cut on a token boundary), so large chunks cannot win by size alone.
+- `evidence_coverage_at_<k>` (k in 1, 3, 5, 10): the share of gold evidence characters inside the top-k units
+  (units and gold merged per document, so overlapping units count once). The main span metric: it does not
+  penalise a unit for holding more than the evidence (context-grid scores the same way);
+- `evidence_coverage_budget_<t>` (t in 256, 512, 1024): the same over the first t tokens of returned text in rank
+  order (bert tokenizer; the unit that crosses the budget counts up to it), what a RAG context window of t tokens
+  receives, so large units cannot win by size alone. A unit that repeats text already returned still uses budget;
+- `evidence_iou_at_<k>`: characters in both the top-k units and the gold over characters in either; secondary, as
+  it penalises large units for being large.
 
-Means are over the queries with gold spans; datasets without span gold yield no span metrics.
+Means are over the queries with span gold (`evidence_queries` of them); a dataset without span gold has none.
 """
 from __future__ import annotations
 
 import logging
-
-from retrieval_lab.chunking.sentences import sentence_spans
-from retrieval_lab.chunking.tokens import load_tokenizer
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval_lab.chunking.tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
 
 SPAN_K = (1, 3, 5, 10)
 BUDGETS = (256, 512, 1024)
-COVERED = 0.5  # share of a sentence's characters that must be retrieved for it to count
 
+Unit = tuple[str, int, int]  # doc id, start, end in the document text
 Spans = list[tuple[int, int]]
-
-
-@dataclass
-class SpanGold:
-    sentences: dict[str, dict[str, Spans]]  # query id -> doc id -> gold sentence spans
-    out_of_range: int  # gold sentence indices beyond the recovered sentence count (skipped)
-    total: int
-
-
-def span_gold(queries, corpus) -> SpanGold:
-    """Gold sentence spans per query and document from SciFact-style query metadata; empty when there is none."""
-    row = corpus.index_of()
-    cache: dict[str, Spans] = {}
-    gold: dict[str, dict[str, Spans]] = {}
-    bad = total = 0
-    for qid, meta in zip(queries.ids, queries.metadata or [{}] * len(queries)):
-        if not isinstance(meta, dict):
-            continue
-        for doc, rationales in meta.items():
-            if doc not in row or not isinstance(rationales, list):
-                continue
-            indices = sorted({i for r in rationales if isinstance(r, dict)
-                              for i in r.get("sentences", []) if isinstance(i, int)})
-            if not indices:
-                continue
-            if doc not in cache:
-                cache[doc] = sentence_spans(corpus.texts[row[doc]])
-            sents = cache[doc]
-            total += len(indices)
-            bad += sum(i >= len(sents) for i in indices)
-            spans = [sents[i] for i in indices if i < len(sents)]
-            if spans:
-                gold.setdefault(qid, {})[doc] = spans
-    return SpanGold(gold, bad, total)
 
 
 def merge(spans: Spans) -> Spans:
@@ -95,93 +64,103 @@ def overlap(a: Spans, b: Spans) -> int:
     return total
 
 
-def covered_sentences(gold: dict[str, Spans], retrieved: dict[str, Spans]) -> int:
-    n = 0
-    for doc, sents in gold.items():
-        got = merge(retrieved.get(doc, []))
-        for s, e in sents:
-            n += overlap([(s, e)], got) >= COVERED * (e - s)
-    return n
+def by_document(units: Sequence[Unit]) -> dict[str, Spans]:
+    """Merged spans per document."""
+    out: dict[str, Spans] = {}
+    for doc, start, end in units:
+        out.setdefault(doc, []).append((start, end))
+    return {doc: merge(spans) for doc, spans in out.items()}
 
 
-def span_scores(gold: dict[str, Spans], retrieved: dict[str, Spans]) -> tuple[float, float, float]:
-    """(precision, recall, IoU) over characters of the retrieved spans against the gold spans."""
-    inter = got = want = 0
-    for doc in set(gold) | set(retrieved):
-        g, r = merge(gold.get(doc, [])), merge(retrieved.get(doc, []))
-        inter += overlap(g, r)
-        got += length(r)
-        want += length(g)
-    union = got + want - inter
-    return (inter / got if got else 0.0, inter / want if want else 0.0, inter / union if union else 0.0)
+def coverage_and_iou(gold: dict[str, Spans], returned: dict[str, Spans]) -> tuple[float, float]:
+    """(share of gold characters returned, IoU) over characters; both span maps merged per document."""
+    inter = sum(overlap(spans, returned.get(doc, [])) for doc, spans in gold.items())
+    want = sum(length(spans) for spans in gold.values())
+    got = sum(length(spans) for spans in returned.values())
+    union = want + got - inter
+    return (inter / want if want else 0.0, inter / union if union else 0.0)
 
 
-class BudgetCutter:
-    """Token spans of passage span texts (bert tokenizer), computed once per passage row."""
+class TokenBudget:
+    """Cuts ranked units at a token budget; each unit's text is tokenized once (bert tokenizer, as the chunkers'
+    default token counts)."""
 
-    def __init__(self, passages, corpus_texts: dict[str, str]):
-        self.tokens = load_tokenizer("bert")
-        self.passages, self.texts = passages, corpus_texts
-        self._spans: dict[int, list[tuple[int, int]]] = {}
+    def __init__(self, texts: Mapping[str, str], tokens=None):
+        self.texts = texts
+        self.tokens = tokens or load_tokenizer("bert")
+        self._ends: dict[Unit, list[int]] = {}
 
-    def token_spans(self, row: int) -> list[tuple[int, int]]:
-        if row not in self._spans:
-            s, e = int(self.passages.starts[row]), int(self.passages.ends[row])
-            text = self.texts[self.passages.doc_ids[row]][s:e]
-            self._spans[row] = [(s + a, s + b) for a, b in self.tokens.spans(text)]
-        return self._spans[row]
+    def token_ends(self, unit: Unit) -> list[int]:
+        """Where each token of the unit's text ends, as a document offset."""
+        if unit not in self._ends:
+            doc, start, end = unit
+            self._ends[unit] = [start + b for _, b in self.tokens.spans(self.texts[doc][start:end])]
+        return self._ends[unit]
 
-    def within(self, rows: list[int], budget: int) -> dict[str, Spans]:
-        """Document spans of the ranked passages' text, cut after `budget` tokens."""
-        out: dict[str, Spans] = {}
+    def cut(self, units: Sequence[Unit], budget: int) -> list[Unit]:
+        """The ranked units that fit in `budget` tokens, the last one cut on a token boundary."""
+        out: list[Unit] = []
         left = budget
-        for row in rows:
+        for unit in units:
             if left <= 0:
                 break
-            toks = self.token_spans(row)
-            if not toks:
+            ends = self.token_ends(unit)
+            if not ends:  # whitespace only: no tokens, no evidence
                 continue
-            doc = self.passages.doc_ids[row]
-            if len(toks) <= left:
-                out.setdefault(doc, []).append((int(self.passages.starts[row]), int(self.passages.ends[row])))
-            else:
-                out.setdefault(doc, []).append((int(self.passages.starts[row]), toks[left - 1][1]))
-            left -= len(toks)
+            doc, start, end = unit
+            out.append(unit if len(ends) <= left else (doc, start, ends[left - 1]))
+            left -= len(ends)
         return out
 
 
-def span_metrics(passage_run, passages, dataset, ks=SPAN_K, budgets=BUDGETS) -> dict[str, float]:
-    """Mean span metrics over the queries of `dataset` with gold spans; {} when the dataset has none."""
-    gold = span_gold(dataset.queries, dataset.corpus)
-    if not gold.sentences:
-        log.info("dataset %s has no span gold: span metrics skipped", getattr(dataset, "name", "?"))
-        return {}
-    if gold.out_of_range:
-        log.warning("%d of %d gold sentence indices are beyond the sentences recovered from the text; skipped",
-                    gold.out_of_range, gold.total)
+@dataclass
+class SpanEvaluation:
+    query_ids: list[str]  # the queries with span gold
+    per_query: dict[str, np.ndarray]  # metric name -> value per query, aligned with query_ids
+
+    @property
+    def means(self) -> dict[str, float]:
+        """Mean of each metric and the number of queries they are over; {} without span gold."""
+        if not self.query_ids:
+            return {}
+        return {**{name: float(v.mean()) for name, v in self.per_query.items()},
+                "evidence_queries": float(len(self.query_ids))}
+
+    def by_query(self) -> dict[str, dict[str, float]]:
+        """metric name -> {query id: value}, for the per-query artifact."""
+        return {name: dict(zip(self.query_ids, map(float, v))) for name, v in self.per_query.items()}
+
+
+def passage_units(passage_run: Mapping[str, Sequence[tuple[str, float]]], passages) -> dict[str, list[Unit]]:
+    """A passage-level run as returned units: each hit's (doc id, start, end), in rank order."""
     rows = passages.row_of()
-    texts = dict(zip(dataset.corpus.ids, dataset.corpus.texts))
-    cutter = BudgetCutter(passages, texts)
-    sums: dict[str, float] = {}
-    queries = [q for q in gold.sentences if q in passage_run]
-    for qid in queries:
-        g = gold.sentences[qid]
-        n_gold = sum(len(v) for v in g.values())
-        ranked = [rows[pid] for pid, _ in passage_run[qid]]
-        for k in ks:
-            retrieved: dict[str, Spans] = {}
-            for row in ranked[:k]:
-                retrieved.setdefault(passages.doc_ids[row], []).append(
-                    (int(passages.starts[row]), int(passages.ends[row])))
-            precision, recall, iou = span_scores(g, retrieved)
-            for name, value in (("rationale_recall", covered_sentences(g, retrieved) / n_gold),
-                                ("span_precision", precision), ("span_recall", recall), ("span_iou", iou)):
-                sums[f"{name}_at_{k}"] = sums.get(f"{name}_at_{k}", 0.0) + value
-        for budget in budgets:
-            within = cutter.within(ranked, budget)
-            key = f"rationale_recall_budget_{budget}"
-            sums[key] = sums.get(key, 0.0) + covered_sentences(g, within) / n_gold
-    out = {name: value / len(queries) for name, value in sums.items()} if queries else {}
-    out["span_queries"] = float(len(queries))
-    out["span_gold_out_of_range"] = float(gold.out_of_range)
+    out = {}
+    for qid, hits in passage_run.items():
+        ranked = [rows[pid] for pid, _ in hits]
+        out[qid] = [(passages.doc_ids[r], int(passages.starts[r]), int(passages.ends[r])) for r in ranked]
     return out
+
+
+def span_metrics(units: Mapping[str, Sequence[Unit]], dataset, ks=SPAN_K, budgets=BUDGETS,
+                 tokens=None) -> SpanEvaluation:
+    """Span metrics per query of `dataset` with span gold, over its returned `units` (query id -> ranked units; a
+    query without any returned nothing)."""
+    evidence = getattr(dataset, "evidence", None) or {}
+    query_ids = [q for q in dataset.queries.ids if evidence.get(q)]
+    if not query_ids:
+        log.info("dataset %s has no span gold: span metrics skipped", getattr(dataset, "name", "?"))
+        return SpanEvaluation([], {})
+    budget = TokenBudget(dict(zip(dataset.corpus.ids, dataset.corpus.texts)), tokens)
+    names = ([f"evidence_coverage_at_{k}" for k in ks] + [f"evidence_iou_at_{k}" for k in ks]
+             + [f"evidence_coverage_budget_{t}" for t in budgets])
+    values = {name: np.zeros(len(query_ids)) for name in names}
+    for row, qid in enumerate(query_ids):
+        gold = by_document(evidence[qid])
+        ranked = list(units.get(qid, []))
+        for k in ks:
+            coverage, iou = coverage_and_iou(gold, by_document(ranked[:k]))
+            values[f"evidence_coverage_at_{k}"][row] = coverage
+            values[f"evidence_iou_at_{k}"][row] = iou
+        for t in budgets:
+            values[f"evidence_coverage_budget_{t}"][row] = coverage_and_iou(gold, by_document(budget.cut(ranked, t)))[0]
+    return SpanEvaluation(query_ids, values)

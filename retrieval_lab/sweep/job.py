@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -35,6 +36,9 @@ def load_dataset(node):
 
     name, folder = dataset_folder(node)
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    questions = Path(str(node.get("questions") or "")).expanduser()
+    if node.get("questions") and questions.is_file():  # its questions replace the folder's queries and qrels
+        files.append(questions)
     key = (str(folder), str(node.get("split")), bool(node.get("ignore_identical_ids", False)),
            tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
     if key not in _DATASETS:

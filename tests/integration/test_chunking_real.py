@@ -101,13 +101,13 @@ def test_bm25_over_sentence_chunks_gives_document_and_rationale_metrics(scifact_
         assert "#" not in "".join(docs)
     assert sum(len(h) == 100 for h in outcome.run.values()) >= 290  # depth filled with distinct documents
     assert extra["chunks"] > 15_000 and extra["docs_single_chunk_share"] < 0.1
-    assert extra["span_queries"] > 150 and extra["span_gold_out_of_range"] <= 1
-    for name in ("rationale_recall_at_10", "span_precision_at_10", "span_iou_at_10",
-                 "rationale_recall_budget_256", "rationale_recall_budget_512", "rationale_recall_budget_1024"):
+    assert extra["evidence_queries"] > 150
+    for name in ("evidence_coverage_at_10", "evidence_iou_at_10", "evidence_coverage_budget_256",
+                 "evidence_coverage_budget_512", "evidence_coverage_budget_1024"):
         assert 0.0 < extra[name] <= 1.0, name
-    assert extra["rationale_recall_budget_256"] <= extra["rationale_recall_budget_512"] \
-        <= extra["rationale_recall_budget_1024"]
-    assert extra["rationale_recall_at_1"] <= extra["rationale_recall_at_5"] <= extra["rationale_recall_at_10"]
+    assert extra["evidence_coverage_budget_256"] <= extra["evidence_coverage_budget_512"] \
+        <= extra["evidence_coverage_budget_1024"]
+    assert extra["evidence_coverage_at_1"] <= extra["evidence_coverage_at_5"] <= extra["evidence_coverage_at_10"]
 
 
 def test_aggregations_differ_and_never_repeat_documents(scifact_runs):
@@ -122,7 +122,8 @@ def test_datasets_without_span_gold_skip_span_metrics(data_root):
     outcome = run_experiment(compose_config(["dataset=nfcorpus", f"dataset.root={data_root}",
                                              "tracking.enabled=false", "chunker=fixed_tokens"]))
     assert "chunks" in outcome.extra_metrics and "chunk_tokens_p95" in outcome.extra_metrics
-    assert not any(k.startswith(("rationale_", "span_")) for k in outcome.extra_metrics)
+    assert not outcome.dataset.evidence and not outcome.extra_per_query
+    assert not any(k.startswith("evidence_") for k in outcome.extra_metrics)
 
 
 def cli(args):
@@ -155,7 +156,7 @@ def test_dense_over_sentence_chunks_logs_document_and_rationale_metrics(data_roo
     (run,) = client.search_runs([client.get_experiment_by_name("scifact").experiment_id])
     metrics = run.data.metrics
     assert 0.5 < metrics["ndcg_at_10"] < 0.8
-    for name in ("recall_at_100", "rationale_recall_at_10", "span_iou_at_10", "rationale_recall_budget_512",
+    for name in ("recall_at_100", "evidence_coverage_at_10", "evidence_iou_at_10", "evidence_coverage_budget_512",
                  "chunks", "chunk_tokens_p95", "docs_single_chunk_share"):
         assert name in metrics, name
     assert run.data.params["chunker.name"] == "sentences" and run.data.params["chunker.size"] == "3"
