@@ -100,3 +100,8 @@ def parse_unit_id(uid: str) -> tuple[str, int, int]:
     doc_id, span = uid.rsplit("@", 1)
     start, end = span.split("-")
     return doc_id, int(start), int(end)
+
+
+def unit_spans_of(run) -> dict[str, list[tuple[str, int, int]]]:
+    """A run of returned units as (doc id, start, end) per query, in rank order (what span metrics score)."""
+    return {qid: [parse_unit_id(uid) for uid, _ in hits] for qid, hits in run.items()}

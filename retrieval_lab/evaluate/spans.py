@@ -131,16 +131,6 @@ class SpanEvaluation:
         return {name: dict(zip(self.query_ids, map(float, v))) for name, v in self.per_query.items()}
 
 
-def passage_units(passage_run: Mapping[str, Sequence[tuple[str, float]]], passages) -> dict[str, list[Unit]]:
-    """A passage-level run as returned units: each hit's (doc id, start, end), in rank order."""
-    rows = passages.row_of()
-    out = {}
-    for qid, hits in passage_run.items():
-        ranked = [rows[pid] for pid, _ in hits]
-        out[qid] = [(passages.doc_ids[r], int(passages.starts[r]), int(passages.ends[r])) for r in ranked]
-    return out
-
-
 def span_metrics(units: Mapping[str, Sequence[Unit]], dataset, ks=SPAN_K, budgets=BUDGETS,
                  tokens=None) -> SpanEvaluation:
     """Span metrics per query of `dataset` with span gold, over its returned `units` (query id -> ranked units; a

@@ -7,9 +7,10 @@ from omegaconf import DictConfig
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages, chunk_stats, truncated_chunks
+from retrieval_lab.chunking.units import unit_spans_of
 from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.evaluate import Evaluation, evaluate
-from retrieval_lab.evaluate.spans import passage_units, span_metrics
+from retrieval_lab.evaluate.spans import span_metrics
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config
 from retrieval_lab.pipeline.chain import FirstStage, to_documents
 from retrieval_lab.pipeline.retriever import Retriever
@@ -45,7 +46,7 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     extra = chunk_stats(retriever.passages, len(dataset.corpus))
     stages = [step.stage for step in retriever.chain.first_stages]
     extra.update(truncation_stats(stages, retriever.passages))
-    spans = span_metrics(passage_units(trace.passages, retriever.passages), dataset)
+    spans = span_metrics(unit_spans_of(trace.units), dataset)  # the returned units: what a reader gets
     extra.update(spans.means)
     if settings.reranker.active:
         extra.update(rerank_ceiling(trace, retriever, dataset))
