@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version), `retrieval-lab --version` prints it
+
 
 def load_retriever(path, overrides=()):
     """A `pipeline.Retriever` built from an exported config (YAML loaded safely; retrieval-lab components only)."""
@@ -13,4 +15,4 @@ def load_retriever(path, overrides=()):
     return _load(path, list(overrides))
 
 
-__all__ = ["load_retriever"]
+__all__ = ["__version__", "load_retriever"]

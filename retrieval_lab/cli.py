@@ -194,9 +194,31 @@ def cmd_cache_verify(args) -> int:
     return 1 if damaged else 0
 
 
+def cmd_info(args) -> int:
+    from retrieval_lab.about import report
+
+    print("\n".join(report(args.overrides)))
+    return 0
+
+
+class VersionAction(argparse.Action):
+    """`--version`: the version and `info`'s report (argparse's own version action prints a fixed string)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            parser.exit(cmd_info(argparse.Namespace(overrides=[])))
+        except LabError as exc:
+            parser.exit(2, f"error: {exc}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrieval-lab", description="Retrieval quality lab: reproducible chunking, BM25, dense, fusion and reranking experiments.")
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("--version", action=VersionAction, help="the version, the config folders in use "
+                        "(checkout, $RETRIEVAL_LAB_HOME or the installed package), cache and data roots, tracking URI")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in HYDRA_COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -208,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     from retrieval_lab.commands import add_commands
 
     add_commands(sub)  # best, search, evaluate, ui
+    p = sub.add_parser("info", help="version, config folders in use, and the cache root, data root and tracking URI "
+                       "a run gets (with these overrides: info cache.dir=/x)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for `run`")
+    p.set_defaults(func=cmd_info)
     data = sub.add_parser("data", help="list or download datasets").add_subparsers(dest="data_command",
                                                                                      required=True)
     p = data.add_parser("list", help="datasets under the data root with doc/query/qrel counts per split")
@@ -251,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         argv.pop(0)
     console.set_verbosity(verbose)
     if argv and argv[0] in HYDRA_COMMANDS:
-        return _hydra(argv[0], argv[1:])
+        try:
+            return _hydra(argv[0], argv[1:])
+        except LabError as exc:  # before Hydra starts: config folders missing ($RETRIEVAL_LAB_HOME, ..._CONFIG)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if argv and argv[0] in TRAIN_COMMANDS and not {"-h", "--help"} & set(argv[1:]):
         from retrieval_lab.training.cli import main_train
 

@@ -187,7 +187,7 @@ def compose_over(body: dict, overrides: list[str] | tuple[str, ...] = (),
 
 
 def _group_folders(cache_dirs: list[str | None]) -> set[str]:
-    from retrieval_lab.paths import conf_dir, user_conf_dir
+    from retrieval_lab.paths import conf_dir, extra_config_roots
 
-    roots = [conf_dir(), *(user_conf_dir(d) for d in cache_dirs)]
+    roots = [conf_dir(), *extra_config_roots(cache_dirs)]
     return {p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()}

@@ -67,15 +67,18 @@ def add_commands(sub) -> None:
 
 
 def expand_study(overrides: list[str]) -> list[str]:
-    """`retrieval-lab sweep quickstart k=v` -> `+experiments=quickstart k=v` when experiments/quickstart.yaml exists."""
-    from retrieval_lab.paths import experiments_dir
+    """`retrieval-lab sweep quickstart k=v` -> `+experiments=quickstart k=v` when experiments/quickstart.yaml exists
+    (in the config home or the personal config folder)."""
+    from retrieval_lab.paths import study_dirs
 
     if overrides and "=" not in overrides[0] and not overrides[0].startswith("-"):
         name = overrides[0].removesuffix(".yaml")
-        if (experiments_dir() / f"{name}.yaml").exists():
+        folders = study_dirs()
+        if any((folder / f"{name}.yaml").exists() for folder in folders):
             return [f"+experiments={name}", *overrides[1:]]
-        studies = sorted(p.stem for p in experiments_dir().glob("*.yaml"))
+        studies = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
         from retrieval_lab.errors import LabError
 
-        raise LabError(f"no study '{name}' in {experiments_dir()} (studies: {', '.join(studies) or 'none'})")
+        raise LabError(f"no study '{name}' in {' or '.join(map(str, folders))} "
+                       f"(studies: {', '.join(studies) or 'none'})")
     return overrides

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retrieval_lab.paths import project_home
+from retrieval_lab.paths import checkout_root
 
 ENV_PREFIX = "RETRIEVAL_LAB_SWEEP_"
 CODE_VERSION_ENV = "RETRIEVAL_LAB_CODE_VERSION"
@@ -146,9 +146,12 @@ def code_version() -> str:
         return os.environ[CODE_VERSION_ENV]
     if _CODE_VERSION is not None:
         return _CODE_VERSION
-    home = project_home()
+    home = checkout_root()
     version = None
     try:
+        if home is None:  # an installed package: a git repository around site-packages would not be its code
+            raise FileNotFoundError("no checkout")
+
         def git(*args: str) -> bytes:
             return subprocess.run(["git", "-C", str(home), *args], capture_output=True, check=True,
                                   timeout=20).stdout
@@ -168,12 +171,9 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     if version is None:
-        from importlib.metadata import PackageNotFoundError, version as pkg_version
+        from retrieval_lab import __version__
 
-        try:
-            version = f"retrieval-lab=={pkg_version('retrieval-lab')}"
-        except PackageNotFoundError:
-            version = "unknown"
+        version = f"retrieval-lab=={__version__}"  # the running package's, not whichever dist-info is found first
     _CODE_VERSION = version
     return version
 
