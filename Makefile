@@ -66,3 +66,22 @@ bench-sweep: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The R manuals as HTML and PDF (Debian's r-doc-html and r-doc-pdf: one documentation set in two formats), installed
+# into /usr/share/R/doc/manual/: the import benchmark's documents. Installs only what is missing; needs root.
+R_MANUALS := /usr/share/R/doc/manual
+.PHONY: docs-data bench-import
+docs-data:
+	@if [ -f $(R_MANUALS)/R-intro.html ] && [ -f $(R_MANUALS)/R-intro.pdf ]; then \
+	  echo "R manuals present in $(R_MANUALS)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq r-doc-html r-doc-pdf >/dev/null \
+	    && echo "R manuals installed in $(R_MANUALS)"; \
+	else \
+	  echo "ERROR: no R manuals in $(R_MANUALS), and apt-get cannot run here (needs root on Debian): install the" \
+	       "packages r-doc-html and r-doc-pdf, or pass another folder to benchmarks/import_speed.py" >&2; exit 1; \
+	fi
+
+# Import speed per format on the R manuals (about 10 minutes on 2 cores; the 2,400-page reference PDFs dominate).
+bench-import: $(STAMP) docs-data
+	nice -n 10 $(PY) benchmarks/import_speed.py $(R_MANUALS)

@@ -112,6 +112,15 @@ def cmd_data_pull(args) -> int:
     return 0
 
 
+def cmd_data_import(args) -> int:
+    from retrieval_lab.data import data_root
+    from retrieval_lab.data.folder import import_folder
+
+    report = import_folder(args.folder, data_root(args.root) / args.name, on_error=args.on_error)
+    print("\n".join(report.lines()))
+    return 0
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -234,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "a run gets (with these overrides: info cache.dir=/x)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, as for `run`")
     p.set_defaults(func=cmd_info)
-    data = sub.add_parser("data", help="list or download datasets").add_subparsers(dest="data_command",
+    data = sub.add_parser("data", help="list, download or import datasets").add_subparsers(dest="data_command",
                                                                                      required=True)
     p = data.add_parser("list", help="datasets under the data root with doc/query/qrel counts per split")
     p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
@@ -245,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="zip URL (default: the dataset config's url)")
     p.add_argument("--md5", help="expected md5 (default: the dataset config's md5)")
     p.set_defaults(func=cmd_data_pull)
+    p = data.add_parser("import", help="import a folder of .md, .txt, .html/.htm and .pdf files as a corpus under "
+                        "the data root (again: only changed files are read); ends with a report of what was skipped")
+    p.add_argument("folder")
+    p.add_argument("--name", required=True, help="dataset name: written to <data root>/NAME (dataset.name=NAME)")
+    p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
+    p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
+                   help="an unreadable document (corrupt or encrypted PDF, undecodable text, empty file) is "
+                        "skipped and reported (default), or fails the import")
+    p.set_defaults(func=cmd_data_import)
 
     cache = sub.add_parser("cache", help="list, size, verify or prune the content-addressed cache").add_subparsers(
         dest="cache_command", required=True)

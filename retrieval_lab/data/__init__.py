@@ -7,8 +7,9 @@ from pathlib import Path
 
 from retrieval_lab.cache import default_cache_dir
 from retrieval_lab.data.beir import Dataset, available_splits, load_dataset
+from retrieval_lab.data.folder import holds_documents, import_into_cache, supported_suffixes
 from retrieval_lab.data.pull import pull, unpack_zip
-from retrieval_lab.errors import ConfigError
+from retrieval_lab.errors import ConfigError, DataError
 
 __all__ = ["Dataset", "load_dataset", "dataset_from_config", "data_root", "available_splits", "pull"]
 
@@ -22,7 +23,9 @@ def data_root(configured: str | None = None) -> Path:
 
 def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path]:
     """Where the dataset's BEIR folder is: `dataset.path` (folder, .zip or URL) or `<root>/<name>`; a zip is
-    unpacked once under the cache root (`cache.dir`, else the default cache)."""
+    unpacked once, and a folder of documents (.md, .txt, .html, .pdf; no corpus.jsonl) imported once per content
+    (data/folder.py; unreadable files skipped, or failing with +dataset.on_error=fail), under the cache root
+    (`cache.dir`, else the default cache)."""
     path = cfg.get("path")
     if not path:
         return cfg.name, data_root(cfg.get("root")) / cfg.name
@@ -42,6 +45,13 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
         if not folder.exists():
             unpack_zip(local, folder)
         return local.stem, folder
+    if local.is_dir() and not any((local / name).exists() for name in ("corpus.jsonl", "corpus.jsonl.gz")):
+        if not holds_documents(local):
+            raise DataError(local, "neither a BEIR folder (no corpus.jsonl) nor a folder of documents (no "
+                            f"{', '.join(supported_suffixes())} files)",
+                            fix="point dataset.path at a BEIR folder, a .zip, or a folder of documents")
+        cache = Path(cache_root or default_cache_dir()).expanduser()
+        return local.name, import_into_cache(local, cache, cfg.get("on_error") or "skip")
     return local.name, local
 
 

@@ -91,19 +91,23 @@ def _check_unique(path: Path, seen: dict[str, int], doc_id: str, lineno: int) ->
 
 
 def load_corpus(path: Path) -> Corpus:
-    ids, titles, texts, seen = [], [], [], {}
+    ids, titles, texts, metadata, seen = [], [], [], [], {}
     for lineno, obj in read_jsonl(path, "corpus"):
         doc_id = str(obj["_id"])
         _check_unique(path, seen, doc_id, lineno)
         title = obj.get("title") or ""
         if not isinstance(title, str):
             raise DataError(path, f"'title' must be a string, got {type(title).__name__}", lineno)
+        meta = obj.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise DataError(path, f"'metadata' must be a JSON object, got {type(meta).__name__}", lineno)
         ids.append(doc_id)
         titles.append(title)
         texts.append(obj["text"])
+        metadata.append(meta)
     if not ids:
         raise DataError(path, "the corpus is empty", fix="point the dataset at a folder with documents")
-    return Corpus(ids, titles, texts)
+    return Corpus(ids, titles, texts, metadata)
 
 
 def load_queries(path: Path) -> Queries:

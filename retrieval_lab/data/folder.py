@@ -1,0 +1,326 @@
+"""Import a folder of documents (Markdown, text, HTML, PDF) as a BEIR corpus: `corpus.jsonl` plus `manifest.json`.
+
+Each document's id is its path relative to the folder (POSIX), its title comes from the document (see
+`retrieval_lab.data.formats`), else the file name, and its metadata holds:
+- `source`: the file's relative `path`, `format`, `bytes`, `mtime` (UTC), `sha256`, format details (`encoding`,
+  `pages`) and `map`, the source map from imported-text offsets back to (page, offset) in the file;
+- `sections`: `[start, end, heading]` character spans of the imported text, from one heading to the next.
+
+The manifest records every file seen (size, mtime, sha256, status and the reason a file was skipped), so importing
+into the same place again reads only files whose size or mtime changed, and re-parses only those whose content did.
+Hidden files and folders (names starting with a dot) are not documents and are not looked at.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from retrieval_lab.data.formats import FORMATS, UnreadableFile, library_versions, reader
+from retrieval_lab.errors import ConfigError, DataError, LabError
+
+log = logging.getLogger(__name__)
+
+IMPORTER_VERSION = 1  # bump when extraction changes: earlier imports are then read again, not reused
+MANIFEST = "manifest.json"
+CORPUS = "corpus.jsonl"
+ON_ERROR = ("skip", "fail")
+UNSUPPORTED_SHOWN = 10  # unsupported files listed one by one in a report; the rest are counted by suffix
+
+
+@dataclass
+class ImportReport:
+    source: Path
+    dest: Path
+    imported: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of unreadable documents
+    unsupported: list[str] = field(default_factory=list)  # files of a format that is not imported
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, note) of imported files
+    parsed: int = 0  # documents read and extracted by this import
+    reused: int = 0  # documents taken unchanged from the previous import
+
+    def lines(self) -> list[str]:
+        out = [f"imported {len(self.imported)} documents from {self.source} into {self.dest} "
+               f"({self.parsed} files read, {self.reused} unchanged since the last import); "
+               f"skipped {len(self.skipped) + len(self.unsupported)}"]
+        for path, reason in self.skipped:
+            out.append(f"  skipped {path}: {reason}")
+        for path in self.unsupported[:UNSUPPORTED_SHOWN]:
+            out.append(f"  skipped {path}: unsupported format {_suffix_label(path)}")
+        rest = self.unsupported[UNSUPPORTED_SHOWN:]
+        if rest:
+            counts: dict[str, int] = {}
+            for path in rest:
+                counts[_suffix_label(path)] = counts.get(_suffix_label(path), 0) + 1
+            out.append(f"  skipped {len(rest)} more files of unsupported formats ("
+                       + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())) + ")")
+        for path, note in self.notes:
+            out.append(f"  note {path}: {note}")
+        return out
+
+
+def supported_suffixes() -> list[str]:
+    return sorted(FORMATS)
+
+
+def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
+                  reuse_from: str | Path | None = None) -> ImportReport:
+    """Import every document under `source` into `dest` (corpus.jsonl, manifest.json), reusing the documents of an
+    earlier import (`reuse_from`, default `dest` itself) whose files did not change. With on_error="fail" the first
+    unreadable document raises a DataError naming it, and nothing is written."""
+    if on_error not in ON_ERROR:
+        raise ConfigError("dataset.on_error", f"{on_error!r} is not one of {', '.join(ON_ERROR)}")
+    source = Path(source).expanduser().resolve()
+    dest = Path(dest).expanduser().resolve()
+    if not source.is_dir():
+        raise DataError(source, "folder not found", fix="pass a folder of .md, .txt, .html, .htm or .pdf files")
+    _check_dest(dest)
+    previous = _Previous(Path(reuse_from).expanduser().resolve() if reuse_from else dest, source)
+    report = ImportReport(source=source, dest=dest)
+    entries: dict[str, dict] = {}
+    records: list[str] = []
+    for rel, path in scan(source, exclude=dest):
+        stat = path.stat()
+        entry = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        entries[rel] = entry
+        suffix = path.suffix.lower()
+        if suffix not in FORMATS:
+            entry["status"] = "unsupported"
+            report.unsupported.append(rel)
+            continue
+        entry["format"] = FORMATS[suffix]
+        old = previous.unchanged(rel, stat)
+        raw = None
+        if old is None:
+            raw = path.read_bytes()
+            old = previous.same_content(rel, hashlib.sha256(raw).hexdigest())
+        if old is not None:
+            record = previous.record(rel) if old["status"] == "imported" else None
+            if old["status"] == "skipped" or record is not None:
+                entry.update(sha256=old["sha256"], status=old["status"])
+                if old["status"] == "imported":
+                    record["metadata"]["source"]["mtime"] = _utc(stat.st_mtime_ns)
+                    entry["note"] = old.get("note")
+                    _imported(report, records, rel, entry, json.dumps(record, ensure_ascii=False))
+                else:
+                    entry["reason"] = old["reason"]
+                    _skipped(report, source, rel, old["reason"], on_error)
+                report.reused += 1
+                continue
+        if raw is None:
+            raw = path.read_bytes()
+        entry["sha256"] = hashlib.sha256(raw).hexdigest()
+        report.parsed += 1
+        try:
+            record = _record(rel, entry, raw)
+        except UnreadableFile as exc:
+            entry.update(status="skipped", reason=exc.reason)
+            _skipped(report, source, rel, exc.reason, on_error)
+            continue
+        entry["status"] = "imported"
+        entry["note"] = record["metadata"]["source"].pop("note", None)
+        _imported(report, records, rel, entry, json.dumps(record, ensure_ascii=False))
+    if not records:
+        raise DataError(source, f"no readable documents ({len(report.skipped)} unreadable, "
+                                f"{len(report.unsupported)} of other formats)",
+                        fix=f"the folder needs files ending in {', '.join(supported_suffixes())}"
+                            + ("; " + "; ".join(f"{p}: {r}" for p, r in report.skipped[:3]) if report.skipped else ""))
+    dest.mkdir(parents=True, exist_ok=True)
+    _write_atomic(dest / CORPUS, "".join(line + "\n" for line in records))
+    manifest = {"importer": IMPORTER_VERSION, "libraries": library_versions(), "source": str(source),
+                "created": _utc(time.time_ns()), "files": {rel: _compact(e) for rel, e in entries.items()}}
+    _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return report
+
+
+def scan(source: Path, exclude: Path | None = None):
+    """(relative POSIX path, path) of every file under `source`, sorted, following links once, skipping hidden
+    names and the folder `exclude` (an import written inside the folder it imports)."""
+    seen: set[str] = set()
+    found = []
+    for root, dirs, files in os.walk(source, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen or (exclude is not None and Path(real) == exclude):
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            path = Path(root) / name
+            if not name.startswith(".") and path.is_file():
+                found.append((path.relative_to(source).as_posix(), path))
+    return sorted(found)
+
+
+def holds_documents(folder: Path) -> bool:
+    return any(path.suffix.lower() in FORMATS for _, path in scan(folder))
+
+
+def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str = "skip") -> Path:
+    """The import of `source` under `<cache_root>/datasets/`, keyed by the content of its documents: made once per
+    content; a changed folder reuses the unchanged documents of its latest earlier import."""
+    source = Path(source).expanduser().resolve()
+    datasets = Path(cache_root).expanduser() / "datasets"
+    key = content_key(source)
+    dest = datasets / f"{source.name}-import-{key[:16]}"
+    if (dest / MANIFEST).exists() and (dest / CORPUS).exists():
+        if on_error == "fail":  # the cached import may have skipped what this setting must refuse
+            files = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))["files"]
+            for rel, entry in files.items():
+                if entry["status"] == "skipped":
+                    _skipped(ImportReport(source, dest), source, rel, entry["reason"], on_error)
+        return dest
+    datasets.mkdir(parents=True, exist_ok=True)
+    tmp = datasets / f".{dest.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        report = import_folder(source, tmp, on_error, reuse_from=_latest_import_of(source, datasets))
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process finished the same import first: theirs is identical
+            if not (dest / MANIFEST).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report.dest = dest
+    level = logging.WARNING if report.skipped else logging.INFO
+    for line in report.lines():
+        log.log(level, "%s", line)
+    return dest
+
+
+def content_key(source: Path) -> str:
+    """sha256 of the importer version, the parsing libraries and every document's path and content."""
+    h = hashlib.sha256(json.dumps([IMPORTER_VERSION, library_versions()]).encode())
+    for rel, path in scan(source):
+        if path.suffix.lower() in FORMATS:
+            h.update(rel.encode("utf-8") + b"\x00")
+            with open(path, "rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def source_location(metadata: dict, offset: int) -> dict:
+    """Where the imported text's character `offset` comes from: {"file", "page" (PDF; else None), "offset" (in the
+    page's extracted text for PDF, else in the decoded file)}."""
+    source = metadata["source"]
+    anchors = source["map"]
+    row = max(bisect.bisect_right([a[0] for a in anchors], offset) - 1, 0)
+    at, page, origin = anchors[row] if anchors else (0, None, 0)
+    return {"file": source["path"], "page": page, "offset": origin + max(offset - at, 0)}
+
+
+# --- one file ----------------------------------------------------------------------------------------------------
+def _record(rel: str, entry: dict, raw: bytes) -> dict:
+    if not raw:
+        raise UnreadableFile("empty file")
+    fmt = FORMATS[Path(rel).suffix.lower()]
+    extracted = reader(fmt)(raw)
+    if not extracted.text.strip():
+        raise UnreadableFile("no text" + (" outside navigation and page furniture" if fmt == "html" else ""))
+    source = {"path": rel, "format": fmt, "bytes": entry["bytes"], "mtime": _utc(entry["mtime_ns"]),
+              "sha256": entry["sha256"], **extracted.details, "map": extracted.source_map}
+    if extracted.note:
+        source["note"] = extracted.note
+    return {"_id": rel, "title": extracted.title or Path(rel).stem, "text": extracted.text,
+            "metadata": {"source": source, "sections": extracted.sections}}
+
+
+def _imported(report: ImportReport, records: list[str], rel: str, entry: dict, line: str) -> None:
+    records.append(line)
+    report.imported.append(rel)
+    if entry.get("note"):
+        report.notes.append((rel, entry["note"]))
+
+
+def _skipped(report: ImportReport, source: Path, rel: str, reason: str, on_error: str) -> None:
+    if on_error == "fail":
+        raise DataError(source / rel, f"cannot import: {reason}",
+                        fix="repair or remove the file, or leave it out: import with --on-error skip "
+                            "(for dataset.path, drop +dataset.on_error=fail)")
+    report.skipped.append((rel, reason))
+
+
+# --- the previous import -----------------------------------------------------------------------------------------
+class _Previous:
+    """What an earlier import recorded: reused only when made by this importer with these library versions."""
+
+    def __init__(self, folder: Path, source: Path):
+        self.folder = folder
+        self.files: dict[str, dict] = {}
+        self.same_source = False
+        self._records: dict[str, dict] | None = None
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if manifest.get("importer") == IMPORTER_VERSION and manifest.get("libraries") == library_versions():
+            self.files = manifest.get("files") or {}
+            self.same_source = manifest.get("source") == str(source)
+
+    def unchanged(self, rel: str, stat) -> dict | None:
+        """The earlier entry when size and mtime say the file was not touched (as make and rsync judge)."""
+        old = self.files.get(rel)
+        if (self.same_source and old and old.get("sha256") and old.get("bytes") == stat.st_size
+                and old.get("mtime_ns") == stat.st_mtime_ns):
+            return old
+        return None
+
+    def same_content(self, rel: str, sha256: str) -> dict | None:
+        old = self.files.get(rel)
+        return old if old and old.get("sha256") == sha256 else None
+
+    def record(self, rel: str) -> dict | None:
+        if self._records is None:
+            self._records = {}
+            try:
+                with open(self.folder / CORPUS, encoding="utf-8") as fh:
+                    for line in fh:
+                        record = json.loads(line)
+                        self._records[record["_id"]] = record
+            except (OSError, ValueError, KeyError):
+                self._records = {}  # unreadable: everything is parsed again
+        return self._records.get(rel)
+
+
+def _latest_import_of(source: Path, datasets: Path) -> Path | None:
+    candidates = []
+    for manifest in datasets.glob(f"{source.name}-import-*/{MANIFEST}"):
+        try:
+            if json.loads(manifest.read_text(encoding="utf-8")).get("source") == str(source):
+                candidates.append((manifest.stat().st_mtime_ns, manifest.parent))
+        except (OSError, ValueError):
+            continue
+    return max(candidates)[1] if candidates else None
+
+
+def _check_dest(dest: Path) -> None:
+    foreign = any((dest / name).exists() for name in (CORPUS, CORPUS + ".gz"))
+    if foreign and not (dest / MANIFEST).exists():
+        raise LabError(f"{dest} holds a dataset that is not an import of documents: import under another name")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _compact(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def _utc(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _suffix_label(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    return f"'{suffix}'" if suffix else "(no suffix)"
