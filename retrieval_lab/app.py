@@ -24,7 +24,7 @@ def run_job(cfg: DictConfig) -> float:
         run_id = tracking.log_outcome(cfg, outcome)
     print(tracking.summary_table(outcome))
     if run_id:
-        print(f"  mlflow run     {run_id} in experiment '{cfg.tracking.experiment}' ({tracking.tracking_uri(cfg.tracking)})")
+        print(f"  mlflow run     {run_id} in experiment '{tracking.experiment_name(cfg)}' ({tracking.tracking_uri(cfg.tracking)})")
     return outcome.evaluation.means.get("ndcg_at_10", 0.0)
 
 

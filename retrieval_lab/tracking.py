@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from retrieval_lab.data import dataset_name
 from retrieval_lab.errors import LabError
 from retrieval_lab.pipeline import unused_config_groups
 
@@ -196,6 +197,12 @@ def ensure_experiment(name: str, node: Any = None) -> str:
         return experiment.experiment_id
 
 
+def experiment_name(cfg: DictConfig) -> str:
+    """`tracking.experiment`, else the dataset's name (with `dataset.path`, the name of the folder it points at)."""
+    node = cfg.get("tracking") or {}
+    return str(node.get("experiment") or dataset_name(cfg.dataset))
+
+
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(data, dict):
@@ -247,7 +254,7 @@ def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
 
     node = cfg.get("tracking") or {}
     mlflow_client = client(node)
-    experiment_id = ensure_experiment(node.get("experiment") or outcome.dataset.name, node)
+    experiment_id = ensure_experiment(experiment_name(cfg), node)
     all_tags = {"dataset": outcome.dataset.name, "dataset_hash": outcome.dataset.fingerprint[:16],
                 "split": outcome.dataset.split, "role": "config"}
     all_tags.update(tags or {})

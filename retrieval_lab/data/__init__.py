@@ -11,7 +11,7 @@ from retrieval_lab.data.folder import holds_documents, import_into_cache, suppor
 from retrieval_lab.data.pull import pull, unpack_zip
 from retrieval_lab.errors import ConfigError, DataError
 
-__all__ = ["Dataset", "load_dataset", "dataset_from_config", "data_root", "available_splits", "pull"]
+__all__ = ["Dataset", "load_dataset", "dataset_from_config", "data_root", "dataset_name", "available_splits", "pull"]
 
 DATA_ENV = "RETRIEVAL_LAB_DATA"
 
@@ -19,6 +19,15 @@ DATA_ENV = "RETRIEVAL_LAB_DATA"
 def data_root(configured: str | None = None) -> Path:
     """`dataset.root` if set, else $RETRIEVAL_LAB_DATA, else ./data."""
     return Path(configured or os.environ.get(DATA_ENV) or "data").expanduser()
+
+
+def dataset_name(cfg) -> str:
+    """`dataset.name`, or with `dataset.path` the name of what it points at (a folder's name, a zip's or URL's stem)."""
+    path = cfg.get("path")
+    if not path:
+        return str(cfg.name)
+    path = str(path).split("?")[0].rstrip("/")
+    return Path(path).stem if path.endswith(".zip") or "://" in path else Path(path).expanduser().name
 
 
 def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path]:
@@ -30,8 +39,8 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
     if not path:
         return cfg.name, data_root(cfg.get("root")) / cfg.name
     path = str(path)
+    name = dataset_name(cfg)
     if path.startswith(("http://", "https://")):
-        name = Path(path.split("?")[0]).stem
         folder = data_root(cfg.get("root")) / name
         if not folder.exists():
             pull(name, path, folder.parent, cfg.get("md5"))
@@ -44,15 +53,15 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
         folder = Path(cache_root or default_cache_dir()).expanduser() / "datasets" / f"{local.stem}-{key}"
         if not folder.exists():
             unpack_zip(local, folder)
-        return local.stem, folder
+        return name, folder
     if local.is_dir() and not any((local / name).exists() for name in ("corpus.jsonl", "corpus.jsonl.gz")):
         if not holds_documents(local):
             raise DataError(local, "neither a BEIR folder (no corpus.jsonl) nor a folder of documents (no "
                             f"{', '.join(supported_suffixes())} files)",
                             fix="point dataset.path at a BEIR folder, a .zip, or a folder of documents")
         cache = Path(cache_root or default_cache_dir()).expanduser()
-        return local.name, import_into_cache(local, cache, cfg.get("on_error") or "skip")
-    return local.name, local
+        return name, import_into_cache(local, cache, cfg.get("on_error") or "skip")
+    return name, local
 
 
 def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:

@@ -98,7 +98,7 @@ class SweepCallback(Callback):
 
         tracking.quiet_mlflow_environment()
         self.node = config.get("tracking") or {}
-        experiment = str(self.node.get("experiment") or config.dataset.name)
+        experiment = tracking.experiment_name(config)
         self.metric = self.metric or OmegaConf.select(config, "sweep.metric", default="ndcg_at_10")
         tracking.check_store(self.node)  # before any configuration runs: a clear error, not a traceback per job
         client = tracking.client(self.node)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import zipfile
 
+import pytest
+
 from retrieval_lab.config import compose_config
 from retrieval_lab.data import dataset_from_config
+from retrieval_lab.tracking import experiment_name
 from tests.unit.test_data_errors import make_beir
 
 
@@ -37,3 +40,15 @@ def test_zip_via_path_is_unpacked_into_the_cache(tmp_path, monkeypatch):
 def test_identical_ids_setting_per_dataset():
     assert compose_config(["dataset=arguana"]).dataset.ignore_identical_ids is True
     assert compose_config(["dataset=scifact"]).dataset.ignore_identical_ids is False
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ([], "scifact"),
+    (["dataset=nfcorpus"], "nfcorpus"),
+    (["dataset.path=/somewhere/my_docs/"], "my_docs"),
+    (["dataset.path=/somewhere/export.zip"], "export"),
+    (["dataset.path='https://example.org/sets/fiqa.zip?x=1'"], "fiqa"),
+    (["dataset.path=/somewhere/my_docs", "tracking.experiment=mine"], "mine"),
+])
+def test_runs_are_logged_under_the_datasets_own_name(overrides, expected):
+    assert experiment_name(compose_config(overrides)) == expected
