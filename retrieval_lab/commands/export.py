@@ -276,6 +276,10 @@ def cmd_search(args) -> int:
     width = os.get_terminal_size().columns if os.isatty(1) else 100
     for rank, hit in enumerate(hits, 1):
         print(f"{rank:>3}. {hit['doc_id']}  score {hit['score']:.4f}  {hit.get('title') or ''}"[:width])
+        if hit.get("source"):
+            where = hit["source"]
+            page = f", page {where['page']}" if where.get("page") is not None else ""
+            print(f"     {where['file']}{page}, offset {where['offset']}")
         text = " ".join(str(hit.get("passage", "")).split())
         limit = args.chars
         print(f"     {text[:limit]}{'...' if len(text) > limit else ''}")

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking.units import parse_unit_id
+from retrieval_lab.data.folder import source_location
 from retrieval_lab.pipeline.build import PipelineConfig, build_chain, read_config
 from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.trace import Trace
@@ -42,7 +43,8 @@ class Retriever:
 
     def search(self, text: str, k: int = 10) -> list[dict[str, Any]]:
         """Top-k documents for one query: id, score, title and its best returned unit (`unit` config: the chunk, a
-        window around it, its section or the whole document) with the unit's character span."""
+        window around it, its section or the whole document) with the unit's character span and, for imported
+        documents, where the unit starts in the source file (`source`: file, page for PDF, offset)."""
         trace = self.trace(text)
         best_unit: dict[str, tuple[int, int]] = {}
         for uid, _ in trace.units[SEARCH_QUERY_ID]:
@@ -54,6 +56,8 @@ class Retriever:
         for doc, score in trace.documents[SEARCH_QUERY_ID][:k]:
             row = self._doc_row[doc]
             start, end = best_unit[doc]
+            metadata = self.corpus.metadata[row] if self.corpus.metadata else {}
+            source = source_location(metadata, start) if metadata.get("source") else None
             hits.append({"doc_id": doc, "score": score, "title": self.corpus.titles[row],
-                         "passage": self.corpus.texts[row][start:end], "start": start, "end": end})
+                         "passage": self.corpus.texts[row][start:end], "start": start, "end": end, "source": source})
         return hits

@@ -1,0 +1,45 @@
+"""Own documents end to end: a folder of Markdown, HTML, text and PDF, questions with evidence quotes, a logged run,
+its export, and `search` returning the section that holds the answer with its file and page."""
+from __future__ import annotations
+
+import json
+
+from retrieval_lab import load_retriever, tracking
+from retrieval_lab.commands.export import export_run
+from retrieval_lab.config import compose_config
+from retrieval_lab.pipeline import run_experiment
+from tests.unit.test_folder_import import make_docs
+
+QUESTIONS = [
+    {"question": "which tools must be installed before building", "evidence": ["a C compiler"],
+     "doc": "guide/install.md"},
+    {"question": "what do dogs do when they meet people they do not know", "evidence": ["Dogs bark at strangers."]},
+    {"question": "what makes imports quicker in the new version", "evidence": ["Faster imports & smaller indexes."]},
+]
+
+
+def test_folder_questions_run_export_and_search_with_source(tmp_path, mlflow_uri):
+    docs = make_docs(tmp_path / "docs")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    cfg = compose_config([f"dataset.path={docs}", f"dataset.questions={questions}", "retriever=bm25",
+                          "chunker=fixed_tokens", "chunker.size=8", "chunker.overlap=0", "unit=section",
+                          f"cache.dir={tmp_path / 'cache'}", "eval.k=[1,3]", "eval.depth=3"])
+    outcome = run_experiment(cfg)
+    assert outcome.dataset.name == "docs" and len(outcome.dataset.queries) == 3
+    assert outcome.extra_metrics["evidence_queries"] == 3
+    assert 0 < outcome.extra_metrics["evidence_coverage_at_3"] <= 1
+    run_id = tracking.log_outcome(cfg, outcome)
+    client = tracking.client({"uri": mlflow_uri})
+    assert client.get_experiment(client.get_run(run_id).info.experiment_id).name == "docs"
+
+    export_run(client, run_id, tmp_path / "best.yaml")
+    retriever = load_retriever(tmp_path / "best.yaml")
+    hit = retriever.search("dogs bark strangers", k=1)[0]
+    assert hit["doc_id"] == "manual.pdf"
+    assert "Dogs bark at strangers." in hit["passage"]  # the section (PDF outline item) holding the matched chunk
+    assert hit["source"] == {"file": "manual.pdf", "page": 2, "offset": hit["source"]["offset"]}
+    hit = retriever.search("C compiler make requirements", k=1)[0]
+    assert hit["doc_id"] == "guide/install.md" and hit["source"]["page"] is None
+    assert hit["passage"].startswith("Requirements") and "GNU make" in hit["passage"]
+    assert "Building" not in hit["passage"]  # the Requirements section only
