@@ -6,15 +6,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from retrieval_lab import tracking
 from retrieval_lab.errors import LabError
 from retrieval_lab.paths import conf_dir
+from retrieval_lab.pipeline import run_experiment
+from retrieval_lab.sweep.job import run_sweep_job
+from retrieval_lab.sweep.state import SweepContext
 
 
 def run_job(cfg: DictConfig) -> float:
     """Evaluate one configuration, log it to MLflow, print the summary; returns nDCG@10 for optimizing sweepers."""
-    from retrieval_lab import tracking
-    from retrieval_lab.pipeline import run_experiment
-
     tracked = cfg.tracking.get("enabled", True)
     if tracked:  # a store that cannot take the run fails now, not after the pipeline's work
         tracking.check_store(cfg.tracking)
@@ -30,12 +31,8 @@ def run_job(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def main(cfg: DictConfig) -> float:
-    from retrieval_lab.sweep.state import SweepContext
-
     sweep = SweepContext.from_env()
     if sweep is not None:  # a configuration of `retrieval-lab sweep`: child run of the sweep's parent, resumable
-        from retrieval_lab.sweep.job import run_sweep_job
-
         return run_sweep_job(cfg, sweep)
     try:
         return run_job(cfg)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retrieval_lab.config import typed
+from retrieval_lab.dense.embedders import progress_bar
 from retrieval_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ def index_config(node, prefix: str = "index") -> IndexConfig:
 def build_index(vectors: np.ndarray, config: IndexConfig, progress: bool | None = None):
     """A FAISS index over float32 rows (inner product)."""
     import faiss
-
-    from retrieval_lab.dense.embedders import progress_bar
 
     if config.threads:
         faiss.omp_set_num_threads(config.threads)

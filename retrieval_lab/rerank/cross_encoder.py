@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval_lab.dense.embedders import resolve_model
+from retrieval_lab.errors import ModelNotFoundError
+from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.rerank.scores import ScoreStore, pair_key
 
 log = logging.getLogger(__name__)
@@ -17,8 +20,6 @@ log = logging.getLogger(__name__)
 class CrossEncoderScorer:
     def __init__(self, model: str, batch_size: int = 32, max_length: int | None = None, threads: int | None = None,
                  cache_root: str | Path | None = None, cache_enabled: bool = True):
-        from retrieval_lab.dense.embedders import resolve_model
-        from retrieval_lab.paths import cache_root as resolve_cache_root
 
         root = resolve_cache_root(cache_root)  # the run's cache.dir: its registered models and its score store
         self.spec = resolve_model(model, root)  # files found and hashed, nothing loaded
@@ -41,8 +42,6 @@ class CrossEncoderScorer:
                 torch.set_num_threads(self.threads)
             self._model = CrossEncoder(str(self.spec.path), device="cpu", max_length=self.max_length)
             if self._model.num_labels != 1:
-                from retrieval_lab.errors import ModelNotFoundError
-
                 raise ModelNotFoundError(f"{self.spec.ref} has {self._model.num_labels} output labels; a reranker "
                                          "needs one relevance logit (a CrossEncoder trained with num_labels=1)")
         return self._model

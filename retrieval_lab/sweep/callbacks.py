@@ -23,7 +23,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from retrieval_lab import tracking
 from retrieval_lab.errors import LabError
+from retrieval_lab.sweep.job import load_dataset
+from retrieval_lab.sweep.report import collect_rows, console_leaderboard, write_parent_report
+from retrieval_lab.sweep.resume import mark_orphans
+from retrieval_lab.sweep.state import SweepContext, code_version, host, maybe_fault, read_records
 
 log = logging.getLogger("retrieval_lab.sweep")
 
@@ -92,10 +97,6 @@ class SweepCallback(Callback):
             raise SystemExit(2) from exc
 
     def _start(self, config: DictConfig) -> None:
-        from retrieval_lab import tracking
-        from retrieval_lab.sweep.state import SweepContext, code_version, host
-        from retrieval_lab.sweep.resume import mark_orphans
-
         tracking.quiet_mlflow_environment()
         self.node = config.get("tracking") or {}
         experiment = tracking.experiment_name(config)
@@ -150,8 +151,6 @@ class SweepCallback(Callback):
         if any(key == "dataset" or key.startswith("dataset.") for key in swept_keys(config)):
             return "several", "several"
         try:
-            from retrieval_lab.sweep.job import load_dataset
-
             dataset = load_dataset(config.dataset)
             return dataset.name, dataset.fingerprint[:16]
         except Exception as exc:  # the jobs will report the error, one per configuration
@@ -169,9 +168,6 @@ class SweepCallback(Callback):
         if self._done or self.ctx is None:
             return None
         self._done = True
-        from retrieval_lab import tracking
-        from retrieval_lab.sweep.state import maybe_fault, read_records
-
         maybe_fault("sweep_end")
 
         ctx = self.ctx
@@ -187,8 +183,6 @@ class SweepCallback(Callback):
         metric = self.metric or "ndcg_at_10"
         board = ""
         try:
-            from retrieval_lab.sweep.report import collect_rows, console_leaderboard, write_parent_report
-
             rows = collect_rows(client, records)
             board = console_leaderboard(rows, metric)
             write_parent_report(client, ctx, records, metric, rows)

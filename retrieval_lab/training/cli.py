@@ -11,20 +11,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab.config import compose, to_container, typed
 from retrieval_lab.paths import cache_root
+from retrieval_lab.training.embedder import EmbedderTrainConfig, train_embedder
+from retrieval_lab.training.reranker import RerankerTrainConfig, train_reranker
 
 log = logging.getLogger(__name__)
 
 KINDS = ("embedder", "reranker")
 
 
+# kind -> (settings dataclass, trainer)
+TRAINERS = {"embedder": (EmbedderTrainConfig, train_embedder), "reranker": (RerankerTrainConfig, train_reranker)}
+
+
 def trainer_class(kind: str) -> type:
-    if kind == "embedder":
-        from retrieval_lab.training.embedder import EmbedderTrainConfig
-
-        return EmbedderTrainConfig
-    from retrieval_lab.training.reranker import RerankerTrainConfig
-
-    return RerankerTrainConfig
+    return TRAINERS[kind][0]
 
 
 def train_config(kind: str, overrides: list[str] | tuple[str, ...] = ()) -> tuple[DictConfig, Any, str | None]:
@@ -36,10 +36,7 @@ def train_config(kind: str, overrides: list[str] | tuple[str, ...] = ()) -> tupl
 
 
 def main_train(kind: str, overrides: list[str]) -> int:
-    if kind == "embedder":
-        from retrieval_lab.training.embedder import train_embedder as train
-    else:
-        from retrieval_lab.training.reranker import train_reranker as train
+    train = TRAINERS[kind][1]
     dataset, settings, cache_dir = train_config(kind, overrides)
     summary = train(dataset, settings, cache_root=cache_root(cache_dir))
     shown = {k: v for k, v in summary.items() if k != "curve"}
