@@ -6,12 +6,12 @@ that are not in the corpus) are warnings with a count, as the official ArguAna r
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrieval_lab.data.evidence import Evidence, evidence_fingerprint, rationale_evidence
+from retrieval_lab.data.jsonl import json_objects
 from retrieval_lab.data.questions import load_questions
 from retrieval_lab.errors import DataError
 from retrieval_lab.types import Corpus, Qrels, Queries, _digest
@@ -62,16 +62,7 @@ def _open_lines(path: Path):
 
 def read_jsonl(path: Path, kind: str):
     """Yield (line number, object) for each non-blank line of a JSONL file; each object needs `_id` and `text`."""
-    for lineno, line in _open_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", lineno,
-                            f"each line of a {kind} file must be one JSON object") from None
-        if not isinstance(obj, dict):
-            raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", lineno)
+    for lineno, obj in json_objects(path, _open_lines(path), f"each line of a {kind} file must be one JSON object"):
         for key in ("_id", "text"):
             if key not in obj:
                 raise DataError(path, f"missing field '{key}'", lineno,

@@ -33,7 +33,6 @@ import csv
 import difflib
 import functools
 import io
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from retrieval_lab.data.evidence import Evidence
+from retrieval_lab.data.jsonl import json_objects
 from retrieval_lab.errors import DataError
 from retrieval_lab.types import Corpus, Qrels, Queries
 
@@ -370,18 +370,8 @@ def _decode(path: Path) -> str:
 
 
 def _jsonl_records(path: Path, text: str):
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"malformed JSON ({exc.msg} at column {exc.colno})", line,
-                            "each line must be one JSON object: "
-                            '{"question": ..., "evidence": [...], "doc": ...}') from None
-        if not isinstance(obj, dict):
-            raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line)
-        yield line, obj
+    return json_objects(path, enumerate(text.splitlines(), start=1), "each line must be one JSON object: "
+                        '{"question": ..., "evidence": [...], "doc": ...}')
 
 
 def _csv_records(path: Path, text: str):
