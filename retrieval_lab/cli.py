@@ -116,7 +116,8 @@ def cmd_data_import(args) -> int:
     from retrieval_lab.data import data_root
     from retrieval_lab.data.folder import import_folder
 
-    report = import_folder(args.folder, data_root(args.root) / args.name, on_error=args.on_error)
+    report = import_folder(args.folder, data_root(args.root) / args.name, on_error=args.on_error,
+                           include=args.include)
     print("\n".join(report.lines()))
     return 0
 
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
                    help="an unreadable document (corrupt or encrypted PDF, undecodable text, empty file) is "
                         "skipped and reported (default), or fails the import")
+    p.add_argument("--include", action="append", metavar="GLOB",
+                   help="import only files whose relative path matches this glob (matched from the right: '*.html' "
+                        "at any depth); repeat for several patterns (default: every supported file)")
     p.set_defaults(func=cmd_data_import)
 
     cache = sub.add_parser("cache", help="list, size, verify or prune the content-addressed cache").add_subparsers(

@@ -22,9 +22,10 @@ def data_root(configured: str | None = None) -> Path:
 
 
 def dataset_name(cfg) -> str:
-    """`dataset.name`, or with `dataset.path` the name of what it points at (a folder's name, a zip's or URL's stem)."""
+    """`dataset.name`, or with `dataset.path` the name of what it points at (a folder's name, a zip's or URL's stem),
+    unless the dataset option names its own path (`own_path: true`, as conf/dataset/r_manuals.yaml does)."""
     path = cfg.get("path")
-    if not path:
+    if not path or cfg.get("own_path"):
         return str(cfg.name)
     path = str(path).split("?")[0].rstrip("/")
     return Path(path).stem if path.endswith(".zip") or "://" in path else Path(path).expanduser().name
@@ -33,8 +34,8 @@ def dataset_name(cfg) -> str:
 def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path]:
     """Where the dataset's BEIR folder is: `dataset.path` (folder, .zip or URL) or `<root>/<name>`; a zip is
     unpacked once, and a folder of documents (.md, .txt, .html, .pdf; no corpus.jsonl) imported once per content
-    (data/folder.py; unreadable files skipped, or failing with +dataset.on_error=fail), under the cache root
-    (`cache.dir`, else the default cache)."""
+    (data/folder.py: only the files matching `dataset.include` when set; unreadable files skipped, or failing with
+    dataset.on_error=fail), under the cache root (`cache.dir`, else the default cache)."""
     path = cfg.get("path")
     if not path:
         return cfg.name, data_root(cfg.get("root")) / cfg.name
@@ -55,25 +56,43 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
             unpack_zip(local, folder)
         return name, folder
     if local.is_dir() and not any((local / name).exists() for name in ("corpus.jsonl", "corpus.jsonl.gz")):
-        if not holds_documents(local):
+        include = cfg.get("include")
+        if not holds_documents(local, include):
             raise DataError(local, "neither a BEIR folder (no corpus.jsonl) nor a folder of documents (no "
-                            f"{', '.join(supported_suffixes())} files)",
-                            fix="point dataset.path at a BEIR folder, a .zip, or a folder of documents")
+                            f"{', '.join(supported_suffixes())} files"
+                            + (f" matching dataset.include={list(include)}" if include else "") + ")",
+                            fix="point dataset.path at a BEIR folder, a .zip, or a folder of documents"
+                                + (", or widen dataset.include" if include else ""))
         cache = Path(cache_root or default_cache_dir()).expanduser()
-        return name, import_into_cache(local, cache, cfg.get("on_error") or "skip")
+        return name, import_into_cache(local, cache, cfg.get("on_error") or "skip", include)
     return name, local
+
+
+def questions_path(cfg) -> Path | None:
+    """`dataset.questions` as a file: a relative path is looked up from where you run, then from the project home
+    (the folder holding conf/ and experiments/; retrieval_lab.paths), so the questions a dataset option ships
+    under experiments/ are found from any working directory."""
+    questions = cfg.get("questions")
+    if not questions:
+        return None
+    path = Path(str(questions)).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_absolute():
+        from retrieval_lab.paths import project_home
+
+        shipped = project_home() / path
+        if shipped.is_file():
+            return shipped
+    raise ConfigError("dataset.questions", f"{path} is not a file",
+                      "give the path of a .jsonl or .csv questions file (relative to where you run or to the "
+                      "project home), or dataset.questions=null for the dataset's own queries and qrels")
 
 
 def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:
     """The dataset a `dataset` config node names; with `dataset.questions` its queries, qrels and span gold come
-    from that questions file (a path relative to where you run), for any corpus."""
-    questions = cfg.get("questions")
-    if questions:
-        questions = Path(str(questions)).expanduser()
-        if not questions.is_file():
-            raise ConfigError("dataset.questions", f"{questions} is not a file",
-                              "give the path of a .jsonl or .csv questions file (relative to where you run), "
-                              "or dataset.questions=null for the dataset's own queries and qrels")
+    from that questions file (see questions_path), for any corpus."""
+    questions = questions_path(cfg)
     name, folder = dataset_folder(cfg, cache_root)
     return load_dataset(folder, split=cfg.split, name=name,
                         ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)),

@@ -8,7 +8,10 @@ Each document's id is its path relative to the folder (POSIX), its title comes f
 
 The manifest records every file seen (size, mtime, sha256, status and the reason a file was skipped), so importing
 into the same place again reads only files whose size or mtime changed, and re-parses only those whose content did.
-Hidden files and folders (names starting with a dot) are not documents and are not looked at.
+Hidden files and folders (names starting with a dot) are not documents and are not looked at. `include` (glob
+patterns, `dataset.include` / `--include`) narrows the import to the files whose relative path matches one of them,
+matched from the right as `pathlib.PurePath.match` does (`*.html` matches at any depth, `guide/*.md` a `guide`
+folder anywhere); null imports every file of a supported format.
 """
 from __future__ import annotations
 
@@ -19,16 +22,17 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from retrieval_lab.data.formats import FORMATS, UnreadableFile, library_versions, reader
 from retrieval_lab.errors import ConfigError, DataError, LabError
 
 log = logging.getLogger(__name__)
 
-IMPORTER_VERSION = 1  # bump when extraction changes: earlier imports are then read again, not reused
+IMPORTER_VERSION = 2  # bump when extraction changes: earlier imports are then read again, not reused
 MANIFEST = "manifest.json"
 CORPUS = "corpus.jsonl"
 ON_ERROR = ("skip", "fail")
@@ -44,12 +48,16 @@ class ImportReport:
     unsupported: list[str] = field(default_factory=list)  # files of a format that is not imported
     notes: list[tuple[str, str]] = field(default_factory=list)  # (path, note) of imported files
     parsed: int = 0  # documents read and extracted by this import
+    excluded: int = 0  # files left out by the include patterns
+    include: list[str] | None = None
     reused: int = 0  # documents taken unchanged from the previous import
 
     def lines(self) -> list[str]:
         out = [f"imported {len(self.imported)} documents from {self.source} into {self.dest} "
                f"({self.parsed} files read, {self.reused} unchanged since the last import); "
                f"skipped {len(self.skipped) + len(self.unsupported)}"]
+        if self.include is not None:
+            out.append(f"  left out {self.excluded} files not matching include {', '.join(self.include)}")
         for path, reason in self.skipped:
             out.append(f"  skipped {path}: {reason}")
         for path in self.unsupported[:UNSUPPORTED_SHOWN]:
@@ -71,22 +79,27 @@ def supported_suffixes() -> list[str]:
 
 
 def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
-                  reuse_from: str | Path | None = None) -> ImportReport:
-    """Import every document under `source` into `dest` (corpus.jsonl, manifest.json), reusing the documents of an
-    earlier import (`reuse_from`, default `dest` itself) whose files did not change. With on_error="fail" the first
-    unreadable document raises a DataError naming it, and nothing is written."""
+                  reuse_from: str | Path | None = None, include=None) -> ImportReport:
+    """Import every document under `source` (matching one of the `include` glob patterns, when given) into `dest`
+    (corpus.jsonl, manifest.json), reusing the documents of an earlier import (`reuse_from`, default `dest` itself)
+    whose files did not change. With on_error="fail" the first unreadable document raises a DataError naming it, and
+    nothing is written."""
     if on_error not in ON_ERROR:
         raise ConfigError("dataset.on_error", f"{on_error!r} is not one of {', '.join(ON_ERROR)}")
+    include = include_patterns(include)
     source = Path(source).expanduser().resolve()
     dest = Path(dest).expanduser().resolve()
     if not source.is_dir():
         raise DataError(source, "folder not found", fix="pass a folder of .md, .txt, .html, .htm or .pdf files")
     _check_dest(dest)
     previous = _Previous(Path(reuse_from).expanduser().resolve() if reuse_from else dest, source)
-    report = ImportReport(source=source, dest=dest)
+    report = ImportReport(source=source, dest=dest, include=include)
     entries: dict[str, dict] = {}
     records: list[str] = []
     for rel, path in scan(source, exclude=dest):
+        if not included(rel, include):
+            report.excluded += 1
+            continue
         stat = path.stat()
         entry = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
         entries[rel] = entry
@@ -129,8 +142,10 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
         _imported(report, records, rel, entry, json.dumps(record, ensure_ascii=False))
     if not records:
         raise DataError(source, f"no readable documents ({len(report.skipped)} unreadable, "
-                                f"{len(report.unsupported)} of other formats)",
+                                f"{len(report.unsupported)} of other formats"
+                                + (f", {report.excluded} not matching include {include}" if include else "") + ")",
                         fix=f"the folder needs files ending in {', '.join(supported_suffixes())}"
+                            + (" that match an include pattern" if include else "")
                             + ("; " + "; ".join(f"{p}: {r}" for p, r in report.skipped[:3]) if report.skipped else ""))
     dest.mkdir(parents=True, exist_ok=True)
     _write_atomic(dest / CORPUS, "".join(line + "\n" for line in records))
@@ -159,16 +174,35 @@ def scan(source: Path, exclude: Path | None = None):
     return sorted(found)
 
 
-def holds_documents(folder: Path) -> bool:
-    return any(path.suffix.lower() in FORMATS for _, path in scan(folder))
+def include_patterns(include) -> list[str] | None:
+    """The include setting as a list of glob patterns (a single string is one pattern); None: every file."""
+    if include is None:
+        return None
+    patterns = [include] if isinstance(include, str) else list(include) if isinstance(include, Sequence) else None
+    if not patterns or not all(isinstance(p, str) and p.strip() for p in patterns):
+        raise ConfigError("dataset.include", f"{include!r} is not a list of glob patterns",
+                          'give patterns over relative paths, e.g. dataset.include=["*.html","guide/*.md"], or '
+                          "dataset.include=null for every supported file")
+    return [str(p) for p in patterns]
 
 
-def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str = "skip") -> Path:
-    """The import of `source` under `<cache_root>/datasets/`, keyed by the content of its documents: made once per
-    content; a changed folder reuses the unchanged documents of its latest earlier import."""
+def included(rel: str, include: list[str] | None) -> bool:
+    return include is None or any(PurePosixPath(rel).match(pattern) for pattern in include)
+
+
+def holds_documents(folder: Path, include=None) -> bool:
+    include = include_patterns(include)
+    return any(path.suffix.lower() in FORMATS and included(rel, include) for rel, path in scan(folder))
+
+
+def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str = "skip", include=None) -> Path:
+    """The import of `source` (its files matching `include`, when given) under `<cache_root>/datasets/`, keyed by
+    the content of its documents and the include patterns: made once per content; a changed folder reuses the
+    unchanged documents of its latest earlier import."""
     source = Path(source).expanduser().resolve()
     datasets = Path(cache_root).expanduser() / "datasets"
-    key = content_key(source)
+    include = include_patterns(include)
+    key = content_key(source, include)
     dest = datasets / f"{source.name}-import-{key[:16]}"
     if (dest / MANIFEST).exists() and (dest / CORPUS).exists():
         if on_error == "fail":  # the cached import may have skipped what this setting must refuse
@@ -181,7 +215,8 @@ def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str 
     tmp = datasets / f".{dest.name}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        report = import_folder(source, tmp, on_error, reuse_from=_latest_import_of(source, datasets))
+        report = import_folder(source, tmp, on_error, reuse_from=_latest_import_of(source, datasets),
+                               include=include)
         try:
             os.rename(tmp, dest)
         except OSError:  # another process finished the same import first: theirs is identical
@@ -196,11 +231,12 @@ def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str 
     return dest
 
 
-def content_key(source: Path) -> str:
-    """sha256 of the importer version, the parsing libraries and every document's path and content."""
-    h = hashlib.sha256(json.dumps([IMPORTER_VERSION, library_versions()]).encode())
+def content_key(source: Path, include: list[str] | None = None) -> str:
+    """sha256 of the importer version, the parsing libraries, the include patterns and every imported document's
+    path and content."""
+    h = hashlib.sha256(json.dumps([IMPORTER_VERSION, library_versions(), include]).encode())
     for rel, path in scan(source):
-        if path.suffix.lower() in FORMATS:
+        if path.suffix.lower() in FORMATS and included(rel, include):
             h.update(rel.encode("utf-8") + b"\x00")
             with open(path, "rb") as fh:
                 h.update(hashlib.file_digest(fh, "sha256").digest())
@@ -244,7 +280,7 @@ def _skipped(report: ImportReport, source: Path, rel: str, reason: str, on_error
     if on_error == "fail":
         raise DataError(source / rel, f"cannot import: {reason}",
                         fix="repair or remove the file, or leave it out: import with --on-error skip "
-                            "(for dataset.path, drop +dataset.on_error=fail)")
+                            "(for dataset.path, dataset.on_error=skip)")
     report.skipped.append((rel, reason))
 
 

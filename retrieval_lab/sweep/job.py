@@ -14,12 +14,11 @@ import os
 import sys
 import time
 import traceback
-from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab import console
-from retrieval_lab.errors import LabError
+from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.sweep.report import LATENCY
 from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, params_hash,
                                        progress_line, read_records, run_name_from_overrides, write_record)
@@ -30,20 +29,21 @@ _DATASETS: dict = {}
 NAME_WIDTH = 28  # configuration names are padded to this, so the scores of short names line up
 
 
-def load_dataset(node):
-    """The dataset of a config node, loaded once per process (a sweep's jobs share it)."""
-    from retrieval_lab.data import dataset_folder, dataset_from_config
+def load_dataset(node, cache_root=None):
+    """The dataset of a config node, loaded once per process (a sweep's jobs share it); a folder of documents is
+    imported under `cache_root` (the run's `cache.dir`; None: the default cache)."""
+    from retrieval_lab.data import dataset_folder, dataset_from_config, questions_path
 
-    name, folder = dataset_folder(node)
+    name, folder = dataset_folder(node, cache_root)
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    questions = Path(str(node.get("questions") or "")).expanduser()
-    if node.get("questions") and questions.is_file():  # its questions replace the folder's queries and qrels
+    questions = questions_path(node)
+    if questions is not None:  # its questions replace the folder's queries and qrels
         files.append(questions)
     key = (str(folder), str(node.get("split")), bool(node.get("ignore_identical_ids", False)),
            tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
     if key not in _DATASETS:
         _DATASETS.clear()
-        _DATASETS[key] = dataset_from_config(node)
+        _DATASETS[key] = dataset_from_config(node, cache_root)
     return _DATASETS[key]
 
 
@@ -71,7 +71,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
     run_id = None
     try:
         validate(cfg)
-        dataset = load_dataset(cfg.dataset)
+        dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "cache.dir"))
         resolved = tracking.resolved_config(cfg)
         chash = config_hash(resolved, dataset.fingerprint, ctx.code_version)
         done = find_finished(client, ctx.experiment_id, chash)
@@ -94,7 +94,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
         outcome.extra_metrics["pipeline_seconds"] = time.perf_counter() - t0  # the stage work of this config
         tracking.log_outcome(cfg, outcome, tags=tags, run_id=run_id)
         maybe_fault("child_finished")
-        value = outcome.evaluation.means.get(metric, outcome.evaluation.means.get("ndcg_at_10", 0.0))
+        value = main_metric(outcome, metric)
         write_record(ctx.state_dir, JobRecord(num, "finished", run_id, name, chash, overrides, value,
                                               time.time() - started))
         _report(ctx, name, _scores(metric, value, outcome.timings.get(LATENCY)) + "  done")
@@ -132,6 +132,16 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
                 where = f"error.txt of run {run_id}" if run_id else "retrieval-lab -v sweep ..."
                 print(f"  traceback: {where}", file=sys.stderr, flush=True)
         return math.nan  # not an exception: Hydra would print its own traceback; the callback sets the exit code
+
+
+def main_metric(outcome, metric: str) -> float:
+    """The sweep's main metric: a ranking metric, or one of the extra metrics (span metrics, chunk statistics)."""
+    for metrics in (outcome.evaluation.means, outcome.extra_metrics):
+        if metric in metrics:
+            return float(metrics[metric])
+    raise ConfigError("sweep.metric", f"{metric!r} is not a metric of this configuration",
+                      "pick one of its logged metrics, e.g. sweep.metric=ndcg_at_10 (span metrics such as "
+                      "evidence_coverage_budget_512 need a dataset with evidence: dataset.questions or SciFact)")
 
 
 def _scores(metric: str, value, latency_ms) -> str:

@@ -20,7 +20,7 @@ from retrieval_lab.cli import main as cli_main
 from retrieval_lab.data import dataset_folder
 from retrieval_lab.data.beir import load_corpus
 from retrieval_lab.data.folder import MANIFEST, import_folder, import_into_cache, source_location
-from retrieval_lab.errors import DataError
+from retrieval_lab.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -355,3 +355,77 @@ def test_html_main_element_and_article_headers(tmp_path):
     assert html.read(b"<nav><a href='/'>home</a></nav>").text == ""
     latin = html.read("<meta charset='iso-8859-1'><p>Gr\u00fc\u00dfe</p>".encode("latin-1"))
     assert latin.text == "Gr\u00fc\u00dfe" and latin.details["encoding"] == "cp1252"
+
+
+def test_html_texinfo_permalinks_footnote_markers_and_letter_bars():
+    """The markup of Texinfo 6.8 manuals (as in Debian's R manuals): definition terms end in a permalink pilcrow,
+    footnote references are superscripts inside in-page links, and each index opens with a "Jump to:" letter bar."""
+    from retrieval_lab.data.formats import html
+
+    page = """<html><head><title>Manual</title></head><body>
+<dl><dt id='index-FLIBS'><span><code>FLIBS</code><a href='#index-FLIBS' class='copiable-anchor'> &para;</a></span></dt>
+<dd><p>Fortran libraries.</p></dd>
+<dt><span>qqnorm(x)<a href='#q'> &#182;</a></span></dt></dl>
+<p>R is similar to the award-winning<a id="DOCF1" href="#FOOT1"><sup>1</sup></a> S system, x<sup>2</sup>
+and <a href="https://example.org/"><sup>new</sup> site</a>.</p>
+<h2 class="appendix">Concept index</h2>
+<table summary=""><tr><th valign="top">Jump to: &nbsp; </th><td><a class="summary-letter" href="#cp-B"><b>B</b></a>
+ &nbsp; <a class="summary-letter" href="#cp-C"><b>C</b></a>
+ &nbsp; <a class="summary-letter" href="#cp-F"><b>F</b></a>
+ &nbsp; </td></tr></table>
+<table><tr><td>Name</td><td><a href="#a">alpha</a></td><td><a href="#b">beta</a></td><td><a href="#c">gamma</a></td>
+<td>a table whose text is more than a label: kept</td></tr></table>
+<div class="footnote"><h5><a id="FOOT1" href="#DOCF1">(1)</a></h5><p>Footnote text.</p></div>
+</body></html>"""
+    text = html.read(page.encode()).text
+    assert "¶" not in text
+    assert "FLIBS\n\nFortran libraries.\n\nqqnorm(x)\n\nR is" in text
+    assert "award-winning S system, x2" in text  # the marker is gone; a plain superscript stays
+    assert "new site" in text  # a superscript in a link to another page is not a footnote marker
+    assert "Jump to" not in text and "Concept index\n\nName | alpha" in text
+    assert "(1)\n\nFootnote text." in text
+
+
+def test_include_patterns_narrow_the_import_and_key_the_cache(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    src = make_docs(tmp_path / "docs")
+    (src / "guide" / "install.html").write_text(HTML, encoding="utf-8")
+    report = import_folder(src, tmp_path / "only_html", include=["*.html"])
+    assert sorted(report.imported) == ["guide/install.html", "notes.html"]  # matched at any depth
+    assert report.excluded == 3 and "left out 3 files not matching include *.html" in "\n".join(report.lines())
+    assert sorted(corpus_of(tmp_path / "only_html")) == ["guide/install.html", "notes.html"]
+    assert sorted(import_folder(src, tmp_path / "guide", include="guide/*").imported) == [
+        "guide/install.html", "guide/install.md"]
+
+    every = OmegaConf.create({"name": "x", "path": str(src), "split": "test", "include": None})
+    html_only = OmegaConf.create({"name": "x", "path": str(src), "split": "test", "include": ["*.html"]})
+    _, all_folder = dataset_folder(every, tmp_path / "cache")
+    _, html_folder = dataset_folder(html_only, tmp_path / "cache")
+    assert all_folder != html_folder and len(corpus_of(all_folder)) == 5 and len(corpus_of(html_folder)) == 2
+
+    with pytest.raises(DataError, match=r"matching dataset.include=\['\*.rst'\]"):
+        dataset_folder(OmegaConf.create({"name": "x", "path": str(src), "include": ["*.rst"]}), tmp_path / "cache")
+    with pytest.raises(ConfigError, match="dataset.include"):
+        import_folder(src, tmp_path / "bad", include=[3])
+
+    assert cli_main(["data", "import", str(src), "--name", "pdfs", "--root", str(tmp_path / "data"),
+                     "--include", "*.pdf", "--include", "*.txt"]) == 0
+    assert "imported 2 documents" in capsys.readouterr().out
+    assert sorted(corpus_of(tmp_path / "data" / "pdfs")) == ["manual.pdf", "readme.txt"]
+
+
+def test_r_manuals_option_resolves_its_questions_from_any_directory(tmp_path, monkeypatch):
+    from retrieval_lab.config import compose_config
+    from retrieval_lab.data import dataset_name, questions_path
+    from retrieval_lab.tracking import experiment_name
+
+    monkeypatch.chdir(tmp_path)  # not the checkout: the questions come from the project home
+    cfg = compose_config(["dataset=r_manuals"])
+    assert questions_path(cfg.dataset) == REPO / "experiments" / "own-docs" / "questions.jsonl"
+    assert list(cfg.dataset.include) == ["*.html"] and cfg.dataset.on_error == "skip"
+    assert dataset_name(cfg.dataset) == experiment_name(cfg) == "r_manuals"
+    (tmp_path / "mine.jsonl").write_text('{"question": "q", "doc": "a.md"}\n', encoding="utf-8")
+    assert questions_path(compose_config(["dataset.questions=mine.jsonl"]).dataset) == Path("mine.jsonl")
+    with pytest.raises(ConfigError, match="dataset.questions"):
+        questions_path(compose_config(["dataset.questions=nowhere.jsonl"]).dataset)

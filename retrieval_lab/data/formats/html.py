@@ -12,7 +12,11 @@ What is dropped, by rule, so a reader can predict it:
   as the "Next / Previous / Up" panels of Texinfo manuals;
 - elements with a navigation ARIA role, `hidden`, `aria-hidden="true"`, or a class naming navigation or page
   furniture (navbar, breadcrumb, sidebar, toc, headerlink, ...: BOILERPLATE_CLASSES);
-- lists and tables whose text is at least 70% link text across 3 or more links: tables of contents, menus, indexes;
+- lists and tables of 3 or more links whose text is at least 70% link text, or whose other text is at most a short
+  label (LINK_LIST_LABEL_MAX characters): tables of contents, menus, indexes, "Jump to: A B C" letter bars;
+- footnote markers: a <sup> inside a link to a place in the page (`<a href="#FOOT15"><sup>15</sup></a>`), which
+  would otherwise glue the number to the word before it ("state15"); and permalink signs: a pilcrow alone inside
+  such a link, as Texinfo puts after definition terms ("FLIBS ¶");
 - everything outside <main> (or role="main") when the page has one.
 Whitespace collapses as a browser shows it, except inside <pre>. Title: <title>, else the first h1, else the first
 heading; h1-h6 delimit sections.
@@ -33,10 +37,14 @@ BOILERPLATE_CLASSES = {"nav", "navbar", "nav-panel", "navigation", "breadcrumb",
                        "skip-link", "skiplink", "toc", "table-of-contents", "contents-heading",
                        "shortcontents-heading", "cookie-banner", "site-header", "site-footer",
                        # the permalink signs (¶, #) that documentation generators put after each heading
-                       "headerlink", "header-anchor", "hash-link", "anchor-link", "permalink"}
+                       "headerlink", "header-anchor", "hash-link", "anchor-link", "permalink", "copiable-anchor",
+                       # footnote reference markers (Sphinx, Pandoc); Texinfo's are caught by <sup> in an in-page link
+                       "footnote-ref", "footnote-reference"}
 LINK_LIST_TAGS = {"ul", "ol", "dl", "table", "menu"}
 LINK_LIST_MIN_LINKS = 3
 LINK_LIST_MIN_SHARE = 0.7
+LINK_LIST_LABEL_MAX = 16  # "Jump to:" before a bar of letter links: a label, not content
+PERMALINK_SIGNS = {"¶", "§", "#"}
 VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
              "wbr"}
 BLOCK_TAGS = {"p", "div", "section", "article", "main", "header", "footer", "pre", "blockquote", "table", "ul", "ol",
@@ -89,7 +97,7 @@ class _Extractor(HTMLParser):
         self.article_depth = 0
         self.pre_depth = 0
         self.pre_fresh = False
-        self.links: list[bool] = []  # open <a> elements: whether each has an href
+        self.links: list[str | None] = []  # the href of each open <a> element (None without one)
         self.containers: list[list] = []  # [tag, checkpoint, chars, link chars, links] of open lists and tables
         self.cell = 0
         self.heading: tuple[str, int] | None = None
@@ -104,7 +112,7 @@ class _Extractor(HTMLParser):
         if tag == "title" and self.title is None:
             self._title_parts = []
             return
-        if tag not in VOID_TAGS and self._is_boilerplate(tag, dict(attrs)):
+        if tag not in VOID_TAGS and (self._is_boilerplate(tag, dict(attrs)) or self._is_footnote_marker(tag)):
             self.skip_tag, self.skip_depth = tag, 1
             return
         if self.main_only:
@@ -149,6 +157,12 @@ class _Extractor(HTMLParser):
         frame = tag in PAGE_FRAME or bool(classes & PAGE_FRAME)
         return (frame and self.article_depth == 0) or bool(classes & BOILERPLATE_CLASSES)
 
+    def _is_footnote_marker(self, tag: str) -> bool:
+        return tag == "sup" and self._in_page_link()
+
+    def _in_page_link(self) -> bool:
+        return bool(self.links) and (self.links[-1] or "").startswith("#")
+
     def _open(self, tag: str, attrs) -> None:
         builder = self.builder
         if tag == "article":
@@ -156,9 +170,9 @@ class _Extractor(HTMLParser):
         if tag in LINK_LIST_TAGS:
             self.containers.append([tag, builder.checkpoint(), 0, 0, 0])
         if tag == "a":
-            has_href = any(name == "href" for name, _ in attrs)
-            self.links.append(has_href)
-            if has_href and self.containers:
+            href = dict(attrs).get("href")
+            self.links.append(href)
+            if href is not None and self.containers:
                 self.containers[-1][4] += 1
         if tag in HEADINGS:
             builder.separate("\n\n")
@@ -210,7 +224,8 @@ class _Extractor(HTMLParser):
             return
         while len(self.containers) > depth:
             name, mark, chars, link_chars, links = self.containers.pop()
-            if links >= LINK_LIST_MIN_LINKS and link_chars >= LINK_LIST_MIN_SHARE * chars:
+            if links >= LINK_LIST_MIN_LINKS and (link_chars >= LINK_LIST_MIN_SHARE * chars
+                                                 or chars - link_chars <= LINK_LIST_LABEL_MAX):
                 self.builder.rollback(mark)
             elif self.containers:
                 parent = self.containers[-1]
@@ -245,6 +260,8 @@ class _Extractor(HTMLParser):
             return
         if self.main_only and self.main_tag is None:
             return
+        if data.strip() in PERMALINK_SIGNS and self._in_page_link():
+            return
         if offset is None:
             offset = self._offset()
         builder = self.builder
@@ -267,5 +284,5 @@ class _Extractor(HTMLParser):
     def _count(self, chars: int) -> None:
         if self.containers:
             self.containers[-1][2] += chars
-            if any(self.links):
+            if any(href is not None for href in self.links):
                 self.containers[-1][3] += chars
