@@ -123,6 +123,15 @@ class DenseRetriever:
         return self._tokenizer
 
     @property
+    def case_sensitive(self) -> bool:
+        """Whether the model sees "Protein" and "protein" differently (its tokenizer keeps case) and
+        `embedder.lowercase` is off."""
+        if self.embedder_config.lowercase:
+            return False
+        tokenize = self.tokenizer
+        return tokenize is not None and tokenize("Protein Kinase")["input_ids"] != tokenize("protein kinase")["input_ids"]
+
+    @property
     def max_tokens(self) -> int | None:
         return self.embedder_identity.get("max_tokens")
 

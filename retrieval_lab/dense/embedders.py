@@ -60,6 +60,8 @@ class EmbedderConfig:
     #                                  thread is immune to OpenMP oversubscription: 68 ms vs 1.9 s per query here
     #                                  with 2 threads while other processes loaded the 2 cores
     progress: bool | None = None     # progress bars; null: on unless $CI is set
+    lowercase: bool = False          # lower-case queries and passages first: for case-sensitive models (WordLlama)
+    #                                  when queries and documents differ in case
 
     @property
     def model_ref(self) -> str:
@@ -373,6 +375,8 @@ class Embedder:
         if kind not in ("passage", "query"):
             raise ValueError(f"kind must be 'passage' or 'query', got {kind!r}")
         prefix = self.config.passage_prefix if kind == "passage" else self.config.query_prefix
+        if self.config.lowercase:
+            texts = [t.lower() for t in texts]
         texts = [f"{prefix}{t}" for t in texts] if prefix else list(texts)
         n = len(texts)
         out = np.zeros((n, self.dim), dtype=np.float32)
@@ -397,9 +401,12 @@ def embedder_identity(config: EmbedderConfig, spec: ModelSpec) -> dict:
     """Everything that changes the vectors: weights (by hash), backend, prefixes, normalization, max tokens."""
     backend = config.backend or spec.default_backend
     max_tokens = config.max_tokens if config.max_tokens is not None else spec.max_tokens
-    return {"model": spec.identity(), "backend": backend, "query_prefix": config.query_prefix,
-            "passage_prefix": config.passage_prefix, "normalize": config.normalize, "max_tokens": max_tokens,
-            "pooling": spec.extra.get("pooling", "model")}
+    identity = {"model": spec.identity(), "backend": backend, "query_prefix": config.query_prefix,
+                "passage_prefix": config.passage_prefix, "normalize": config.normalize, "max_tokens": max_tokens,
+                "pooling": spec.extra.get("pooling", "model")}
+    if config.lowercase:  # only when on, so the keys of embeddings computed before the option existed still hold
+        identity["lowercase"] = True
+    return identity
 
 
 def _set_threads(threads: int | None) -> None:

@@ -13,6 +13,7 @@ from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.spans import span_metrics
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config
 from retrieval_lab.pipeline.chain import FirstStage, to_documents
+from retrieval_lab.pipeline.checks import case_mismatch, weak_fusion_inputs
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
 from retrieval_lab.training.registry import check_config_models
@@ -44,8 +45,13 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     evaluation = evaluate(trace.documents, dataset.qrels, settings.eval.metrics, settings.eval.k)
     timings = {**trace.costs, **trace.latency_metrics()}
     extra = chunk_stats(retriever.passages, len(dataset.corpus))
-    stages = [step.stage for step in retriever.chain.first_stages]
     extra.update(truncation_stats(stages, retriever.passages))
+    extra.update(case_mismatch(dataset.queries, dataset.corpus, stages))
+    if settings.fusion is not None:
+        inputs = {step.label: trace.runs[step.label] for step in retriever.chain.first_stages}
+        extra.update(weak_fusion_inputs(inputs, dataset.qrels, lambda run: evaluate(
+            retriever.chain.documents.run(run, retriever.passages, 10, Trace(trace.query_ids)), dataset.qrels,
+            ["ndcg"], [10]).means["ndcg_at_10"]))
     spans = span_metrics(unit_spans_of(trace.units), dataset)  # the returned units: what a reader gets
     extra.update(spans.means)
     if settings.reranker.active:
