@@ -1,0 +1,27 @@
+"""The own-docs study: its grid composes into the chunker, unit and pipeline it names, ranked by a span metric."""
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from retrieval_lab.config import compose_config
+from retrieval_lab.paths import experiments_dir
+
+CHUNKINGS = {"tokens64": ("fixed_tokens", 64), "tokens128": ("fixed_tokens", 128), "tokens256": ("fixed_tokens", 256),
+             "sentences": ("sentences", 3), "recursive": ("recursive", 128)}
+
+
+@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
+def test_each_chunking_sets_chunker_and_size(chunking):
+    cfg = compose_config(["+experiments=own-docs", f"+chunking={chunking}", "unit=window",
+                          "+pipeline=hybrid_wordllama"])
+    assert (cfg.chunker.name, cfg.chunker.size) == CHUNKINGS[chunking]
+    assert cfg.unit.name == "window" and cfg.retriever.name == "hybrid" and cfg.embedder.name == "wordllama"
+    assert cfg.dataset.name == "r_manuals" and cfg.sweep.metric == "evidence_coverage_budget_512"
+
+
+def test_the_sweep_grid_is_the_documented_one():
+    params = OmegaConf.load(experiments_dir() / "own-docs.yaml").hydra.sweeper.params
+    assert params["+chunking"].split(",") == list(CHUNKINGS)
+    assert params["unit"].split(",") == ["chunk", "window", "section", "document"]
+    assert params["+pipeline"].split(",") == ["bm25", "dense_wordllama", "hybrid_wordllama"]
