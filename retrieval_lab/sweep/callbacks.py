@@ -151,7 +151,7 @@ class SweepCallback(Callback):
         if any(key == "dataset" or key.startswith("dataset.") for key in swept_keys(config)):
             return "several", "several"
         try:
-            dataset = load_dataset(config.dataset)
+            dataset = load_dataset(config.dataset, OmegaConf.select(config, "cache.dir"))
             return dataset.name, dataset.fingerprint[:16]
         except Exception as exc:  # the jobs will report the error, one per configuration
             log.warning("dataset not loadable for the parent's tags: %s", exc)
