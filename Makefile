@@ -85,3 +85,9 @@ docs-data:
 # Import speed per format on the R manuals (about 10 minutes on 2 cores; the 2,400-page reference PDFs dominate).
 bench-import: $(STAMP) docs-data
 	nice -n 10 $(PY) benchmarks/import_speed.py $(R_MANUALS)
+
+# SciFact written out as Markdown, HTML, text and PDF files, evaluated through the folder path and the BEIR path
+# (BM25, wordllama, minilm_l6 onnx_int8; about 15 minutes on 2 cores, most of it the first import and minilm_l6).
+.PHONY: bench-folder
+bench-folder: $(STAMP)
+	nice -n 10 $(PY) benchmarks/folder_consistency.py --configs bm25 wordllama minilm_l6_int8
