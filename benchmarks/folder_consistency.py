@@ -136,7 +136,7 @@ def pdf_document(title: str, text: str) -> bytes:
 
     if any(ord(c) > 0xFFFF for c in text):
         raise ValueError("characters beyond the Basic Multilingual Plane need surrogate codes in the ToUnicode map")
-    writer = PdfWriter()
+    writer = PdfWriter()  # `_add_object` below: pypdf has no public way to add an indirect object
     cmap = DecodedStreamObject()
     cmap.set_data(_to_unicode_cmap())
     descriptor = DictionaryObject({
