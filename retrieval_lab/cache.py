@@ -51,6 +51,7 @@ CODE_VERSIONS = {
     "rerank_scores": 1,  # cross-encoder score store (one SQLite file per model identity)
     "train_embedder": 1,  # fine-tuned bi-encoder folders under models/
     "train_reranker": 1,  # trained cross-encoder folders under models/
+    "synth_llm": 1,  # chat-endpoint answers of `data synth --generator llm`, by (model, prompt, passage)
 }
 
 EDGE = 1 << 16  # bytes at each end of a file that `load` hashes: 2 reads, whatever the file's size

@@ -122,6 +122,20 @@ def cmd_data_import(args) -> int:
     return 0
 
 
+def cmd_data_synth(args) -> int:
+    from retrieval_lab.data import data_root
+    from retrieval_lab.data.synth.build import synthesize
+
+    options = {k: getattr(args, k) for k in ("window", "terms", "dropout", "model", "base_url", "api_key_env",
+                                              "concurrency", "timeout", "retries", "temperature",
+                                              "price_per_1k_tokens")}
+    result = synthesize(args.dataset, args.out, args.generator, args.queries, seed=args.seed,
+                        root=data_root(args.root), cache_dir=args.cache_dir, lexical_check=args.lexical_check,
+                        **options)
+    print("\n".join(result.lines()))
+    return 0
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -267,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="import only files whose relative path matches this glob (matched from the right: '*.html' "
                         "at any depth); repeat for several patterns (default: every supported file)")
     p.set_defaults(func=cmd_data_import)
+    _add_synth_parser(data)
 
     cache = sub.add_parser("cache", help="list, size, verify or prune the content-addressed cache").add_subparsers(
         dest="cache_command", required=True)
@@ -286,6 +301,38 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--delete", action="store_true", help="delete the corrupt entries")
         p.set_defaults(func=func)
     return parser
+
+
+def _add_synth_parser(data) -> None:
+    from retrieval_lab.data.synth import GENERATORS
+
+    p = data.add_parser("synth", help="generate questions from a dataset's corpus into a new dataset (the same "
+                        "corpus, the passages as evidence; dataset=NEW runs on it, tagged eval_set=synthetic)")
+    p.add_argument("--dataset", required=True, help="source dataset under the data root (or a BEIR folder)")
+    p.add_argument("--generator", required=True, help=f"one of {', '.join(GENERATORS)}")
+    p.add_argument("--queries", type=int, required=True, help="number of questions")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0): the same seed, the same set")
+    p.add_argument("--out", required=True, help="new dataset name: written to <data root>/NEW, option dataset=NEW")
+    p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
+    p.add_argument("--cache-dir", help="cache root for llm answers and the dataset option (default: "
+                   "$RETRIEVAL_LAB_CACHE or ~/.cache/retrieval-lab)")
+    p.add_argument("--window", type=int, help="sentences per passage (default 2)")
+    p.add_argument("--lexical-check", action="store_true", help="also score BM25 MRR@10 / nDCG@10 of the questions "
+                   "against their source sentences copied verbatim (recorded in synth.json)")
+    p.add_argument("--terms", type=int, help="extract: key terms per question (default 5)")
+    p.add_argument("--dropout", type=float, help="extract: chance of dropping each rarest term (default 0.3)")
+    p.add_argument("--model", help="llm: the model the endpoint serves; doc2query: Hugging Face name or folder")
+    p.add_argument("--base-url", help="llm: OpenAI-compatible API root (default http://127.0.0.1:8000/v1)")
+    p.add_argument("--api-key-env", help="llm: environment variable holding the API key (default OPENAI_API_KEY; "
+                   "unset: no key is sent, as local servers need none)")
+    p.add_argument("--concurrency", type=int, help="llm: requests in flight (default 4)")
+    p.add_argument("--timeout", type=float, help="llm: seconds per request (default 60)")
+    p.add_argument("--retries", type=int, help="llm: retries after a 429, 5xx or timeout, with exponential "
+                   "backoff (default 5)")
+    p.add_argument("--temperature", type=float, help="llm: sampling temperature (default 0.7)")
+    p.add_argument("--price-per-1k-tokens", type=float, help="llm: price of 1,000 tokens, for the cost printed "
+                   "(default 0)")
+    p.set_defaults(func=cmd_data_synth)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab.data import dataset_name
+from retrieval_lab.data.synth import synthetic_info
 from retrieval_lab.errors import LabError
 from retrieval_lab.pipeline import unused_config_groups
 
@@ -257,6 +258,9 @@ def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
     experiment_id = ensure_experiment(experiment_name(cfg), node)
     all_tags = {"dataset": outcome.dataset.name, "dataset_hash": outcome.dataset.fingerprint[:16],
                 "split": outcome.dataset.split, "role": "config"}
+    synthetic = synthetic_info(outcome.dataset)
+    if synthetic is not None:  # `best` warns under a leaderboard of synthetic questions
+        all_tags.update({"eval_set": "synthetic", "synth_generator": str(synthetic.get("generator"))})
     all_tags.update(tags or {})
     if run_id is None:
         run_id = mlflow_client.create_run(experiment_id, run_name=node.get("run_name") or None,

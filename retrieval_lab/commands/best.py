@@ -196,6 +196,13 @@ def format_ranking(r: Ranking, limit: int = 30) -> str:
               f"top:      {r.top.name}  {r.metric} {r.top.mean:.4f}  ({COST} {_fmt(r.top.cost)})  run {r.top.run_id}",
               f"cheapest not significantly worse: {r.cheapest.name}  {r.metric} {r.cheapest.mean:.4f} "
               f"({COST} {_fmt(r.cheapest.cost)}, p_holm {_fmt(r.cheapest.p_holm)})  run {r.cheapest.run_id}"]
+    generators = sorted({c.tags.get("synth_generator", "?") for c in r.candidates
+                         if c.tags.get("eval_set") == "synthetic"})
+    if generators:
+        lines += ["", f"caution: these runs are scored on synthetic questions ({', '.join(generators)} generator): "
+                      "they favour configurations that match the generator's wording (a copied or keyword "
+                      "question favours BM25), so this order may differ from real questions'; confirm the "
+                      "choice on questions people asked (a questions file, or judged pools)"]
     return "\n".join(lines)
 
 
