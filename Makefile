@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-all venv browser-deps bench bench-dense bench-sweep clean-venv
+.PHONY: demo test test-all venv browser-deps postgres-deps bench bench-dense bench-sweep clean-venv
 
 venv: $(STAMP)
 
@@ -34,6 +34,16 @@ browser-deps:
 	  else echo "WARNING: chromium not found and cannot apt-get it; the browser test will be skipped"; fi; \
 	fi
 
+# PostgreSQL server binaries (initdb, pg_ctl) for `retrieval-lab server` and its test (Debian package; no system
+# service is used: the server runs its own cluster under --dir). Installs only when missing; needs root for apt-get.
+postgres-deps:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	    || echo "WARNING: could not install postgresql; the tracking server tests will be skipped"; \
+	else echo "WARNING: PostgreSQL's initdb not found and apt-get cannot run here (needs root on Debian): install" \
+	          "the postgresql package (or put its server binaries on PATH); the tracking server tests will be skipped"; fi
+
 # The quickstart study (BM25, WordLlama and MiniLM-L3 dense, their hybrids on SciFact; a few minutes on 2 cores),
 # the best configuration exported to best.yaml, one search with it, then the MLflow UI on 127.0.0.1:$(DEMO_PORT)
 # (in a terminal; Ctrl-C stops it; DEMO_UI=0 skips it). Re-running resumes: finished configurations are not
@@ -50,7 +60,7 @@ demo: $(STAMP)
 	  $(VENV)/bin/retrieval-lab ui --experiment quickstart --port $(DEMO_PORT); \
 	else echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; fi
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps postgres-deps
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

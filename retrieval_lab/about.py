@@ -59,6 +59,11 @@ def _shadowed(personal: Path, home: Path) -> list[str]:
 
 def _tracking_uri(node) -> str:
     """The URI `tracking.tracking_uri` gives, without creating the SQLite folder."""
+    if node.get("server_dir") and not node.get("uri"):  # tracking=server
+        from retrieval_lab.commands.server import read_state, server_dir
+
+        state = read_state(server_dir(node.get("server_dir")))
+        return state["uri"] if state else f"none: tracking=server, and no server started in {node.get('server_dir')}"
     uri = node.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri

@@ -33,7 +33,7 @@ def quiet_mlflow_environment() -> None:
 
 def tracking_uri(node: Any = None) -> str:
     node = node or {}
-    uri = node.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = node.get("uri") or _server_dir_uri(node) or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     root = Path(node.get("root") or "mlruns").expanduser().resolve()
@@ -41,10 +41,19 @@ def tracking_uri(node: Any = None) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+def _server_dir_uri(node: Any) -> str | None:
+    """With tracking=server: the URI `retrieval-lab server start` wrote into tracking.server_dir."""
+    if not node.get("server_dir"):
+        return None
+    from retrieval_lab.commands.server import server_uri
+
+    return server_uri(node.get("server_dir"))
+
+
 def artifact_root(node: Any = None) -> str | None:
     """Artifacts beside the SQLite file; a remote server decides its own."""
     node = node or {}
-    if node.get("uri") or os.environ.get("MLFLOW_TRACKING_URI"):
+    if node.get("uri") or node.get("server_dir") or os.environ.get("MLFLOW_TRACKING_URI"):
         return None
     return (Path(node.get("root") or "mlruns").expanduser().resolve() / "artifacts").as_uri()
 
@@ -63,8 +72,9 @@ CHECK_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_T
 
 
 def server_command(host: str = "127.0.0.1", port: int | str = 5000) -> str:
-    return (f"mlflow server --host {host} --port {port} --backend-store-uri sqlite:///mlruns/mlflow.db "
-            "--workers 1")
+    if host in ("127.0.0.1", "localhost"):
+        return f"retrieval-lab server start --port {port}"
+    return f"mlflow server --host {host} --port {port} --workers 1"  # on that host
 
 
 def uri_source(node: Any = None) -> str:
@@ -73,6 +83,8 @@ def uri_source(node: Any = None) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if node.get("uri"):
         return "from MLFLOW_TRACKING_URI" if node.get("uri") == env else "from tracking.uri"
+    if node.get("server_dir"):
+        return f"from tracking=server, the server started in tracking.server_dir={node.get('server_dir')}"
     if env:
         return "from MLFLOW_TRACKING_URI"
     return f"the default store under tracking.root={node.get('root') or 'mlruns'}"
@@ -174,11 +186,56 @@ def check_store(node: Any = None) -> str:
     return uri
 
 
+# A tracking server's transient errors (connection refused while it restarts, 429 and 5xx answers) are retried by
+# MLflow's HTTP client with exponential back-off. Its own defaults (7 retries, factor 2, 120 s timeout) leave a job
+# hanging ~4 min on a server that is gone; these wait ~30 s (0 + 2 + 4 + 8 + 16 s, plus up to 1 s jitter each), enough
+# for `retrieval-lab server stop && retrieval-lab server start`. A variable already set in the environment wins.
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                       "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+# What requests/urllib3 say once the retries are spent (a local file's "[Errno 2]" is not the server being down)
+_SERVER_DOWN = re.compile(r"Max retries exceeded|too many \d+ error responses|NewConnectionError|timed out|"
+                          r"Connection (refused|reset|aborted)")
+
+
+class ServerClient:
+    """An MlflowClient for a tracking server whose calls raise TrackingStoreError, naming the URI, when the server
+    is still unreachable (or still failing with 5xx) after the HTTP retries."""
+
+    def __init__(self, inner, source: str):
+        self._inner = inner
+        self._source = source
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                if not _SERVER_DOWN.search(str(exc)):
+                    raise
+                uri = self._inner.tracking_uri
+                retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+                raise TrackingStoreError(uri, self._source, f"the tracking server stayed down through {retries} "
+                                         f"retries ({_short_reason(exc)}); what this job had not logged yet is "
+                                         "lost, runs logged before are in the server's store",
+                                         _store_fix(uri)) from exc
+
+        return call
+
+
 def client(node: Any = None):
     quiet_mlflow_environment()
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(node))
+    uri = tracking_uri(node)
+    if not uri.startswith(("http://", "https://")):
+        return MlflowClient(tracking_uri=uri)
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)  # inherited by sweep workers started after this
+    return ServerClient(MlflowClient(tracking_uri=uri), uri_source(node))
 
 
 def ensure_experiment(name: str, node: Any = None) -> str:

@@ -1,4 +1,5 @@
-"""Argument parsers of `best`, `search`, `evaluate` and `ui` (imports nothing heavy: `--help` stays instant)."""
+"""Argument parsers of `best`, `search`, `evaluate`, `ui` and `server` (imports nothing heavy: `--help` stays
+instant)."""
 from __future__ import annotations
 
 
@@ -24,6 +25,12 @@ def _ui(args) -> int:
     from retrieval_lab.commands.ui import cmd_ui
 
     return cmd_ui(args)
+
+
+def _server(args) -> int:
+    from retrieval_lab.commands.server import cmd_server
+
+    return cmd_server(args)
 
 
 def add_commands(sub) -> None:
@@ -64,6 +71,19 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 = any free port)")
     p.add_argument("--table", action="store_true", help="link the table view instead of the charts")
     p.set_defaults(func=_ui)
+
+    p = sub.add_parser("server", help="a team's MLflow tracking server on PostgreSQL (127.0.0.1): start, stop, "
+                                      "status; runs go to it with tracking=server",
+                       description="Run an MLflow tracking server with a PostgreSQL backend store (a throwaway "
+                                   "cluster made with initdb, loopback only) and an artifact root, all under --dir. "
+                                   "`start` and `status` print the tracking URI on a line of their own; `start` "
+                                   "reports a running server instead of starting another; `stop` stops MLflow and "
+                                   "PostgreSQL and keeps the data. `status` exits 1 when the server is down.")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--dir", help="folder of the database, artifacts, logs and state (default mlruns/server)")
+    p.add_argument("--port", type=int, help="MLflow's port on 127.0.0.1 for `start` (default 5000; 0 = any free "
+                                            "port)")
+    p.set_defaults(func=_server)
 
 
 def expand_study(overrides: list[str]) -> list[str]:
