@@ -60,7 +60,7 @@ demo: $(STAMP)
 	  $(VENV)/bin/retrieval-lab ui --experiment quickstart --port $(DEMO_PORT); \
 	else echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; fi
 
-test: $(STAMP) browser-deps postgres-deps
+test: $(STAMP) browser-deps postgres-deps docs-data
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
