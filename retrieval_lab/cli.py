@@ -92,20 +92,20 @@ def cmd_data_list(args) -> int:
 
 
 def cmd_data_pull(args) -> int:
-    from omegaconf import OmegaConf
-
+    from retrieval_lab.config import compose_config
     from retrieval_lab.data import data_root, pull
-    from retrieval_lab.paths import conf_dir
+    from retrieval_lab.errors import ConfigError
 
-    conf = conf_dir() / "dataset" / f"{args.name}.yaml"
     url, md5 = args.url, args.md5
-    if url is None:
-        if not conf.exists():
-            raise LabError(f"unknown dataset '{args.name}': no {conf}; pass --url (and --md5)")
-        node = OmegaConf.load(conf)
+    if url is None:  # the dataset option as `run` finds it (shipped, personal config folder or cache conf/)
+        try:
+            node = compose_config([f"dataset={args.name}"]).dataset
+        except ConfigError:
+            raise LabError(f"unknown dataset '{args.name}': no dataset option of that name; pass --url (and "
+                           "--md5), or see `retrieval-lab info` for the config folders searched") from None
         url, md5 = node.get("url"), md5 or node.get("md5")
         if not url:
-            raise LabError(f"dataset '{args.name}' has no download URL in {conf}; pass --url")
+            raise LabError(f"dataset '{args.name}' has no download URL in its config; pass --url")
     root = data_root(args.root)
     dest = pull(args.name, url, root, md5)
     print(f"{args.name}: unpacked into {dest}")

@@ -99,3 +99,10 @@ def test_cli_pull_and_list(tmp_path, capsys):
 def test_cli_pull_unknown_dataset_is_a_clear_error(tmp_path, capsys):
     assert cli_main(["data", "pull", "nosuchset", "--root", str(tmp_path)]) == 2
     assert "unknown dataset 'nosuchset'" in capsys.readouterr().err
+
+
+def test_pull_reads_the_url_of_a_dataset_option_as_run_does(tmp_path, capsys):
+    from retrieval_lab.cli import main as cli_main
+
+    assert cli_main(["data", "pull", "r_manuals", "--root", str(tmp_path)]) == 2  # a folder option: nothing to pull
+    assert "dataset 'r_manuals' has no download URL" in capsys.readouterr().err
