@@ -27,7 +27,6 @@ def measure(name: str, backend: str, root: str, queue) -> None:
     from retrieval_lab.data import load_dataset
     from retrieval_lab.evaluate import evaluate
     from retrieval_lab.pipeline.chain import DocumentsStep
-    from retrieval_lab.pipeline.trace import Trace
     from retrieval_lab.sparse import BM25, BM25Config
     from retrieval_lab.types import Run
 
@@ -60,7 +59,7 @@ def measure(name: str, backend: str, root: str, queue) -> None:
         indices = np.where(scores > 0, indices, -1)
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     passage_run = Run.from_arrays(ds.queries.ids, passages.ids, indices, scores)
-    run = DocumentsStep("max", ds.ignore_identical_ids).run(passage_run, passages, 100, Trace(ds.queries.ids))
+    run = DocumentsStep("max", ds.ignore_identical_ids).of(passage_run, passages, 100)
     ndcg = evaluate(run, ds.qrels, ["ndcg", "recall"], [10, 100]).means
     queue.put({"dataset": name, "backend": backend, "queries": len(ds.queries), "docs": len(ds.corpus),
                "index_s": index_s, "qps": len(ds.queries) / search_s, "peak_rss_mb": peak_mb,

@@ -180,7 +180,7 @@ def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
 
 def aggregate_documents(hits: list[tuple[str, float]], passages: Passages, k: int,
                         mode: str = "max") -> list[tuple[str, float]]:
-    """One query's ranked passages -> at most k (doc id, score), each document once (see pipeline.to_documents).
+    """One query's ranked passages -> at most k (doc id, score), each document once (see pipeline.chain.DocumentsStep).
 
     `sum` adds the scores of the passages in `hits` only (those retrieved within the stage's depth): a document's
     passages below that depth add nothing, so sums compare documents by their retrieved evidence."""

@@ -11,11 +11,11 @@ the first-stage runs instead of searching again.
 """
 from retrieval_lab.pipeline.build import (FIRST_STAGES, EvalSettings, PipelineConfig, build_chain, embedder_tokens,
                                           first_stage_specs, read_config, unused_config_groups, validate)
-from retrieval_lab.pipeline.chain import LATENCY_SAMPLE, Chain, to_documents
+from retrieval_lab.pipeline.chain import LATENCY_SAMPLE, Chain, DocumentsStep
 from retrieval_lab.pipeline.experiment import Outcome, run_experiment, truncation_stats
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
 
-__all__ = ["FIRST_STAGES", "LATENCY_SAMPLE", "Chain", "EvalSettings", "Outcome", "PipelineConfig", "Retriever",
+__all__ = ["FIRST_STAGES", "LATENCY_SAMPLE", "Chain", "DocumentsStep", "EvalSettings", "Outcome", "PipelineConfig", "Retriever",
            "Trace", "build_chain", "embedder_tokens", "first_stage_specs", "read_config", "run_experiment",
-           "to_documents", "truncation_stats", "unused_config_groups", "validate"]
+           "truncation_stats", "unused_config_groups", "validate"]

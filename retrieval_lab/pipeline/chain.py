@@ -179,12 +179,16 @@ class DocumentsStep:
     aggregate: str = "max"
     ignore_identical_ids: bool = False
 
-    def run(self, run: Run, passages: Passages, depth: int, trace: Trace) -> Run:
-        def one(qid):
-            docs = aggregate_documents(run[qid], passages, depth + int(self.ignore_identical_ids), self.aggregate)
-            return [(d, s) for d, s in docs if d != qid][:depth] if self.ignore_identical_ids else docs
+    def one(self, qid: str, hits: list[tuple[str, float]], passages: Passages, depth: int) -> list[tuple[str, float]]:
+        docs = aggregate_documents(hits, passages, depth + int(self.ignore_identical_ids), self.aggregate)
+        return [(d, s) for d, s in docs if d != qid][:depth] if self.ignore_identical_ids else docs
 
-        docs, latency = _per_query(list(run), one)
+    def of(self, run: Run, passages: Passages, depth: int) -> Run:
+        """The documents of a passage run outside the chain (an input alone, the reranker's candidates)."""
+        return Run({qid: self.one(qid, hits, passages, depth) for qid, hits in run.items()})
+
+    def run(self, run: Run, passages: Passages, depth: int, trace: Trace) -> Run:
+        docs, latency = _per_query(list(run), lambda qid: self.one(qid, run[qid], passages, depth))
         trace.record(DOCUMENTS, docs, latency)
         return docs
 
@@ -240,8 +244,3 @@ class Chain:
         trace.costs["index_seconds"] = sum(trace.costs.get(f"{step.label}_index_seconds", 0.0)
                                            for step in self.first_stages)
         return trace
-
-
-def to_documents(run: Run, passages: Passages, k: int, aggregate: str = "max") -> Run:
-    """Passage run -> document run (see `DocumentsStep`), for callers outside the chain."""
-    return Run({qid: aggregate_documents(hits, passages, k, aggregate) for qid, hits in run.items()})

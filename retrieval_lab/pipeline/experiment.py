@@ -12,7 +12,7 @@ from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.spans import span_metrics
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config
-from retrieval_lab.pipeline.chain import FirstStage, to_documents
+from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.checks import case_mismatch, weak_fusion_inputs
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
@@ -50,8 +50,8 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     if settings.fusion is not None:
         inputs = {step.label: trace.runs[step.label] for step in retriever.chain.first_stages}
         extra.update(weak_fusion_inputs(inputs, dataset.qrels, lambda run: evaluate(
-            retriever.chain.documents.run(run, retriever.passages, 10, Trace(trace.query_ids)), dataset.qrels,
-            ["ndcg"], [10]).means["ndcg_at_10"]))
+            retriever.chain.documents.of(run, retriever.passages, 10), dataset.qrels, ["ndcg"], [10]
+        ).means["ndcg_at_10"]))
     spans = span_metrics(unit_spans_of(trace.units), dataset)  # the returned units: what a reader gets
     extra.update(spans.means)
     if settings.reranker.active:
@@ -63,11 +63,11 @@ def rerank_ceiling(trace: Trace, retriever: Retriever, dataset: Dataset) -> dict
     """What the first stage handed the reranker: the recall of its top N passages' documents (the best any reranker
     of depth N can reach) and its own nDCG@10."""
     n = retriever.settings.reranker.depth
-    aggregate = retriever.settings.chunker.aggregate
+    documents = retriever.chain.documents  # as the evaluated ranking: same aggregation, identical ids dropped
     candidates = trace.candidates
-    reachable = to_documents(candidates.truncate(n), retriever.passages, n, aggregate)
+    reachable = documents.of(candidates.truncate(n), retriever.passages, n)
     recall = evaluate(reachable, dataset.qrels, ["recall"], [n]).means[f"recall_at_{n}"]
-    first = to_documents(candidates, retriever.passages, 10, aggregate)
+    first = documents.of(candidates, retriever.passages, 10)
     ndcg = evaluate(first, dataset.qrels, ["ndcg"], [10]).means["ndcg_at_10"]
     return {f"first_stage_recall_at_{n}": recall, "first_stage_ndcg_at_10": ndcg}
 

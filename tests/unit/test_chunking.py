@@ -177,15 +177,15 @@ def test_aggregation_max_sum_first_known_answers():
         assert len(docs) == len(set(docs))
 
 
-def test_to_documents_uses_the_configured_aggregation():
-    from retrieval_lab.pipeline import to_documents
+def test_documents_step_uses_the_configured_aggregation():
+    from retrieval_lab.pipeline import DocumentsStep
     from retrieval_lab.types import Run
 
     passages = make_passages({"a": 2, "b": 2})
     run = Run({"q": [("a#1", 5.0), ("b#0", 4.0), ("b#1", 3.0), ("a#0", 0.1)]})
-    assert to_documents(run, passages, 10)["q"] == [("a", 5.0), ("b", 4.0)]
-    assert to_documents(run, passages, 10, "sum")["q"] == [("b", 7.0), ("a", 5.1)]
-    assert to_documents(run, passages, 10, "first")["q"] == [("b", 4.0), ("a", 0.1)]
+    assert DocumentsStep().of(run, passages, 10)["q"] == [("a", 5.0), ("b", 4.0)]
+    assert DocumentsStep("sum").of(run, passages, 10)["q"] == [("b", 7.0), ("a", 5.1)]
+    assert DocumentsStep("first").of(run, passages, 10)["q"] == [("b", 4.0), ("a", 0.1)]
 
 
 class FakeStage:
