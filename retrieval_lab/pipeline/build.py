@@ -21,6 +21,7 @@ from retrieval_lab.evaluate import METRICS
 from retrieval_lab.fusion import FusionConfig, hybrid_nodes, hybrid_settings
 from retrieval_lab.pipeline.chain import (Chain, DocumentsStep, FirstStage, FirstStageStep, FusionStep, RerankStep,
                                           UnitsStep)
+from retrieval_lab.pipeline.trace import STAGE_LABELS
 from retrieval_lab.rerank import RerankerConfig, make_scorer, reranker_config
 from retrieval_lab.sparse import BM25, BM25Config
 from retrieval_lab.types import Corpus
@@ -83,8 +84,13 @@ def first_stage_specs(cfg: DictConfig) -> list[FirstStageSpec]:
     if name in FIRST_STAGES:
         return [FirstStageSpec("retriever", name, cfg.retriever)]
     if name == "hybrid":
-        return [FirstStageSpec(key, key.rsplit(".", 1)[-1], node) for key, node in hybrid_nodes(cfg.retriever,
-                                                                                                 FIRST_STAGES)]
+        specs = [FirstStageSpec(key, key.rsplit(".", 1)[-1], node) for key, node in hybrid_nodes(cfg.retriever,
+                                                                                                  FIRST_STAGES)]
+        for spec in specs:  # an input's label names its run in the trace, beside the later stages'
+            if spec.label in STAGE_LABELS:
+                raise ConfigError(spec.key, f"'{spec.label}' names a stage of the chain",
+                                  f"rename the input (reserved: {', '.join(STAGE_LABELS)})")
+        return specs
     raise ConfigError("retriever.name", f"unknown retriever '{name}'",
                       f"use one of {', '.join([*FIRST_STAGES, 'hybrid'])}")
 

@@ -84,3 +84,10 @@ def test_bad_hybrid_config_fails_before_any_work(tmp_path, counting):
         pipeline.run_experiment(hybrid_cfg(tmp_path, "retriever.inputs.dense.name=colbert"))
     assert err.value.key == "retriever.inputs.dense.name"
     assert counting["index"] == 0
+
+
+def test_a_hybrid_input_may_not_take_a_stage_label(tmp_path, counting):
+    with pytest.raises(ConfigError) as err:
+        pipeline.run_experiment(hybrid_cfg(tmp_path, "++retriever.inputs.units={name: counting}",
+                                           "retriever.fusion.alpha=null", "retriever.fusion.weights=[1,1,1]"))
+    assert err.value.key == "retriever.inputs.units" and counting["index"] == 0
