@@ -1,4 +1,4 @@
-"""Argument parsers of `best`, `search`, `evaluate`, `ui` and `server` (imports nothing heavy: `--help` stays
+"""Argument parsers of `best`, `search`, `evaluate`, `ui`, `server` and `judge` (imports nothing heavy: `--help` stays
 instant)."""
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def _server(args) -> int:
     from retrieval_lab.commands.server import cmd_server
 
     return cmd_server(args)
+
+
+def _judge(args) -> int:
+    from retrieval_lab.commands.judge import cmd_judge
+
+    return cmd_judge(args)
 
 
 def add_commands(sub) -> None:
@@ -84,6 +90,26 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=int, help="MLflow's port on 127.0.0.1 for `start` (default 5000; 0 = any free "
                                             "port)")
     p.set_defaults(func=_server)
+
+    p = sub.add_parser("judge", help="pool what an experiment's configurations retrieve for your questions and judge "
+                                     "it on a local page; writes a judged set for dataset.questions=",
+                       description="Pool the top --depth passages of the experiment's FINISHED configurations for "
+                                   "the questions (unique (question, passage) pairs, the most often retrieved "
+                                   "first) and serve a judging page on 127.0.0.1: relevant / partly / not relevant "
+                                   "by click or key, evidence by selecting text. Every judgement is saved as it is "
+                                   "made; starting again with the same inputs resumes. The judged set "
+                                   "(<folder>/judged.jsonl) re-scores the configurations with run/sweep "
+                                   "dataset.questions=..., replaying their cached first stages; runs on it log "
+                                   "judged_at_10 and pool_depth.")
+    p.add_argument("--experiment", required=True, help="MLflow experiment whose FINISHED configurations are pooled")
+    p.add_argument("--questions", required=True, help="your questions: .jsonl or .csv as for dataset.questions "
+                                                      "(evidence and doc optional)")
+    p.add_argument("--depth", type=int, default=10, help="passages pooled per configuration and question "
+                                                         "(default 10)")
+    p.add_argument("--port", type=int, default=5050, help="port on 127.0.0.1 (default 5050; 0 = any free port)")
+    p.add_argument("--out", help="judging folder (default: beside the questions file, FILE.judged/)")
+    p.add_argument("--sweep", help="only the configurations of this sweep id (tag sweep_id)")
+    p.set_defaults(func=_judge)
 
 
 def expand_study(overrides: list[str]) -> list[str]:

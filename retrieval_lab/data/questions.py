@@ -11,6 +11,14 @@ JSONL, one question per line:
   folder). It narrows where the quotes are looked for.
 - `id` (optional): the query id; else `q<line number>`. Other fields are ignored.
 
+A judged set (written by `retrieval-lab judge`, data/judging/) adds, per question:
+- `grades`: {doc id: grade} of every judged document, 0 = judged not relevant (JSONL only);
+- `evidence` items as objects {"doc", "start", "end", "quote"}: exact character spans of the document text, the quote
+  checked against the text there (a changed document is an error naming the line);
+- `pool_depth`: how deep the judged pool went (kept as query metadata: runs log `judged_at_10` and `pool_depth`).
+A question with grades but no relevant document (all judged not relevant, or none judged yet) stays a query, so
+the set's queries are the ones the pool was built from, but is left out of the qrels: it is not averaged.
+
 CSV: a header row with `question` and any of `evidence`, `doc`, `id`; several quotes or documents in one cell are
 separated by ` || `.
 
@@ -33,6 +41,7 @@ import csv
 import difflib
 import functools
 import io
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -131,6 +140,9 @@ class QuestionRow:
     question: str
     quotes: list[str]
     docs: list[str]
+    spans: list[tuple[str, int, int, str | None]] = field(default_factory=list)  # (doc, start, end, quote)
+    grades: dict[str, int] | None = None  # a judged set's grades, 0 included
+    pool_depth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -266,13 +278,46 @@ def load_questions(path: str | Path, corpus: Corpus) -> Questions:
                 problems.append((r.line, found))
             else:
                 spans.append(found)
-        qrels[r.query_id] = {doc: 1 for doc in [*docs, *(s[0] for s in spans)]}
+        for doc, start, end, quote in r.spans:
+            found = _exact_span(doc, start, end, quote, corpus, row_of)
+            if isinstance(found, str):
+                problems.append((r.line, found))
+            else:
+                spans.append(found)
+        graded = {doc: 1 for doc in [*docs, *(s[0] for s in spans)]}
+        for doc, grade in (r.grades or {}).items():
+            if doc not in row_of:
+                problems.append((r.line, f"graded doc {doc!r} is not in the corpus"))
+            graded[doc] = max(grade, graded.get(doc, 0))
+        if any(grade >= 1 for grade in graded.values()):  # else nothing to average: a query, not judged
+            qrels[r.query_id] = graded
         if spans:
             evidence[r.query_id] = spans
     if problems:
         raise _unresolved(path, problems)
-    queries = Queries([r.query_id for r in rows], [r.question for r in rows])
+    if not qrels:
+        raise DataError(path, "no question has a relevant document (all judged not relevant, or none judged yet)",
+                        fix="judge more of the pool (retrieval-lab judge), or give each question a doc or evidence")
+    metadata = [{"pool_depth": r.pool_depth} if r.pool_depth else {} for r in rows]
+    queries = Queries([r.query_id for r in rows], [r.question for r in rows],
+                      metadata if any(metadata) else [])
     return Questions(queries, qrels, evidence)
+
+
+def _exact_span(doc: str, start: int, end: int, quote: str | None, corpus: Corpus,
+                row_of: dict[str, int]) -> tuple[str, int, int] | str:
+    """A judged evidence span as (doc id, start, end), or the problem in words: the document must hold it, and
+    its text there must still read as the recorded quote."""
+    known = _corpus_id(doc, row_of)
+    if known is None:
+        return f"evidence doc {doc!r} is not in the corpus"
+    text = corpus.texts[row_of[known]]
+    if not 0 <= start < end <= len(text):
+        return f"evidence span {start}-{end} is outside {known} ({len(text)} characters)"
+    if quote is not None and normalize_quote(text[start:end]) != normalize_quote(quote):
+        return (f"evidence span {start}-{end} of {known} reads {_short(text[start:end])!r}, not the recorded quote "
+                f"{_short(quote)!r}: the document changed since it was judged")
+    return known, start, end
 
 
 def _corpus_id(doc: str, row: dict[str, int]) -> str | None:
@@ -336,8 +381,9 @@ def _unresolved(path: Path, problems: list[tuple[int, str]]) -> DataError:
                      "name its document with `doc` when the quote occurs in several")
 
 
-def read_questions(path: Path) -> list[QuestionRow]:
-    """The rows of a JSONL or CSV questions file, checked: each has a question and evidence or a doc, ids unique."""
+def read_questions(path: Path, require_gold: bool = True) -> list[QuestionRow]:
+    """The rows of a JSONL or CSV questions file, checked: each has a question and (with `require_gold`, as for
+    evaluation) evidence, a doc or grades; ids unique. Questions to be judged need no gold."""
     if not path.is_file():
         raise DataError(path, "questions file not found",
                         fix="set dataset.questions to a .jsonl or .csv file (relative to where you run)")
@@ -349,7 +395,7 @@ def read_questions(path: Path) -> list[QuestionRow]:
     records = _csv_records(path, text) if suffix == ".csv" else _jsonl_records(path, text)
     rows, seen = [], {}
     for line, record in records:
-        row = _question_row(path, line, record)
+        row = _question_row(path, line, record, require_gold)
         if row.query_id in seen:
             raise DataError(path, f"duplicate id {row.query_id!r} (first on line {seen[row.query_id]})", line,
                             "ids must be unique")
@@ -399,13 +445,20 @@ def _csv_records(path: Path, text: str):
         yield line, record
 
 
-def _question_row(path: Path, line: int, record: dict) -> QuestionRow:
+def _question_row(path: Path, line: int, record: dict, require_gold: bool = True) -> QuestionRow:
     question = record.get("question")
     if not isinstance(question, str) or not question.strip():
         raise DataError(path, "missing or empty 'question'", line, "every row needs the question text")
-    quotes = _strings(path, line, record, "evidence")
+    spans = _span_objects(path, line, record)
+    quotes = _strings(path, line, {**record, "evidence": [e for e in _listed(record.get("evidence"))
+                                                          if not isinstance(e, dict)]}, "evidence")
     docs = _strings(path, line, record, "doc")
-    if not quotes and not docs:
+    grades = _grades(path, line, record.get("grades"))
+    pool_depth = record.get("pool_depth")
+    if pool_depth is not None and (not isinstance(pool_depth, int) or isinstance(pool_depth, bool)
+                                   or pool_depth < 1):
+        raise DataError(path, f"'pool_depth' must be a positive integer, got {pool_depth!r}", line)
+    if require_gold and not quotes and not spans and not docs and grades is None:
         raise DataError(path, "a question needs evidence quotes, a doc, or both", line,
                         "add 'evidence' (quotes from the documents) or 'doc' (the relevant document's id/path)")
     query_id = record.get("id")
@@ -413,7 +466,36 @@ def _question_row(path: Path, line: int, record: dict) -> QuestionRow:
         query_id = f"q{line}"
     elif not isinstance(query_id, (str, int)):
         raise DataError(path, f"'id' must be a string, got {type(query_id).__name__}", line)
-    return QuestionRow(line, str(query_id).strip(), question.strip(), quotes, docs)
+    return QuestionRow(line, str(query_id).strip(), question.strip(), quotes, docs, spans, grades, pool_depth)
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _span_objects(path: Path, line: int, record: dict) -> list[tuple[str, int, int, str | None]]:
+    """Evidence given as exact spans, {"doc", "start", "end", "quote"} (quote optional), as a judged set writes it."""
+    out = []
+    for item in _listed(record.get("evidence")):
+        if not isinstance(item, dict):
+            continue
+        doc, start, end, quote = item.get("doc"), item.get("start"), item.get("end"), item.get("quote")
+        if not isinstance(doc, str) or not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)) \
+                or not (quote is None or isinstance(quote, str)):
+            raise DataError(path, f"evidence span {json.dumps(item)[:120]} needs 'doc' (a string), 'start' and 'end' "
+                            "(integers) and optionally 'quote' (a string)", line)
+        out.append((doc, start, end, quote))
+    return out
+
+
+def _grades(path: Path, line: int, value) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0
+                                              for g in value.values()):
+        raise DataError(path, "'grades' must map document ids to whole numbers >= 0 (0 = judged not relevant)",
+                        line)
+    return {str(doc): grade for doc, grade in value.items()}
 
 
 def _strings(path: Path, line: int, record: dict, key: str) -> list[str]:

@@ -10,6 +10,7 @@ from retrieval_lab.chunking import Passages, chunk_stats, truncated_chunks
 from retrieval_lab.chunking.units import unit_spans_of
 from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.evaluate import Evaluation, evaluate
+from retrieval_lab.evaluate.judged import pool_metrics
 from retrieval_lab.evaluate.spans import span_metrics
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config
 from retrieval_lab.pipeline.chain import FirstStage
@@ -45,6 +46,7 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     evaluation = evaluate(trace.documents, dataset.qrels, settings.eval.metrics, settings.eval.k)
     timings = {**trace.costs, **trace.latency_metrics()}
     extra = chunk_stats(retriever.passages, len(dataset.corpus))
+    extra.update(pool_metrics(trace.documents, dataset.queries, dataset.qrels))  # a judged set: its coverage
     extra.update(truncation_stats(stages, retriever.passages))
     extra.update(case_mismatch(dataset.queries, dataset.corpus, stages))
     if settings.fusion is not None:

@@ -1,0 +1,4 @@
+"""Pooled judging (`retrieval-lab judge`): pool what an experiment's configurations retrieve for your questions
+(pool.py), judge each (question, passage) pair once on a local page (server.py, page.html), and keep every
+judgement as it is made, with the judged set derived from them (store.py): `dataset.questions=<folder>/judged.jsonl`
+re-scores the configurations from their cached first-stage runs."""

@@ -1,0 +1,271 @@
+"""The pool: what an experiment's configurations retrieve for your questions, to be judged once.
+
+Each FINISHED configuration run (tag role=config) of the experiment logged its resolved `config.yaml`; its chain
+is rebuilt from it (pipeline/build.py, as `evaluate --config` does) and run on the questions. First-stage runs are
+cache entries keyed on the questions (cache.py), so a later `run`/`sweep` on the judged set, which keeps the same
+questions, replays them instead of searching or encoding again.
+
+The pool holds each unique (question, returned unit) among the top `depth` units of every configuration: a unit is
+the character span of a document that a configuration returns (a chunk, a window, a section or the whole
+document). Items retrieved by more configurations come first, then those ranked higher, then question order, so
+the judgements that matter to most configurations are made first. `pool.json` freezes the pool with its inputs
+(experiment, configurations, questions file hash, depth, corpus): judging again with the same inputs resumes it.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from omegaconf import OmegaConf
+
+from retrieval_lab.chunking.units import parse_unit_id
+from retrieval_lab.data.questions import read_questions
+from retrieval_lab.errors import DataError, LabError
+from retrieval_lab.types import Corpus, Queries, Run
+
+FORMAT = "retrieval-lab/pool-v1"
+POOL_FILE = "pool.json"
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A FINISHED configuration run of the experiment: its resolved config as logged."""
+
+    run_id: str
+    name: str
+    study: str
+    config: dict
+
+
+@dataclass
+class PoolItem:
+    query_id: str
+    doc: str
+    start: int
+    end: int
+    hits: list[tuple[int, int]] = field(default_factory=list)  # (configuration index, rank from 1)
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return self.query_id, self.doc, self.start, self.end
+
+    @property
+    def count(self) -> int:
+        return len({c for c, _ in self.hits})
+
+    @property
+    def best_rank(self) -> int:
+        return min(r for _, r in self.hits)
+
+
+@dataclass
+class Pool:
+    experiment: str
+    sweep: str | None
+    depth: int
+    questions_file: str
+    questions_sha256: str
+    questions: Queries
+    configurations: list[dict]  # {"run_id", "name", "study"}, in the order `hits` index them
+    dataset: dict  # the dataset node of the configurations, where the corpus is read from
+    corpus_fingerprint: str
+    items: list[PoolItem]
+    created: str = ""
+    cache_dir: str | None = None  # the configurations' cache.dir: a folder of documents is imported under it
+
+    def inputs(self) -> dict:
+        """What the pool is a function of: the same inputs give the same pool, so an existing pool.json resumes."""
+        return {"experiment": self.experiment, "sweep": self.sweep, "depth": self.depth,
+                "questions_sha256": self.questions_sha256,
+                "runs": sorted(c["run_id"] for c in self.configurations)}
+
+    def index_of(self) -> dict[tuple[str, str, int, int], int]:
+        return {item.key: i for i, item in enumerate(self.items)}
+
+    def question_text(self) -> dict[str, str]:
+        return dict(zip(self.questions.ids, self.questions.texts))
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "created": self.created, "experiment": self.experiment, "sweep": self.sweep,
+                "depth": self.depth, "questions_file": self.questions_file,
+                "questions_sha256": self.questions_sha256,
+                "questions": [{"id": q, "text": t} for q, t in zip(self.questions.ids, self.questions.texts)],
+                "configurations": self.configurations, "dataset": self.dataset,
+                "corpus_fingerprint": self.corpus_fingerprint, "cache_dir": self.cache_dir,
+                "items": [{"query_id": i.query_id, "doc": i.doc, "start": i.start, "end": i.end,
+                           "hits": [list(h) for h in i.hits]} for i in self.items]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Pool":
+        questions = Queries([q["id"] for q in data["questions"]], [q["text"] for q in data["questions"]])
+        items = [PoolItem(i["query_id"], i["doc"], int(i["start"]), int(i["end"]),
+                          [(int(c), int(r)) for c, r in i["hits"]]) for i in data["items"]]
+        return cls(data["experiment"], data.get("sweep"), int(data["depth"]), data["questions_file"],
+                   data["questions_sha256"], questions, data["configurations"], data["dataset"],
+                   data["corpus_fingerprint"], items, data.get("created", ""), data.get("cache_dir"))
+
+
+def judging_questions(path: str | Path) -> tuple[Queries, str]:
+    """The questions to judge (a questions file whose evidence and docs are optional) and the file's sha256."""
+    path = Path(path)
+    rows = read_questions(path, require_gold=False)
+    return (Queries([r.query_id for r in rows], [r.question for r in rows]),
+            hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def experiment_configurations(client, experiment: str, sweep: str | None = None) -> list[Configuration]:
+    """The FINISHED configuration runs of `experiment` (of one sweep with `sweep`), each with its logged config;
+    a configuration run again counts once (its newest run), as `best` counts them."""
+    from retrieval_lab.commands.best import finished_runs
+    from retrieval_lab.commands.export import check_targets
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # runs scored on a judged set (they log pool_depth) re-score configurations: they are not new ones
+    runs = [r for r in finished_runs(client, experiment, sweep) if "pool_depth" not in r.data.metrics]
+    if not runs:
+        raise LabError(f"experiment '{experiment}' has no FINISHED configuration run"
+                       + (f" in sweep {sweep}" if sweep else "")
+                       + "\n  fix: run a sweep first (retrieval-lab sweep ...), or name another --experiment")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            try:
+                local = client.download_artifacts(run.info.run_id, "config.yaml", os.path.join(tmp, run.info.run_id))
+            except Exception as exc:
+                raise LabError(f"run {run.info.run_id} ({run.info.run_name}) has no config.yaml artifact ({exc}): "
+                               "its configuration cannot be rebuilt") from exc
+            config = yaml.safe_load(Path(local).read_text())
+            check_targets(config)
+            out.append(Configuration(run.info.run_id, run.info.run_name or run.info.run_id[:8],
+                                     run.data.tags.get("study", ""), config))
+    return sorted(out, key=lambda c: (c.name, c.run_id))
+
+
+def configuration_config(configuration: Configuration):
+    """The logged config as this machine runs it: data, cache and tracking locations follow this machine when the
+    recorded ones are gone (as for an export)."""
+    from retrieval_lab.commands.export import follow_this_machine
+
+    body = copy.deepcopy(configuration.config)
+    follow_this_machine(body)
+    return OmegaConf.create(body)
+
+
+def load_corpus_of(dataset: dict, cache_dir: str | None = None) -> Corpus:
+    from retrieval_lab.data import dataset_folder
+    from retrieval_lab.data.beir import find_corpus_file, load_corpus
+
+    _, folder = dataset_folder(OmegaConf.create(dataset), cache_dir)
+    return load_corpus(find_corpus_file(folder))
+
+
+def pooled_runs(configurations: list[Configuration], questions: Queries, depth: int,
+                report: Callable[[str], None] = lambda line: None) -> tuple[list[Run], dict, str | None, Corpus]:
+    """Each configuration's returned units for the questions, top `depth`; the dataset node, cache folder and
+    corpus they share. Configurations over different corpora cannot share a pool: an error names them."""
+    from retrieval_lab.pipeline import Retriever, read_config
+
+    cfgs = [configuration_config(c) for c in configurations]
+    for configuration, cfg in zip(configurations, cfgs):  # every config error before any work
+        retrieved = read_config(cfg).eval.depth
+        if retrieved < depth:
+            raise LabError(f"--depth {depth} is deeper than configuration {configuration.name} (run "
+                           f"{configuration.run_id}) retrieves (eval.depth {retrieved}): use --depth {retrieved} "
+                           "or less")
+    corpora: dict[str, tuple[Corpus, dict, str | None]] = {}
+    runs, fingerprints = [], {}
+    for n, (configuration, cfg) in enumerate(zip(configurations, cfgs), 1):
+        t0 = time.perf_counter()
+        dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+        cache_dir = OmegaConf.select(cfg, "cache.dir")
+        where = json.dumps({k: dataset.get(k) for k in ("name", "root", "path", "include")}, sort_keys=True)
+        if where not in corpora:
+            corpora[where] = (load_corpus_of(dataset, cache_dir), dataset, cache_dir)
+        corpus = corpora[where][0]
+        fingerprints.setdefault(corpus.fingerprint, []).append(configuration.name)
+        if len(fingerprints) > 1:
+            names = "; ".join(f"{', '.join(v[:3])}" for v in fingerprints.values())
+            raise LabError(f"the configurations search different corpora ({names}): a pool judges one corpus\n"
+                           "  fix: pass --sweep SWEEP_ID to judge one sweep's configurations, or split the experiment")
+        try:
+            trace = Retriever(cfg, corpus).retrieve(questions)
+        except LabError as exc:
+            raise LabError(f"configuration {configuration.name} (run {configuration.run_id}): {exc}") from None
+        runs.append(trace.units.truncate(depth))
+        report(f"  [{n}/{len(configurations)}] {configuration.name}  {time.perf_counter() - t0:.1f} s")
+    corpus, dataset, cache_dir = next(iter(corpora.values()))
+    return runs, dataset, cache_dir, corpus
+
+
+def pool_items(runs: list[Run], query_ids: list[str], depth: int) -> list[PoolItem]:
+    """Unique (question, unit) pairs of the runs' top `depth`, most often retrieved first, then best ranked, then
+    in question order."""
+    items: dict[tuple[str, str, int, int], PoolItem] = {}
+    for c, run in enumerate(runs):
+        for qid in query_ids:
+            for rank, (uid, _) in enumerate(run.get(qid, [])[:depth], 1):
+                doc, start, end = parse_unit_id(uid)
+                item = items.setdefault((qid, doc, start, end), PoolItem(qid, doc, start, end))
+                item.hits.append((c, rank))
+    order = {q: i for i, q in enumerate(query_ids)}
+    return sorted(items.values(), key=lambda i: (-i.count, i.best_rank, order[i.query_id], i.doc, i.start))
+
+
+def read_pool(folder: Path) -> Pool | None:
+    path = folder / POOL_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        return Pool.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(path, f"not a readable pool ({exc})",
+                        fix="delete it to pool again (judgements.jsonl keeps every judgement)") from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` by `text` in one step: a reader, or a process killed meanwhile, sees the old or the new file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def open_pool(folder: Path, configurations: list[Configuration], questions_file: Path, depth: int,
+              experiment: str, sweep: str | None = None,
+              report: Callable[[str], None] = lambda line: None) -> tuple[Pool, Corpus, bool]:
+    """The pool of these inputs: pool.json when it holds the same inputs (resumed: True), else pooled now and
+    written there. Returns the pool, its corpus, and whether it was resumed."""
+    questions, sha = judging_questions(questions_file)
+    wanted = {"experiment": experiment, "sweep": sweep, "depth": depth, "questions_sha256": sha,
+              "runs": sorted(c.run_id for c in configurations)}
+    existing = read_pool(folder)
+    if existing is not None and existing.inputs() == wanted:
+        corpus = load_corpus_of(existing.dataset, existing.cache_dir)
+        if corpus.fingerprint == existing.corpus_fingerprint:
+            return existing, corpus, True
+        report("the corpus changed since the pool was made: pooling again")
+    elif existing is not None:
+        changed = [k for k in wanted if existing.inputs()[k] != wanted[k]]
+        report(f"the pool's inputs changed ({', '.join(changed)}): pooling again; judgements made so far are kept")
+    report(f"pooling the top {depth} of {len(configurations)} configurations for {len(questions)} questions")
+    runs, dataset, cache_dir, corpus = pooled_runs(configurations, questions, depth, report)
+    pool = Pool(experiment, sweep, depth, str(questions_file), sha, questions,
+                [{"run_id": c.run_id, "name": c.name, "study": c.study} for c in configurations], dataset,
+                corpus.fingerprint, pool_items(runs, questions.ids, depth),
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / POOL_FILE, json.dumps(pool.to_json(), indent=1))
+    return pool, corpus, False
