@@ -21,8 +21,10 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 import uuid
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,7 @@ TMP_PREFIX = ".tmp-"
 CODE_VERSIONS = {
     "passages": 3,  # chunking (continues chunking's former CHUNKING_VERSION 2)
     "embeddings": 1,
-    "indexes": 1,  # serialized HNSW / IVF graphs
+    "indexes": 2,  # HNSW / IVF / IVF-PQ indexes (2: faiss.write_index files, IVF sized for N)
     "onnx_models": 1,  # exported (and quantized) ONNX graphs
     "first_stage_runs": 2,  # BM25 / dense rankings of a query set (2: the pipeline's chain of stages)
     "rerank_scores": 1,  # cross-encoder score store (one SQLite file per model identity)
@@ -142,6 +144,16 @@ def write_bytes(path: Path, data: bytes) -> dict:
     return record
 
 
+def _file_record(path: Path) -> dict:
+    """The manifest record of a file written by other means than `write_npy` (hashed from disk)."""
+    size = os.stat(path).st_size
+    return {"bytes": size, "sha256": file_sha256(path), "edges_sha256": file_edges_sha256(path, size)}
+
+
+def _map_arrays(folder: Path) -> dict[str, np.ndarray]:
+    return {path.stem: np.load(path, mmap_mode="r", allow_pickle=False) for path in sorted(folder.glob("*.npy"))}
+
+
 def _check_cheap(path: Path, record: dict) -> None:
     """What `load` checks per file: present, recorded size, recorded edges. Raises CacheError."""
     size = os.stat(path).st_size  # FileNotFoundError (an OSError) when missing
@@ -161,12 +173,14 @@ def _read_payload(path: Path, record: dict) -> Any:
 
 @dataclass
 class Entry:
-    """A cached stage output: arrays (memory-mapped), a JSON payload, and the manifest's metadata."""
+    """A cached stage output: arrays (memory-mapped), a JSON payload, and the manifest's metadata; `folder` holds
+    its files (other than .npy arrays, those a `get_or_write` writer chose)."""
 
     arrays: dict[str, np.ndarray]
     payload: Any
     meta: dict
     hit: bool
+    folder: Path | None = None
 
 
 @dataclass
@@ -219,26 +233,36 @@ class Cache:
             shutil.rmtree(folder, ignore_errors=True)
             return None
         os.utime(manifest_path)  # last use, for `cache prune --unused-days`
-        return Entry(arrays, payload, manifest.get("meta", {}), hit=True)
+        return Entry(arrays, payload, manifest.get("meta", {}), hit=True, folder=folder)
 
     def save(self, stage: str, key: str, arrays: dict[str, np.ndarray] | None = None, payload: Any = None,
              meta: dict | None = None, inputs: Any = None) -> None:
-        version = code_version(stage)
-        final = self._dir(stage, key)
-        tmp = final.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        tmp.mkdir(parents=True)
+        code_version(stage)  # an unknown stage fails before anything is written
+        tmp = self._tmp_dir(stage, key)
         try:
             files = {f"{name}.npy": write_npy(tmp / f"{name}.npy", arr) for name, arr in (arrays or {}).items()}
-            if payload is not None:
-                files[PAYLOAD] = write_bytes(tmp / PAYLOAD, json.dumps(payload).encode("utf-8"))
-            manifest = {"stage": stage, "key": key, "code_version": version, "created": time.time(),
-                        "files": files, "meta": meta or {}, "inputs": inputs}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
-            if final.exists():  # a stale or corrupted entry; `load` already judged it unusable
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            self._commit(stage, key, tmp, files, payload, meta, inputs)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _tmp_dir(self, stage: str, key: str) -> Path:
+        """A fresh folder beside the entry's final place (same file system: the rename is atomic)."""
+        tmp = self._dir(stage, key).parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def _commit(self, stage: str, key: str, tmp: Path, files: dict[str, dict], payload: Any, meta: dict | None,
+                inputs: Any) -> None:
+        """Add the payload and the manifest (written last) to `tmp` and rename it into place."""
+        if payload is not None:
+            files[PAYLOAD] = write_bytes(tmp / PAYLOAD, json.dumps(payload).encode("utf-8"))
+        manifest = {"stage": stage, "key": key, "code_version": code_version(stage), "created": time.time(),
+                    "files": files, "meta": meta or {}, "inputs": inputs}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
+        final = self._dir(stage, key)
+        if final.exists():  # a stale or corrupted entry; `load` already judged it unusable
+            shutil.rmtree(final)
+        os.rename(tmp, final)
 
     def get_or_compute(self, stage: str, inputs: Any,
                        compute: Callable[[], tuple[dict[str, np.ndarray] | None, Any, dict]]) -> Entry:
@@ -256,6 +280,44 @@ class Cache:
                 return entry
             arrays, payload, meta = compute()
             self.save(stage, key, arrays, payload, meta, inputs)
+        entry = self.load(stage, key)
+        if entry is None:
+            raise CacheError(f"cache entry {stage}/{key[:12]} vanished right after writing it under {self.root}")
+        entry.hit = False
+        return entry
+
+    def get_or_write(self, stage: str, inputs: Any, write: Callable[[Path], tuple[Any, dict]]) -> Entry:
+        """`get_or_compute` for outputs too large to hold in memory twice (a million embeddings, an ANN index):
+        `write(folder)` writes its files straight into an empty temporary folder (.npy arrays with
+        `np.lib.format.open_memmap`, a batch of rows at a time, or any other file) and returns (payload, meta).
+        The files are hashed from disk once `write` returns, and only then is the folder renamed into place: a
+        write that fails or is killed halfway never becomes an entry. With the cache disabled the folder is a
+        throwaway one, deleted when the returned entry is."""
+        key = content_key(stage, inputs)
+        if not self.enabled:
+            folder = Path(tempfile.mkdtemp(prefix="retrieval-lab-"))
+            try:
+                payload, meta = write(folder)
+                entry = Entry(_map_arrays(folder), payload, meta or {}, hit=False, folder=folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            weakref.finalize(entry, shutil.rmtree, folder, True)  # mapped arrays outlive their unlinked files
+            return entry
+        entry = self.load(stage, key)
+        if entry is not None:
+            return entry
+        with self._lock(stage, key):
+            entry = self.load(stage, key)
+            if entry is not None:
+                return entry
+            tmp = self._tmp_dir(stage, key)
+            try:
+                payload, meta = write(tmp)
+                files = {path.name: _file_record(path) for path in sorted(tmp.iterdir()) if path.is_file()}
+                self._commit(stage, key, tmp, files, payload, meta, inputs)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         entry = self.load(stage, key)
         if entry is None:
             raise CacheError(f"cache entry {stage}/{key[:12]} vanished right after writing it under {self.root}")

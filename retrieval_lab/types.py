@@ -34,8 +34,13 @@ class Corpus:
 
     @property
     def fingerprint(self) -> str:
-        """Content hash: the cache key of everything computed from this corpus."""
-        return _digest(x for triple in zip(self.ids, self.titles, self.texts) for x in triple)
+        """Content hash: the cache key of everything computed from this corpus (hashed once per Corpus object: a
+        million documents take seconds)."""
+        digest = self.__dict__.get("_fingerprint")
+        if digest is None:
+            digest = _digest(x for triple in zip(self.ids, self.titles, self.texts) for x in triple)
+            object.__setattr__(self, "_fingerprint", digest)
+        return digest
 
     def index_of(self) -> dict[str, int]:
         return {doc_id: i for i, doc_id in enumerate(self.ids)}

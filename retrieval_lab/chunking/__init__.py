@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,13 +28,48 @@ from retrieval_lab.types import Corpus, _digest
 log = logging.getLogger(__name__)
 
 SINGLE_CHUNK_WARNING = 0.9  # share of documents in one chunk above which chunkers all look alike
+CHUNK_BATCH = 4096  # documents chunked and token-counted at a time
+
+
+class PassageTexts(Sequence):
+    """What each passage indexes, made when read from the corpus it points into: its span of the document text,
+    the title prepended when configured. Passages never hold a second copy of the corpus (a million SciFact-sized
+    documents are 1.5 GB of text)."""
+
+    def __init__(self, corpus: Corpus, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, title: bool):
+        self._titles, self._texts, self._title = corpus.titles, corpus.texts, title
+        self._rows, self._starts, self._ends = rows, starts, ends
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _make(self, row: int, start: int, end: int) -> str:
+        text = self._texts[row]
+        own = text if start == 0 and end == len(text) else text[start:end]
+        return with_title(self._titles[row], own) if self._title else own
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._make(int(self._rows[i]), int(self._starts[i]), int(self._ends[i]))
+
+    def __iter__(self):
+        for start in range(0, len(self), 4096):  # plain ints, a block at a time
+            stop = start + 4096
+            yield from map(self._make, self._rows[start:stop].tolist(), self._starts[start:stop].tolist(),
+                           self._ends[start:stop].tolist())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
 
 
 @dataclass(frozen=True)
 class Passages:
     ids: list[str]  # passage id: the doc id for whole documents, "<doc id>#<index>" for chunks
     doc_ids: list[str]
-    texts: list[str]  # what gets indexed (the title prepended when configured)
+    texts: Sequence[str]  # what gets indexed (the title prepended when configured): a PassageTexts view or a list
     starts: np.ndarray  # character span in the document text: doc_text[start:end] is the chunk's own text
     ends: np.ndarray
     chunk_index: np.ndarray | None = None  # position of the chunk within its document (0 = first)
@@ -45,7 +81,12 @@ class Passages:
 
     @property
     def fingerprint(self) -> str:
-        return _digest(x for pair in zip(self.ids, self.texts) for x in pair)
+        """Content hash of ids and indexed texts (computed once per Passages object)."""
+        digest = self.__dict__.get("_fingerprint")
+        if digest is None:
+            digest = _digest(x for pair in zip(self.ids, self.texts) for x in pair)
+            object.__setattr__(self, "_fingerprint", digest)
+        return digest
 
     @property
     def is_whole_documents(self) -> bool:
@@ -69,11 +110,12 @@ def with_title(title: str, text: str) -> str:
 
 def whole_documents(corpus: Corpus, title: bool = True) -> Passages:
     """One passage per document (chunker `none`): title and text indexed together by default."""
-    texts = [with_title(t, x) if title else x for t, x in zip(corpus.titles, corpus.texts)]
-    return Passages(ids=list(corpus.ids), doc_ids=list(corpus.ids), texts=texts,
-                    starts=np.zeros(len(corpus), dtype=np.int64),
-                    ends=np.array([len(x) for x in corpus.texts], dtype=np.int64),
-                    chunk_index=np.zeros(len(corpus), dtype=np.int64), meta={"chunker": "none"})
+    n = len(corpus)
+    ends = np.fromiter(map(len, corpus.texts), dtype=np.int64, count=n)
+    return Passages(ids=list(corpus.ids), doc_ids=list(corpus.ids),
+                    texts=PassageTexts(corpus, np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64), ends, title),
+                    starts=np.zeros(n, dtype=np.int64), ends=ends,
+                    chunk_index=np.zeros(n, dtype=np.int64), meta={"chunker": "none"})
 
 
 @dataclass
@@ -140,18 +182,24 @@ def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
         inputs["encoder"] = encoder.identity
 
     def compute():
-        t0 = time.perf_counter()
-        spans = chunk_spans(name, config, corpus.texts, tokens, encoder)
-        seconds = time.perf_counter() - t0
-        rows, starts, ends, index = [], [], [], []
-        for row, doc_spans in enumerate(spans):
-            doc_spans = doc_spans or [(0, 0)]
-            for i, (s, e) in enumerate(doc_spans):
-                rows.append(row)
-                starts.append(s)
-                ends.append(e)
-                index.append(i)
-        n_tokens = tokens.count_batch([corpus.texts[r][s:e] for r, s, e in zip(rows, starts, ends)])
+        seconds = 0.0
+        rows, starts, ends, index, n_tokens = [], [], [], [], []
+        for first in range(0, len(corpus), CHUNK_BATCH):  # a batch at a time: token offsets of a whole corpus
+            texts = corpus.texts[first:first + CHUNK_BATCH]  # would not fit in memory at a million documents
+            t0 = time.perf_counter()
+            spans = chunk_spans(name, config, texts, tokens, encoder)
+            seconds += time.perf_counter() - t0
+            batch_rows = []
+            for row, doc_spans in enumerate(spans, start=first):
+                for i, (s, e) in enumerate(doc_spans or [(0, 0)]):
+                    batch_rows.append(row)
+                    starts.append(s)
+                    ends.append(e)
+                    index.append(i)
+            done = len(rows)
+            n_tokens.extend(tokens.count_batch([corpus.texts[r][s:e] for r, s, e in
+                                                zip(batch_rows, starts[done:], ends[done:])]))
+            rows.extend(batch_rows)
         arrays = {"doc_rows": np.array(rows, dtype=np.int64), "starts": np.array(starts, dtype=np.int64),
                   "ends": np.array(ends, dtype=np.int64), "chunk_index": np.array(index, dtype=np.int64),
                   "n_tokens": np.array(n_tokens, dtype=np.int64)}
@@ -168,10 +216,9 @@ def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
     chunk_index = np.asarray(arrays["chunk_index"])
     if len(rows) == 0:
         raise LabError(f"chunker {name} produced no passages for {len(corpus)} documents")
-    doc_ids = [corpus.ids[r] for r in rows]
-    own = [corpus.texts[r][s:e] for r, s, e in zip(rows, starts, ends)]
-    texts = [with_title(corpus.titles[r], x) if config.title else x for r, x in zip(rows, own)]
-    ids = list(doc_ids) if name == "none" else [f"{d}#{i}" for d, i in zip(doc_ids, chunk_index)]
+    doc_ids = [corpus.ids[r] for r in rows.tolist()]
+    texts = PassageTexts(corpus, rows, starts, ends, config.title)
+    ids = list(doc_ids) if name == "none" else [f"{d}#{i}" for d, i in zip(doc_ids, chunk_index.tolist())]
     return Passages(ids=ids, doc_ids=doc_ids, texts=texts, starts=starts, ends=ends, chunk_index=chunk_index,
                     n_tokens=np.asarray(arrays["n_tokens"]),
                     meta={"chunker": name, "tokenizer": tokens.name, "chunk_seconds": meta.get("chunk_seconds", 0.0),
@@ -254,7 +301,9 @@ def chunk_stats(passages: Passages, n_docs: int) -> dict[str, float]:
 
 def truncated_chunks(passages: Passages, tokens: TokenCounter, max_tokens: int, special_tokens: int = 2) -> int:
     """How many indexed texts exceed an embedder's `max_tokens` (they are truncated when encoded); warns if any."""
-    counts = np.array(tokens.count_batch(passages.texts)) + special_tokens
+    texts = passages.texts
+    counts = np.array([c for first in range(0, len(texts), CHUNK_BATCH)
+                       for c in tokens.count_batch(texts[first:first + CHUNK_BATCH])]) + special_tokens
     n = int((counts > max_tokens).sum())
     if n:
         log.warning("%d of %d passages (%.1f%%) exceed the embedder's %d tokens and will be truncated: chunk them "

@@ -3,15 +3,19 @@
 Config: the retriever node `{name: dense}` may carry its own `embedder` and `index` sub-nodes (a hybrid can fuse two
 dense stages); otherwise the top-level `embedder` and `index` groups are used (`embedder=minilm_l6 index=hnsw`).
 
-Cache stages written here: `embeddings` (float32 rows, memory-mapped on load; key = passages fingerprint + embedder
-identity, which includes the weights' sha256, backend, prefixes, normalization, max tokens), `indexes` (serialized
-HNSW/IVF graphs; key = embeddings key + build parameters) and `onnx_models` (see onnx_export).
+Cache stages written here: `embeddings` (float32 rows encoded a batch at a time into a memory-mapped .npy, renamed
+into place when complete, memory-mapped on load; key = passages fingerprint + embedder identity, which includes the
+weights' sha256, backend, prefixes, normalization, max tokens), `indexes` (`faiss.write_index` files of HNSW, IVF
+and IVF-PQ indexes; key = embeddings key + build parameters) and `onnx_models` (see onnx_export). Index sizing for
+N vectors (IVF lists, probes, PQ codes under a memory budget): dense/index.py.
 """
 from __future__ import annotations
 
 import logging
 import resource
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +37,7 @@ __all__ = ["DenseRetriever", "EmbedderConfig", "IndexConfig", "ModelNotFoundErro
            "load_embedder", "load_sentence_transformer", "lookup_model", "register_model", "resolve_model"]
 
 STAGE_KEYS = ("name", "embedder", "index")
+FINITE_CHECK_ROWS = 65536  # rows checked for NaN/inf at a time (no full-size temporary)
 
 
 def peak_memory_mb() -> float:
@@ -57,27 +62,31 @@ def dense_stage(node: Any, cfg: Any, cache: Cache, prefix: str) -> "DenseRetriev
     return DenseRetriever(embedder_config(emb_node, emb_key), index_config(idx_node or {}, idx_key), cache)
 
 
-def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: list[str], kind: str, cache: Cache,
+def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequence[str], kind: str, cache: Cache,
                 identity: dict | None = None, fingerprint: str | None = None,
                 load=None) -> tuple[np.ndarray, dict, bool]:
     """Embeddings of `texts` as a cache entry (memory-mapped): (array, meta, cache hit). `load()` gives the
-    embedder only when the entry must be computed."""
+    embedder only when the entry must be computed. Rows are encoded a batch at a time straight into the entry's
+    .npy file, which the cache renames into place once every row is written."""
     identity = identity or embedder_identity(config, resolve_model(config.model_ref, cache.root))
     inputs = {"texts": fingerprint or _digest(texts), "count": len(texts), "kind": kind, "embedder": identity}
 
-    def compute():
+    def write(folder: Path):
         model = embedder or load()
         t0 = time.perf_counter()
-        vectors = model.encode(texts, kind=kind)
+        vectors = np.lib.format.open_memmap(folder / "embeddings.npy", mode="w+", dtype=np.float32,
+                                            shape=(len(texts), model.dim))
+        model.encode(texts, kind=kind, out=vectors)
+        vectors.flush()
         seconds = time.perf_counter() - t0
-        if not np.isfinite(vectors).all():
+        if not all(np.isfinite(vectors[i:i + FINITE_CHECK_ROWS]).all()
+                   for i in range(0, len(vectors), FINITE_CHECK_ROWS)):
             raise LabError(f"embedder {config.name} produced non-finite values for {kind}s")
-        return ({"embeddings": vectors},
-                None, {"encode_seconds": seconds, "per_second": len(texts) / max(seconds, 1e-9),
-                       "count": len(texts), "dim": int(vectors.shape[1]), "backend": model.backend,
-                       "batch_size": config.batch_size, "sort_by_length": config.sort_by_length})
+        return None, {"encode_seconds": seconds, "per_second": len(texts) / max(seconds, 1e-9),
+                      "count": len(texts), "dim": int(model.dim), "backend": model.backend,
+                      "batch_size": config.batch_size, "sort_by_length": config.sort_by_length}
 
-    entry = cache.get_or_compute("embeddings", inputs, compute)
+    entry = cache.get_or_write("embeddings", inputs, write)
     return entry.arrays["embeddings"], {**entry.meta, "key": content_key("embeddings", inputs)}, entry.hit
 
 
@@ -92,7 +101,7 @@ class DenseRetriever:
         self._embedder: Embedder | None = None
         self._tokenizer = None
         self._index = None
-        self._exact = None
+        self._sizing: faiss_index.Sizing | None = None
         self._vectors: np.ndarray | None = None
         self.last_index_stats: dict[str, float] = {}
 
@@ -152,32 +161,29 @@ class DenseRetriever:
                  "embeddings_cache_hit": float(hit), "embeddings_wall_seconds": embed_wall,
                  "embedding_dim": float(vectors.shape[1])}
         t0 = time.perf_counter()
-        index_hit = self._build(vectors)
+        index_hit, size = self._build(vectors)
         stats.update({"index_build_seconds": time.perf_counter() - t0, "index_cache_hit": float(index_hit),
-                      "index_size_bytes": float(self._index_bytes()), "peak_memory_mb": peak_memory_mb()})
+                      "index_size_bytes": float(size), **self._sizing.stats(), "peak_memory_mb": peak_memory_mb()})
         self.last_index_stats = stats
         return self
 
-    def _build(self, vectors: np.ndarray) -> bool:
+    def _build(self, vectors: np.ndarray) -> tuple[bool, int]:
+        """Build (or load) the index; (cache hit, index bytes). Flat searches the memory-mapped embeddings."""
         config = self.index_config
-        progress = self.embedder_config.progress
+        self._sizing = faiss_index.resolve_sizing(config, *vectors.shape)
         if config.name == "flat":
-            self._index = faiss_index.build_index(vectors, config, progress)
-            self._exact = self._index
-            return False
+            self._index = faiss_index.build_index(vectors, config, sizing=self._sizing)
+            return False, int(vectors.nbytes)
         inputs = {"embeddings": self._embeddings_key, "index": config.build_params}
 
-        def compute():
-            index, seconds = faiss_index.timed_build(vectors, config, progress)
-            return {"faiss": faiss_index.serialize(index)}, None, {"build_seconds": seconds}
+        def write(folder: Path):
+            index, seconds = faiss_index.timed_build(vectors, config, self.embedder_config.progress, self._sizing)
+            faiss_index.write(index, folder)
+            return None, {"build_seconds": seconds, "kind": self._sizing.kind}
 
-        entry = self.cache.get_or_compute("indexes", inputs, compute)
-        self._index = faiss_index.deserialize(entry.arrays["faiss"], config)
-        self._exact = None
-        return entry.hit
-
-    def _index_bytes(self) -> int:
-        return int(faiss_index.serialize(self._index).size)
+        entry = self.cache.get_or_write("indexes", inputs, write)
+        self._index = faiss_index.read(entry.folder, config, self._sizing)
+        return entry.hit, int((entry.folder / faiss_index.INDEX_FILE).stat().st_size)
 
     def search(self, texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._index is None:
@@ -186,13 +192,12 @@ class DenseRetriever:
             queries, _, _ = self._embed(list(texts), "query")
         else:
             queries = self.embedder.encode(list(texts), kind="query", progress=False)
-        rows, scores = faiss_index.search(self._index, np.asarray(queries), k)
+        queries = np.asarray(queries)
+        rows, scores = faiss_index.search(self._index, queries, k, self._vectors, self._sizing.refine)
+        kk = self.index_config.ann_recall_k
         if len(texts) > 1 and self.index_config.name != "flat":
-            if self._exact is None:
-                self._exact = faiss_index.build_index(self._vectors, IndexConfig(name="flat"), False)
-            kk = self.index_config.ann_recall_k
-            exact_rows, _ = faiss_index.search(self._exact, np.asarray(queries), kk)
+            exact_rows = faiss_index.exact_search(self._vectors, queries, kk)
             self.last_index_stats[f"ann_recall_at_{kk}"] = ann_recall(rows, exact_rows, kk)
         elif len(texts) > 1:
-            self.last_index_stats[f"ann_recall_at_{self.index_config.ann_recall_k}"] = 1.0
+            self.last_index_stats[f"ann_recall_at_{kk}"] = 1.0
         return rows, scores

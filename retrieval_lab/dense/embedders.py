@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,32 +369,40 @@ class Embedder:
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def _lengths(self, texts: list[str]) -> np.ndarray:
-        return np.array([len(t) for t in texts])
+    def _lengths(self, texts) -> np.ndarray:
+        return np.fromiter(map(len, texts), dtype=np.int64)
 
-    def encode(self, texts: list[str], kind: str = "passage", progress: bool | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], kind: str = "passage", progress: bool | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Vectors of `texts` (float32, one row each), written into `out` when given (a memory-mapped .npy the
+        cache renames into place): texts are prepared (lower-cased, prefixed), encoded and normalized a batch at a
+        time, so neither the texts nor the vectors are ever held twice."""
         if kind not in ("passage", "query"):
             raise ValueError(f"kind must be 'passage' or 'query', got {kind!r}")
         prefix = self.config.passage_prefix if kind == "passage" else self.config.query_prefix
-        if self.config.lowercase:
-            texts = [t.lower() for t in texts]
-        texts = [f"{prefix}{t}" for t in texts] if prefix else list(texts)
+        lowercase = self.config.lowercase
+
+        def prepare(text: str) -> str:
+            text = text.lower() if lowercase else text
+            return f"{prefix}{text}" if prefix else text
+
         n = len(texts)
-        out = np.zeros((n, self.dim), dtype=np.float32)
+        out = np.zeros((n, self.dim), dtype=np.float32) if out is None else out
         if n == 0:
             return out
-        order = (np.argsort(-self._lengths(texts), kind="stable") if self.config.sort_by_length and n > 1
-                 else np.arange(n))
+        order = (np.argsort(-self._lengths(map(prepare, texts)), kind="stable")
+                 if self.config.sort_by_length and n > 1 else np.arange(n))
         bs = self.config.batch_size
         show = progress if progress is not None else (self.config.progress if n > bs else False)
         with progress_bar(n, f"encode {kind}s {self.config.name} [{self.backend}]", show, unit=f"{kind}s") as bar:
             for start in range(0, n, bs):
                 rows = order[start:start + bs]
-                out[rows] = self._encode_batch([texts[i] for i in rows])
+                vectors = np.asarray(self._encode_batch([prepare(texts[i]) for i in rows.tolist()]),
+                                     dtype=np.float32)
+                if self.config.normalize:  # row by row, as over the whole array
+                    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                out[rows] = vectors
                 bar.update(len(rows))
-        if self.config.normalize:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            out /= np.maximum(norms, 1e-12)
         return out
 
 
@@ -434,9 +443,6 @@ class SentenceTransformerEmbedder(Embedder):
     @property
     def tokenizer(self):
         return self.model.tokenizer
-
-    def _lengths(self, texts):
-        return np.array([len(t) for t in texts])  # sentence-transformers' own length proxy
 
     def _encode_batch(self, texts):
         import torch

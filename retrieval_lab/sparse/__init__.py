@@ -12,6 +12,7 @@ from retrieval_lab.sparse.rank_bm25_backend import RankBm25Index
 from retrieval_lab.sparse.tokenize import Tokenizer, TokenizerConfig
 
 BACKENDS = {"bm25s": Bm25sIndex, "rank_bm25": RankBm25Index}
+TOKENIZE_BATCH = 4096  # passages tokenized at a time
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,15 @@ class BM25:
         self.tokenize = Tokenizer(config.tokenizer)
         self._index = BACKENDS[config.backend](config.k1, config.b, config.variant, config.delta)
         self.identity = {"name": "bm25", **asdict(config)}
+        self.last_index_stats: dict[str, float] = {}
 
     def index(self, passages: Passages) -> "BM25":
-        self._index.index(self.tokenize(passages.texts))
+        """Tokenize and index a batch of passages at a time: no token list of the whole corpus is ever held."""
+        texts = passages.texts
+        self._index.index(self.tokenize(texts[first:first + TOKENIZE_BATCH])
+                          for first in range(0, len(texts), TOKENIZE_BATCH))
+        size = getattr(self._index, "size_bytes", None)
+        self.last_index_stats = {"index_size_bytes": float(size)} if size is not None else {}
         return self
 
     def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,8 +30,9 @@ class RankBm25Index:
         self._args = dict(k1=k1, b=b) if variant in ("lucene", "robertson") else dict(k1=k1, b=b, delta=delta)
         self._model = None
 
-    def index(self, tokens: list[list[str]]) -> None:
-        self._model = self._cls(tokens, **self._args)
+    def index(self, batches) -> None:
+        """Index documents given as batches of token lists (rank-bm25 holds them all)."""
+        self._model = self._cls([doc for docs in batches for doc in docs], **self._args)
 
     def search(self, query_tokens: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
         n = self._model.corpus_size

@@ -208,7 +208,7 @@ def test_every_stage_the_package_keys_has_a_code_version():
     used = set()
     for path in package.rglob("*.py"):
         text = path.read_text()
-        used.update(re.findall(r"(?:get_or_compute|content_key)\(\s*\"(\w+)\"", text))
+        used.update(re.findall(r"(?:get_or_compute|get_or_write|content_key)\(\s*\"(\w+)\"", text))
         used.update(f"train_{kind}" for kind in re.findall(r"train_once\(\s*\"(\w+)\"", text))  # its key's stage
     assert {"passages", "embeddings", "indexes", "onnx_models", "first_stage_runs", "train_embedder"} <= used
     assert used <= set(CODE_VERSIONS), sorted(used - set(CODE_VERSIONS))

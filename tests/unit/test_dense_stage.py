@@ -10,8 +10,7 @@ from retrieval_lab.chunking import Passages
 from retrieval_lab.dense import DenseRetriever, dense_stage
 from retrieval_lab.pipeline import unused_config_groups
 from retrieval_lab.dense.embedders import EmbedderConfig
-from retrieval_lab.dense.index import (IndexConfig, ann_recall, build_index, deserialize, index_config, search,
-                                       serialize)
+from retrieval_lab.dense.index import IndexConfig, ann_recall, build_index, index_config, read, search, write
 from retrieval_lab.errors import ConfigError
 
 TEXTS = ["Vitamin D supplements reduce the risk of bone fractures in older adults.",
@@ -42,13 +41,14 @@ def test_flat_is_exact_and_pads_short_results():
 
 @pytest.mark.parametrize("config", [IndexConfig(name="hnsw", M=16, ef_search=64),
                                     IndexConfig(name="ivf", nlist=8, nprobe=8)])
-def test_ann_indexes_agree_with_flat(config):
+def test_ann_indexes_agree_with_flat(config, tmp_path):
     vecs, queries = unit_rows(2000), unit_rows(50, seed=1)
     exact, _ = search(build_index(vecs, IndexConfig(), False), queries, 10)
     index = build_index(vecs, config, False)
     approx, _ = search(index, queries, 10)
     assert ann_recall(approx, exact, 10) >= 0.95  # ivf with nprobe = nlist is exhaustive
-    restored = deserialize(serialize(index), config)
+    write(index, tmp_path)
+    restored = read(tmp_path, config)
     again, _ = search(restored, queries, 10)
     np.testing.assert_array_equal(again, approx)
 
