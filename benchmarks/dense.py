@@ -49,8 +49,9 @@ PLAN = [("scifact", "wordllama", "static"), ("nfcorpus", "wordllama", "static"),
         ("scifact", "minilm_l6", "torch_bf16"), ("nfcorpus", "minilm_l6", "onnx"),
         ("nfcorpus", "minilm_l6", "torch_bf16")]
 ANN_VARIANTS = ["index=hnsw index.ef_search=32", "index=hnsw index.ef_search=64", "index=hnsw index.ef_search=128",
-                "index=hnsw index.ef_search=256", "index=ivf index.nprobe=8", "index=ivf index.nprobe=16",
-                "index=ivf index.nprobe=32"]
+                "index=hnsw index.ef_search=256", "index=ivf index.nlist=64 index.nprobe=8",
+                "index=ivf index.nlist=64 index.nprobe=16",
+                "index=ivf index.nlist=64 index.nprobe=32"]  # nlist as when measured (now sized for N)
 
 
 class Results:

@@ -193,7 +193,8 @@ class DenseRetriever:
         else:
             queries = self.embedder.encode(list(texts), kind="query", progress=False)
         queries = np.asarray(queries)
-        rows, scores = faiss_index.search(self._index, queries, k, self._vectors, self._sizing.refine)
+        rows, scores = faiss_index.search(self._index, queries, k, self._vectors, self._sizing.refine,
+                                          self.index_config.query_threads)
         kk = self.index_config.ann_recall_k
         if len(texts) > 1 and self.index_config.name != "flat":
             exact_rows = faiss_index.exact_search(self._vectors, queries, kk)

@@ -1,0 +1,100 @@
+"""Cache.get_or_write: outputs written straight into the entry's folder, a batch at a time; a partial write is never
+a hit. And embeddings encoded into a memory-mapped file equal those encoded into memory."""
+from __future__ import annotations
+
+import gc
+import json
+
+import numpy as np
+import pytest
+
+from retrieval_lab.cache import TMP_PREFIX, Cache, content_key
+from retrieval_lab.chunking import whole_documents
+from retrieval_lab.dense import embed_texts
+from retrieval_lab.dense.embedders import EmbedderConfig, load_embedder
+from retrieval_lab.types import Corpus
+
+ROWS = np.arange(40 * 8, dtype=np.float32).reshape(40, 8)
+
+
+def writer(calls: list, fail_after: int | None = None):
+    """Writes ROWS into a memory-mapped .npy 10 rows at a time (raising after `fail_after` rows), and a side file."""
+    def write(folder):
+        calls.append(folder)
+        out = np.lib.format.open_memmap(folder / "vectors.npy", mode="w+", dtype=np.float32, shape=ROWS.shape)
+        for start in range(0, len(ROWS), 10):
+            if fail_after is not None and start >= fail_after:
+                raise KeyboardInterrupt("killed halfway")
+            out[start:start + 10] = ROWS[start:start + 10]
+        out.flush()
+        (folder / "graph.bin").write_bytes(b"\x01\x02" * 1000)
+        return {"rows": len(ROWS)}, {"seconds": 1.5}
+    return write
+
+
+def test_written_entry_is_a_memory_mapped_hit_that_verifies(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    first = cache.get_or_write("embeddings", {"x": 1}, writer(calls))
+    again = cache.get_or_write("embeddings", {"x": 1}, writer(calls))
+    assert len(calls) == 1 and not first.hit and again.hit
+    assert isinstance(again.arrays["vectors"], np.memmap)
+    np.testing.assert_array_equal(again.arrays["vectors"], ROWS)
+    assert again.payload == {"rows": 40} and again.meta == {"seconds": 1.5}
+    assert (again.folder / "graph.bin").read_bytes() == b"\x01\x02" * 1000
+    manifest = json.loads((again.folder / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"vectors.npy", "graph.bin", "payload.json"}
+    assert cache.verify() == []  # the hashes recorded from disk are the files' own
+
+
+def test_a_write_killed_halfway_leaves_no_entry_and_is_redone(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_write("embeddings", {"x": 2}, writer(calls, fail_after=20))
+    key = content_key("embeddings", {"x": 2})
+    assert cache.load("embeddings", key) is None
+    assert not any(p.name.startswith(TMP_PREFIX) for p in tmp_path.rglob("*"))  # the partial folder is removed
+    entry = cache.get_or_write("embeddings", {"x": 2}, writer(calls))
+    assert len(calls) == 2 and not entry.hit
+    np.testing.assert_array_equal(entry.arrays["vectors"], ROWS)
+
+
+def test_a_folder_left_by_a_dead_process_is_never_read(tmp_path):
+    """A process killed outright leaves its temporary folder, complete files and all: it is not an entry."""
+    cache = Cache(tmp_path)
+    key = content_key("embeddings", {"x": 3})
+    orphan = tmp_path / "embeddings" / key[:2] / f"{TMP_PREFIX}dead"
+    orphan.mkdir(parents=True)
+    writer([])(orphan)
+    (orphan / "manifest.json").write_text(json.dumps({"files": {}}))
+    assert cache.load("embeddings", key) is None and cache.entries() == []
+    calls = []
+    assert not cache.get_or_write("embeddings", {"x": 3}, writer(calls)).hit and len(calls) == 1
+
+
+def test_disabled_cache_writes_a_throwaway_folder(tmp_path):
+    entry = Cache(tmp_path / "unused", enabled=False).get_or_write("embeddings", {"x": 4}, writer([]))
+    folder = entry.folder
+    np.testing.assert_array_equal(entry.arrays["vectors"], ROWS)
+    assert not (tmp_path / "unused").exists()
+    del entry
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_embeddings_written_batch_by_batch_equal_in_memory_ones(tmp_path):
+    """Length-sorted batches, lower-casing, a prefix and normalization, through the memory-mapped entry."""
+    config = EmbedderConfig(name="wordllama", progress=False, batch_size=3, sort_by_length=True, lowercase=True,
+                            passage_prefix="passage: ")
+    corpus = Corpus([f"d{i}" for i in range(10)], ["Title"] * 10,
+                    [("Vitamin D and bone fractures " * (i + 1)).strip() for i in range(10)])
+    texts = whole_documents(corpus).texts
+    model = load_embedder(config)
+    in_memory = model.encode(list(texts))
+    vectors, meta, hit = embed_texts(model, config, texts, "passage", Cache(tmp_path))
+    assert isinstance(vectors, np.memmap) and not hit and meta["count"] == 10
+    np.testing.assert_array_equal(np.asarray(vectors), in_memory)
+    # normalized a batch at a time, bit for bit as the whole array at once (what the cache held before)
+    from dataclasses import replace
+
+    raw = load_embedder(replace(config, normalize=False)).encode(list(texts))
+    np.testing.assert_array_equal(in_memory, raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12))
