@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     from retrieval_lab.commands import add_commands
 
     add_commands(sub)  # best, search, evaluate, ui
+    _add_calibrate_parser(sub)
     p = sub.add_parser("info", help="version, config folders in use, and the cache root, data root and tracking URI "
                        "a run gets (with these overrides: info cache.dir=/x)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides, as for `run`")
@@ -333,6 +334,35 @@ def _add_synth_parser(data) -> None:
     p.add_argument("--price-per-1k-tokens", type=float, help="llm: price of 1,000 tokens, for the cost printed "
                    "(default 0)")
     p.set_defaults(func=cmd_data_synth)
+
+
+def _add_calibrate_parser(sub) -> None:
+    def run(args) -> int:
+        from retrieval_lab.commands.calibrate import cmd_calibrate
+
+        return cmd_calibrate(args)
+
+    p = sub.add_parser("calibrate", help="how far to trust synthetic questions: rank a study's configurations on a "
+                       "dataset's real qrels and on each generator's questions from its corpus (Kendall tau, top "
+                       "groups, BM25 rank shift)")
+    p.add_argument("--study", default="calibration", help="study whose configurations are ranked (experiments/"
+                   "STUDY.yaml; default calibration: 12 BM25, dense and hybrid configurations)")
+    p.add_argument("--dataset", required=True, help="a dataset with real queries and qrels (dataset option name)")
+    p.add_argument("--generators", default="title,extract", help="comma-separated generators (default title,"
+                   "extract); LABEL=GENERATOR names a variant, set with --option LABEL.KEY=VALUE")
+    p.add_argument("--option", action="append", metavar="GEN.KEY=VALUE", help="a generator setting, e.g. "
+                   "extract.dropout=0.5 or llm.model=NAME (repeatable)")
+    p.add_argument("--queries", type=int, default=300, help="synthetic questions per generator (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--reference", default="bm25", help="the BM25 configuration whose rank shift is reported "
+                   "(default bm25)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the top groups (default 0.05)")
+    p.add_argument("--trials", type=int, default=10000, help="randomization test trials (default 10000)")
+    p.add_argument("--out", help="folder for the questions files and calibration.json (default "
+                   "outputs/calibrate/STUDY-DATASET)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for every configuration (dataset.split=dev; "
+                   "key=a,b sweeps a key as one more dimension)")
+    p.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:

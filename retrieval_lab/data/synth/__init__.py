@@ -28,17 +28,27 @@ GENERATORS = {
 }
 SYNTH_FILE = "synth.json"
 
-__all__ = ["GENERATORS", "SYNTH_FILE", "SynthError", "SynthQuestion", "make_generator", "synthetic_info"]
+__all__ = ["GENERATORS", "SYNTH_FILE", "SynthError", "SynthQuestion", "generator_options", "make_generator",
+           "synthetic_info"]
+
+
+def generator_class(name: str):
+    if name not in GENERATORS:
+        raise SynthError(f"--generator {name}: unknown generator", f"use one of {', '.join(GENERATORS)}")
+    module, cls_name = GENERATORS[name].split(":")
+    return getattr(importlib.import_module(module), cls_name)
+
+
+def generator_options(name: str) -> list[str]:
+    """The settings generator `name` takes (its dataclass fields)."""
+    return [f.name for f in dataclasses.fields(generator_class(name))]
 
 
 def make_generator(name: str, **options):
     """The generator registered under `name`, with the options it takes (None values and options it does not take
     are left out, so one CLI namespace serves every generator)."""
-    if name not in GENERATORS:
-        raise SynthError(f"--generator {name}: unknown generator", f"use one of {', '.join(GENERATORS)}")
-    module, cls_name = GENERATORS[name].split(":")
-    cls = getattr(importlib.import_module(module), cls_name)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    cls = generator_class(name)
+    fields = set(generator_options(name))
     return cls(**{k: v for k, v in options.items() if k in fields and v is not None})
 
 

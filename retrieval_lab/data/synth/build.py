@@ -114,14 +114,24 @@ def link_or_copy(corpus_file: Path, folder: Path) -> None:
         shutil.copy2(corpus_file, folder / corpus_file.name)
 
 
-def write_questions(folder: Path, questions: list[SynthQuestion], generator: str) -> None:
+def question_ids(questions: list[SynthQuestion]) -> list[str]:
     width = len(str(len(questions)))
-    ids = [f"synth-{i:0{width}d}" for i in range(1, len(questions) + 1)]
-    with open(folder / "questions.jsonl", "w", encoding="utf-8") as fh:
-        for qid, q in zip(ids, questions):
+    return [f"synth-{i:0{width}d}" for i in range(1, len(questions) + 1)]
+
+
+def write_questions_file(path: Path, questions: list[SynthQuestion], generator: str) -> None:
+    """The questions in the own-documents questions format (data/questions.py): `dataset.questions=<path>` over the
+    source corpus evaluates them."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for qid, q in zip(question_ids(questions), questions):
             fh.write(json.dumps({"id": qid, "question": q.question, "evidence": [q.evidence], "doc": q.doc,
                                  "generator": generator, "source_sentence": q.source, **q.meta},
                                 ensure_ascii=False) + "\n")
+
+
+def write_questions(folder: Path, questions: list[SynthQuestion], generator: str) -> None:
+    ids = question_ids(questions)
+    write_questions_file(folder / "questions.jsonl", questions, generator)
     with open(folder / "queries.jsonl", "w", encoding="utf-8") as fh:
         for qid, q in zip(ids, questions):
             fh.write(json.dumps({"_id": qid, "text": q.question}, ensure_ascii=False) + "\n")
