@@ -136,6 +136,22 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def cmd_data_synth_corpus(args) -> int:
+    from pathlib import Path
+
+    from retrieval_lab.data import data_root
+    from retrieval_lab.data.beir import load_dataset, load_queries
+    from retrieval_lab.data.synthetic_corpus import fit, write_corpus
+
+    root = data_root(args.root)
+    source = Path(args.like).expanduser() if Path(args.like).expanduser().is_dir() else root / args.like
+    dataset = load_dataset(source)
+    model = fit(dataset.corpus, load_queries(dataset.path / "queries.jsonl"))
+    report = write_corpus(model, root / args.out, args.docs, args.queries, args.seed, args.topic_weight)
+    print("\n".join(report.lines()))
+    return 0
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -283,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "at any depth); repeat for several patterns (default: every supported file)")
     p.set_defaults(func=cmd_data_import)
     _add_synth_parser(data)
+    p = data.add_parser("synth-corpus", help="a synthetic corpus of any size for scale tests: words and document "
+                        "shapes fitted on a real corpus, N documents sampled from them, known-item queries "
+                        "(deterministic by seed; streamed, never held in memory)")
+    p.add_argument("--like", required=True, help="real dataset to fit on: a name under the data root or a BEIR folder")
+    p.add_argument("--docs", type=int, required=True, help="documents to write (e.g. 1000000)")
+    p.add_argument("--out", required=True, help="new dataset name: written to <data root>/NAME "
+                   "(run it with dataset.path=<data root>/NAME)")
+    p.add_argument("--queries", type=int, default=200, help="known-item queries (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--topic-weight", type=float, default=0.9, help="share of each document's words drawn from its "
+                   "seed documents rather than the whole corpus (default 0.9)")
+    p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
+    p.set_defaults(func=cmd_data_synth_corpus)
 
     cache = sub.add_parser("cache", help="list, size, verify or prune the content-addressed cache").add_subparsers(
         dest="cache_command", required=True)

@@ -188,7 +188,7 @@ def write_corpus(model: WordModel, folder: str | Path, docs: int, queries: int =
         for row in query_rows:
             out.write(f"q{row}\t{doc_id(row)}\t1\n")
     info = {"generator": "retrieval_lab.data.synthetic_corpus", "source_corpus": model.source, "docs": docs,
-            "queries": len(query_rows), "seed": seed, "topic_weight": topic_weight, "block": BLOCK, "second_seed": SECOND_SEED,
-            "vocabulary": len(model.vocabulary)}
+            "queries": len(query_rows), "seed": seed, "topic_weight": topic_weight, "block": BLOCK,
+            "second_seed": SECOND_SEED, "vocabulary": len(model.vocabulary)}
     (folder / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     return SynthCorpusReport(folder, docs, len(query_rows), words, time.perf_counter() - t0)

@@ -49,7 +49,8 @@ def test_ann_indexes_match_flat_on_nfcorpus(flat_and_ann):
     assert flat_and_ann["flat"].timings["dense_ann_recall_at_10"] == 1.0
     assert flat_and_ann["hnsw"].timings["dense_ann_recall_at_10"] >= 0.99
     # sized for 3,633 vectors: 93 lists (39 vectors each), all probed (4,096 vectors' worth): exhaustive
-    assert (flat_and_ann["ivf"].timings["dense_index_nlist"], flat_and_ann["ivf"].timings["dense_index_nprobe"]) == (93, 93)
+    ivf = flat_and_ann["ivf"].timings
+    assert (ivf["dense_index_nlist"], ivf["dense_index_nprobe"]) == (93, 93)
     assert flat_and_ann["ivf"].timings["dense_ann_recall_at_10"] >= 0.99
     assert flat_and_ann["hnsw"].evaluation.means["ndcg_at_10"] == pytest.approx(flat, abs=0.005)
     # the three runs shared one embeddings entry

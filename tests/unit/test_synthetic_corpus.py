@@ -85,3 +85,15 @@ def test_refuses_to_overwrite_and_bad_sizes(tmp_path):
         sc.write_corpus(model, tmp_path / "x", 0)
     with pytest.raises(LabError, match="--topic-weight"):
         sc.write_corpus(model, tmp_path / "x", 5, topic_weight=1.5)
+
+
+def test_cli_writes_under_the_data_root(tmp_path, capsys):
+    from retrieval_lab.cli import main
+
+    sc.write_corpus(sc.fit(CORPUS, QUERIES), tmp_path / "source", 30, queries=5)  # any BEIR folder to fit on
+    assert main(["data", "synth-corpus", "--like", "source", "--docs", "40", "--out", "big", "--queries", "4",
+                 "--root", str(tmp_path)]) == 0
+    assert "wrote 40 documents" in capsys.readouterr().out
+    assert len(load_dataset(tmp_path / "big").corpus) == 40
+    assert main(["data", "synth-corpus", "--like", str(tmp_path / "source"), "--docs", "5", "--out", "big",
+                 "--root", str(tmp_path)]) != 0  # refuses to overwrite: an error, not a traceback
