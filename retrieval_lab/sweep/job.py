@@ -79,7 +79,8 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
             value = done.data.metrics.get(metric)
             write_record(ctx.state_dir, JobRecord(num, "skipped", done.info.run_id, name, chash, overrides,
                                                   value, time.time() - started))
-            _report(ctx, name, _scores(metric, value, done.data.metrics.get(LATENCY)) + "  resumed")
+            _report(ctx, name, _scores(metric, value, done.data.metrics.get(LATENCY)) + _judged(done.data.metrics)
+                    + "  resumed")
             return float(value or 0.0)
         mark_orphans(client, ctx.experiment_id, chash)
         tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
@@ -97,7 +98,8 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
         value = main_metric(outcome, metric)
         write_record(ctx.state_dir, JobRecord(num, "finished", run_id, name, chash, overrides, value,
                                               time.time() - started))
-        _report(ctx, name, _scores(metric, value, outcome.timings.get(LATENCY)) + "  done")
+        _report(ctx, name, _scores(metric, value, outcome.timings.get(LATENCY)) + _judged(outcome.extra_metrics)
+                + "  done")
         if console.verbose():
             print(tracking.summary_table(outcome), flush=True)
         return float(value)
@@ -147,6 +149,13 @@ def main_metric(outcome, metric: str) -> float:
 def _scores(metric: str, value, latency_ms) -> str:
     shown = "-" if value is None else f"{float(value):.4f}"
     return f"{metric} {shown}  p50 {format_ms(latency_ms)}"
+
+
+def _judged(metrics: dict) -> str:
+    """On a judged set (`retrieval-lab judge`): the share of the top 10 that was judged and the pool's depth."""
+    if "judged_at_10" not in metrics:
+        return ""
+    return f"  judged@10 {float(metrics['judged_at_10']):.2f} (pool depth {int(metrics.get('pool_depth', 0))})"
 
 
 def format_ms(value) -> str:

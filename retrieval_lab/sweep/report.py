@@ -182,7 +182,8 @@ def console_leaderboard(rows: list[Row], metric: str, limit: int = 20) -> str:
     ok = sorted((r for r in rows if r.status != "failed" and metric in r.metrics), key=lambda r: -r.metrics[metric])
     if not ok:
         return ""
-    columns = [metric, *(m for m in ("recall_at_100",) if m != metric and any(m in r.metrics for r in ok))]
+    columns = [metric, *(m for m in ("recall_at_100", "judged_at_10")  # judged@10: on a judged set (judge)
+                         if m != metric and any(m in r.metrics for r in ok))]
     header = ["rank", "run", *columns, "p50 ms", "status"]
     table = [[str(i), r.name, *(f"{r.metrics[c]:.4f}" if c in r.metrics else "-" for c in columns),
               f"{r.metrics[LATENCY]:.1f}" if LATENCY in r.metrics else "-", r.status]
