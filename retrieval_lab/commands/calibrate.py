@@ -89,7 +89,9 @@ def study_configurations(study: str, overrides: list[str] | tuple[str, ...] = ()
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     swept = {o.input_line.split("=", 1)[0]: o.input_line.split("=", 1)[1] for o in parsed if o.is_sweep_override()}
     node = compose("config", [*selected, *fixed], hydra_node=True)
-    params = {str(k): str(v) for k, v in (node.hydra.sweeper.params or {}).items()}
+    given = {o.key_or_group for o in parsed}  # a key given on the command line replaces the study's sweep of it
+    params = {str(k): str(v) for k, v in (node.hydra.sweeper.params or {}).items()
+              if str(k).lstrip("+~") not in given}
     params.update(swept)
     if not params:
         raise LabError(f"study '{study}' sweeps nothing (no hydra.sweeper.params and no key=a,b override): there "
@@ -102,7 +104,8 @@ def study_configurations(study: str, overrides: list[str] | tuple[str, ...] = ()
         dimensions.append([(key, v) for v in values])
     configurations = []
     for combination in itertools.product(*dimensions):
-        name = (combination[0][1] if len(combination) == 1
+        # one swept option of a config group (+experiments/calibration=bm25): its name; else k1=0.9 b=0.4
+        name = (combination[0][1] if len(combination) == 1 and "." not in combination[0][0]
                 else " ".join(f"{k.lstrip('+~').split('.')[-1].split('/')[-1]}={v}" for k, v in combination))
         configurations.append(Configuration(name, [*selected, *fixed, *(f"{k}={v}" for k, v in combination)]))
     return configurations

@@ -18,7 +18,7 @@ from retrieval_lab.data.beir import load_corpus, load_dataset
 from retrieval_lab.data.synth import SynthError, make_generator, synthetic_info
 from retrieval_lab.data.synth.base import words
 from retrieval_lab.data.synth.build import synthesize
-from retrieval_lab.errors import ModelNotFoundError
+from retrieval_lab.errors import DataError, ModelNotFoundError
 from retrieval_lab.types import Corpus
 
 TOPICS = [
@@ -174,9 +174,9 @@ def test_cli_title_then_errors(source, tmp_path, capsys, monkeypatch):
 class StubServer:
     """Answers /v1/chat/completions; `failures` is a list of status codes to send before answering (per passage)."""
 
-    def __init__(self, failures=(), always: int | None = None, garbage: bool = False):
+    def __init__(self, failures=(), always: int | None = None, garbage: bool = False, empty: bool = False):
         self.calls: list[dict] = []
-        self.failures, self.always, self.garbage = list(failures), always, garbage
+        self.failures, self.always, self.garbage, self.empty = list(failures), always, garbage, empty
         self.seen: dict[str, int] = {}
         stub = self
 
@@ -198,7 +198,8 @@ class StubServer:
                 passage = prompt.split("Passage:\n")[1].split("\n\nQuestion:")[0]
                 reply = b"<html>not an API</html>" if stub.garbage else json.dumps({
                     "choices": [{"message": {"role": "assistant",
-                                             "content": f"Question: what about {passage.split()[0]}?\n"}}],
+                                             "content": " \n" if stub.empty else
+                                             f"Question: what about {passage.split()[0]}?\n"}}],
                     "usage": {"prompt_tokens": 100, "completion_tokens": 10}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -289,8 +290,43 @@ def test_llm_endpoint_that_keeps_failing_or_answers_garbage(source, tmp_path, st
                                          r"server is running"):
         llm(closed.url, tmp_path / "c3", retries=1, concurrency=1).generate(corpus_of(source), 1,
                                                                              np.random.default_rng(0))
+    blank = stub(empty=True)  # chat completions, every one empty: the endpoint is named, not "--queries 0"
+    with pytest.raises(SynthError, match=rf"LLM endpoint {blank.url}/chat/completions answered every request with "
+                                         r"an empty message \(model stub-model\)\n  fix: check that --model"):
+        llm(blank.url, tmp_path / "c4").generate(corpus_of(source), 2, np.random.default_rng(0))
     with pytest.raises(SynthError, match="needs --model"):
         make_generator("llm")
+
+
+@pytest.mark.parametrize("server, says", [
+    ({"always": 503}, "failed 2 times; last: HTTP 503"),
+    ({"garbage": True}, "did not answer with a chat completion"),
+])
+def test_cli_llm_endpoint_down_or_garbage_is_a_clear_error_and_writes_nothing(source, tmp_path, stub, capsys,
+                                                                               monkeypatch, server, says):
+    monkeypatch.setenv("RETRIEVAL_LAB_DATA", str(source.parent))
+    url = stub(**server).url
+    cache = tmp_path / "cache"
+    assert main(["data", "synth", "--dataset", "tiny", "--generator", "llm", "--queries", "2", "--out", "tiny-bad",
+                 "--model", "stub-model", "--base-url", url, "--retries", "1", "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: LLM endpoint {url}/chat/completions ") and says in err and "\n  fix: " in err
+    assert "Traceback" not in err
+    assert not (source.parent / "tiny-bad").exists() and not (cache / "conf" / "dataset" / "tiny-bad.yaml").exists()
+
+
+def test_an_empty_question_in_a_questions_file_names_file_and_line(source, tmp_path, capsys, monkeypatch):
+    synthesize("tiny", "tiny-extract", "extract", 3, root=source.parent, cache_dir=str(tmp_path / "cache"),
+               terms=3, min_df=1)
+    path = source.parent / "tiny-extract" / "questions.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[1]["question"] = "   "
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = compose_config(["dataset=tiny-extract", f"cache.dir={tmp_path / 'cache'}", f"dataset.questions={edited}"])
+    with pytest.raises(DataError, match=rf"{edited}:2: missing or empty 'question'\n  fix: every row needs the "
+                                        "question text"):
+        dataset_from_config(cfg.dataset)
 
 
 def test_doc2query_runs_a_local_seq2seq_model(source, tmp_path):

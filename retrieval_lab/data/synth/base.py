@@ -109,7 +109,11 @@ def take(passages: Iterable[Passage], n: int, ask: Callable[[list[Passage]], lis
     return out
 
 
+class TooFewQuestions(SynthError):
+    """The corpus (or the generator's answers) gave fewer questions than asked for."""
+
+
 def too_many(asked: int, possible: int, what: str) -> SynthError:
-    return SynthError(f"--queries {asked}: only {possible} questions can be made from {what}",
+    return TooFewQuestions(f"--queries {asked}: only {possible} questions can be made from {what}",
                       f"ask for at most {possible} (--queries {possible}), or use a larger corpus or another "
                       "generator")

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from retrieval_lab.data.synth.base import Passage, SynthError, SynthQuestion, sample_passages, take
+from retrieval_lab.data.synth.base import (Passage, SynthError, SynthQuestion, TooFewQuestions, sample_passages,
+                                          take)
 from retrieval_lab.types import Corpus
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Usage:
     cached: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    answered: int = 0  # answers holding a question (cached or not)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, prompt: int, completion: int) -> None:
@@ -101,18 +103,26 @@ class LlmGenerator:
             with ThreadPoolExecutor(self.concurrency) as pool:
                 return list(pool.map(lambda p: self.ask_cached(cache, p.text), passages))
 
-        questions = take(sample_passages(corpus, rng, self.window), n, ask, batch=max(8, 4 * self.concurrency),
-                         what=f"{len(corpus)} documents (the model gave empty answers for the rest)")
+        try:
+            questions = take(sample_passages(corpus, rng, self.window), n, ask, batch=max(8, 4 * self.concurrency),
+                             what=f"{len(corpus)} documents (the model gave empty answers for the rest)")
+        except TooFewQuestions:
+            if self.usage.answered == 0:  # not a small corpus: the endpoint answers, but never with text
+                raise SynthError(f"LLM endpoint {self.url} answered every request with an empty message (model "
+                                 f"{self.model})", "check that --model names a chat model the server serves, "
+                                 "and try the prompt by hand with curl") from None
+            raise
         log.info("llm: %s", self.report())
         return questions
 
     def ask_cached(self, cache, passage: str) -> str:
         inputs = {"model": self.model, "prompt": self.prompt, "passage": passage, "temperature": self.temperature}
         entry = cache.get_or_compute(CACHE_STAGE, inputs, lambda: (None, self.ask(passage), {}))
-        if entry.hit:
-            with self.usage.lock:
-                self.usage.cached += 1
-        return entry.payload["question"]
+        question = entry.payload["question"]
+        with self.usage.lock:
+            self.usage.cached += int(entry.hit)
+            self.usage.answered += int(bool(question.strip()))
+        return question
 
     def ask(self, passage: str) -> dict:
         """One chat completion: {"question", "prompt_tokens", "completion_tokens"}."""
