@@ -126,7 +126,7 @@ def cmd_data_synth(args) -> int:
     from retrieval_lab.data import data_root
     from retrieval_lab.data.synth.build import synthesize
 
-    options = {k: getattr(args, k) for k in ("window", "terms", "dropout", "model", "base_url", "api_key_env",
+    options = {k: getattr(args, k) for k in ("window", "terms", "dropout", "inflect", "model", "base_url", "api_key_env",
                                               "concurrency", "timeout", "retries", "temperature",
                                               "price_per_1k_tokens")}
     result = synthesize(args.dataset, args.out, args.generator, args.queries, seed=args.seed,
@@ -350,7 +350,10 @@ def _add_synth_parser(data) -> None:
     p.add_argument("--lexical-check", action="store_true", help="also score BM25 MRR@10 / nDCG@10 of the questions "
                    "against their source sentences copied verbatim (recorded in synth.json)")
     p.add_argument("--terms", type=int, help="extract: key terms per question (default 5)")
-    p.add_argument("--dropout", type=float, help="extract: chance of dropping each rarest term (default 0.3)")
+    p.add_argument("--dropout", type=float, help="extract: chance of dropping each rarest term (default 0.3); "
+                   "title: each content word of the heading (default 0)")
+    p.add_argument("--inflect", type=float, help="extract, title: share of words written in another form of their "
+                   "stem found in the corpus (extract default 1, title default 0)")
     p.add_argument("--model", help="llm: the model the endpoint serves; doc2query: Hugging Face name or folder")
     p.add_argument("--base-url", help="llm: OpenAI-compatible API root (default http://127.0.0.1:8000/v1)")
     p.add_argument("--api-key-env", help="llm: environment variable holding the API key (default OPENAI_API_KEY; "

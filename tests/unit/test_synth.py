@@ -16,8 +16,9 @@ from retrieval_lab.config import compose_config
 from retrieval_lab.data import dataset_from_config
 from retrieval_lab.data.beir import load_corpus, load_dataset
 from retrieval_lab.data.synth import SynthError, make_generator, synthetic_info
-from retrieval_lab.data.synth.base import words
+from retrieval_lab.data.synth.base import WordForms, words
 from retrieval_lab.data.synth.build import synthesize
+from retrieval_lab.data.synth.extract import stopwords
 from retrieval_lab.errors import DataError, ModelNotFoundError
 from retrieval_lab.types import Corpus
 
@@ -361,3 +362,34 @@ def test_best_cautions_under_a_synthetic_leaderboard():
                  candidate("b", 0.4, {"eval_set": "synthetic", "synth_generator": "extract"})]
     ranking = Ranking("ndcg_at_10", "randomization", 0.05, synthetic, synthetic[0], synthetic[0], 10)
     assert "caution: these runs are scored on synthetic questions (extract generator)" in format_ranking(ranking)
+
+
+def test_word_forms_write_another_form_of_the_same_stem():
+    corpus = Corpus(["a", "b", "c"], ["", "", ""], ["Wings lift. The wing stalls.", "Two wings, heated wings.",
+                                                    "Heating the wing."])
+    forms = WordForms(corpus)
+    rng = np.random.default_rng(0)
+    assert forms.vary("wing heated lift", rng, 1.0) == "wings heating lift"  # lift: no other form in the corpus
+    assert forms.vary("wing heated", rng, 0.0) == "wing heated"
+
+
+def test_extract_inflection_changes_word_forms_not_the_terms_chosen(source):
+    corpus = corpus_of(source)
+    exact = make_generator("extract", terms=3, min_df=1, inflect=0.0).generate(corpus, 6, np.random.default_rng(7))
+    varied = make_generator("extract", terms=3, min_df=1).generate(corpus, 6, np.random.default_rng(7))
+    stem = WordForms(corpus).stem
+    assert [(q.doc, q.evidence) for q in exact] == [(q.doc, q.evidence) for q in varied]
+    assert [[stem(w) for w in q.question.split()] for q in exact] == \
+        [[stem(w) for w in q.question.split()] for q in varied]
+    assert [q.question for q in exact] != [q.question for q in varied]
+
+
+def test_title_dropout_and_inflection(source):
+    corpus = corpus_of(source)
+    plain = make_generator("title").generate(corpus, 8, np.random.default_rng(0))
+    less = make_generator("title", dropout=0.5, inflect=1.0).generate(corpus, 8, np.random.default_rng(0))
+    assert [q.doc for q in plain] == [q.doc for q in less]  # the same headings, asked differently
+    for p, q in zip(plain, less):
+        content = [w for w in words(p.question) if w.lower() not in stopwords()]
+        assert len(q.question.split()) >= min(2, len(content)) and len(q.question.split()) <= len(content)
+    assert any(p.question != q.question for p, q in zip(plain, less))

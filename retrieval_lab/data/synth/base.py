@@ -47,6 +47,41 @@ def words(text: str) -> list[str]:
     return WORD.findall(text)
 
 
+class WordForms:
+    """Other surface forms of a word found in the corpus: the words sharing its Snowball stem, most frequent first.
+
+    A searcher rarely types the document's exact word forms ("heated wings" for "heating of a wing"); a question
+    that does rewards matching surface forms (BM25 without stemming) more than real questions do (calibration:
+    BENCHMARKS.md)."""
+
+    def __init__(self, corpus: Corpus):
+        import Stemmer
+
+        stem = Stemmer.Stemmer("english").stemWord
+        counts: dict[str, int] = {}
+        for title, text in zip(corpus.titles, corpus.texts):
+            for word in words(f"{title} {text}"):
+                key = word.lower()
+                counts[key] = counts.get(key, 0) + 1
+        self.stem = stem
+        self.forms: dict[str, list[str]] = {}
+        for word, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            self.forms.setdefault(stem(word), []).append(word)
+
+    def vary(self, question: str, rng: np.random.Generator, share: float) -> str:
+        """Each word, with probability `share`, replaced by the corpus's most frequent other form of its stem (kept
+        when it has none)."""
+        if share <= 0:
+            return question
+
+        def other(match: re.Match) -> str:
+            word = match.group(0)
+            forms = [f for f in self.forms.get(self.stem(word.lower()), []) if f != word.lower()]
+            return forms[0] if forms and rng.random() < share else word
+
+        return WORD.sub(other, question)
+
+
 def sentence_windows(text: str, window: int, min_words: int) -> list[tuple[int, int, int]]:
     """(start, end, centre sentence index) of consecutive, non-overlapping windows of `window` sentences whose text
     has at least `min_words` words."""
