@@ -9,7 +9,9 @@ from setuptools import find_namespace_packages, setup
 CONFIG_FOLDERS = {"retrieval_lab.conf": "conf", "retrieval_lab.experiments": "experiments"}
 
 setup(
-    packages=[*find_namespace_packages(include=["retrieval_lab", "retrieval_lab.*"]), *CONFIG_FOLDERS],
+    # hydra_plugins.retrieval_lab_launchers: the `hydra/launcher=ray` launcher (Hydra finds launchers only there)
+    packages=[*find_namespace_packages(include=["retrieval_lab", "retrieval_lab.*", "hydra_plugins.retrieval_lab_*"]),
+              *CONFIG_FOLDERS],
     package_dir=CONFIG_FOLDERS,
     # the whole trees (config groups, studies and their example files such as experiments/own-docs/) as data of the
     # two packages; these patterns alone decide what is data (no MANIFEST.in or VCS listing)

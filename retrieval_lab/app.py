@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 
 import hydra
+from hydra.core.plugins import Plugins
+from hydra_plugins.retrieval_lab_launchers.ray_launcher import RayLauncher
 from omegaconf import DictConfig
 
 from retrieval_lab import tracking
@@ -12,6 +14,10 @@ from retrieval_lab.paths import conf_dir
 from retrieval_lab.pipeline import run_experiment
 from retrieval_lab.sweep.job import run_sweep_job
 from retrieval_lab.sweep.state import SweepContext
+
+# `hydra/launcher=ray`: Hydra finds plugins by scanning the hydra_plugins package, which misses the lab's launcher in
+# an editable install (setuptools' import hook lists no modules); registering it by hand works in both cases.
+Plugins.instance().register(RayLauncher)
 
 
 def run_job(cfg: DictConfig) -> float:

@@ -134,7 +134,8 @@ class SweepCallback(Callback):
 
         self.ctx = SweepContext(sweep_id=sweep_id, parent_run_id=parent.info.run_id, experiment_id=experiment_id,
                                 experiment=experiment, study=study, state_dir=str(state_dir), total=total,
-                                started=time.time(), code_version=version, keys=",".join(swept_keys(config)))
+                                started=time.time(), code_version=version, keys=",".join(swept_keys(config)),
+                                tracking_uri=tracking.tracking_uri(self.node))
         os.environ.update(self.ctx.to_env())
         os.environ["RETRIEVAL_LAB_SWEEP_METRIC"] = self.metric
         atexit.register(self._finalize, "exit")

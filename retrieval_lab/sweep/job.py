@@ -15,13 +15,14 @@ import sys
 import time
 import traceback
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from retrieval_lab import console
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.sweep.report import LATENCY
-from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, params_hash,
-                                       progress_line, read_records, run_name_from_overrides, write_record)
+from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, maybe_hold,
+                                       params_hash, progress_line, read_records, run_name_from_overrides,
+                                       write_record)
 
 log = logging.getLogger("retrieval_lab.sweep")
 
@@ -64,6 +65,9 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
     num, overrides = _job_overrides()
     name = run_name_from_overrides(overrides, [k for k in ctx.keys.split(",") if k])
     metric = os.environ.get("RETRIEVAL_LAB_SWEEP_METRIC", "ndcg_at_10")
+    if ctx.tracking_uri:  # beside the parent, whatever this worker's cwd or tracking.server_dir would resolve to
+        with open_dict(cfg):
+            cfg.tracking.uri = ctx.tracking_uri
     node = cfg.get("tracking") or {}
     client = tracking.client(node)
     maybe_fault("job_start")
@@ -82,13 +86,14 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
             _report(ctx, name, _scores(metric, value, done.data.metrics.get(LATENCY)) + _judged(done.data.metrics)
                     + "  resumed")
             return float(value or 0.0)
-        mark_orphans(client, ctx.experiment_id, chash)
+        mark_orphans(client, ctx.experiment_id, chash, attempt_of=(ctx.sweep_id, num))
         tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
                 "params_hash": params_hash(resolved, dataset.fingerprint), "code_version": ctx.code_version,
                 "git_commit": ctx.code_version, "parent_run_id": ctx.parent_run_id,
                 "mlflow.parentRunId": ctx.parent_run_id, "job_num": str(num), "overrides": " ".join(overrides)[:4000],
                 "host": host(), "pid": str(os.getpid()), "mlflow.runName": name}
         run_id = client.create_run(ctx.experiment_id, run_name=name, tags=tags).info.run_id
+        maybe_hold("child_running")
         maybe_fault("child_running")
         t0 = time.perf_counter()
         outcome = run_experiment(cfg, dataset=dataset)

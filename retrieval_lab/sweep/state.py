@@ -24,6 +24,9 @@ from retrieval_lab.paths import checkout_root
 ENV_PREFIX = "RETRIEVAL_LAB_SWEEP_"
 CODE_VERSION_ENV = "RETRIEVAL_LAB_CODE_VERSION"
 FAULT_ENV = "RETRIEVAL_LAB_FAULT"  # fault injection for the resume tests: "<point>:<n>" SIGKILLs at that point
+FAULT_ONCE_ENV = "RETRIEVAL_LAB_FAULT_ONCE"  # a file: only the process that creates it is killed (one per sweep)
+HOLD_ENV = "RETRIEVAL_LAB_HOLD"  # "<point>:<folder>": wait at that point until <folder>/release exists
+HOLD_TIMEOUT_S = 600.0
 
 # Keys that do not change a configuration's results: left out of the resume hash.
 NOT_RESULTS = ("hydra", "tracking", "cache", "sweep")
@@ -42,6 +45,7 @@ class SweepContext:
     started: float
     code_version: str
     keys: str = ""  # the swept config keys, comma-separated: they name the child runs
+    tracking_uri: str = ""  # the parent's store: children log there, whatever a worker's cwd or config would resolve
 
     def to_env(self) -> dict[str, str]:
         return {f"{ENV_PREFIX}{k.upper()}": str(v) for k, v in asdict(self).items()}
@@ -222,7 +226,29 @@ def maybe_fault(point: str, counter: dict[str, int] = {}) -> None:  # noqa: B006
     if name != point:
         return
     counter[point] = counter.get(point, 0) + 1
-    if counter[point] == int(nth or 1):
-        import signal
+    if counter[point] != int(nth or 1):
+        return
+    once = os.environ.get(FAULT_ONCE_ENV)
+    if once:  # under a launcher with several workers (or retries), one kill for the whole sweep
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    import signal
 
-        os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def maybe_hold(point: str) -> None:
+    """Test hook: `RETRIEVAL_LAB_HOLD=child_running:/some/folder` writes <folder>/held-<pid> at that point and waits
+    until <folder>/release exists (a test restarts the tracking server while jobs are at a known place)."""
+    spec = os.environ.get(HOLD_ENV)
+    if not spec:
+        return
+    name, _, folder = spec.partition(":")
+    if name != point or not folder:
+        return
+    Path(folder, f"held-{os.getpid()}").touch()
+    deadline = time.time() + HOLD_TIMEOUT_S
+    while not Path(folder, "release").exists() and time.time() < deadline:
+        time.sleep(0.1)

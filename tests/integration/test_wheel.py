@@ -116,7 +116,9 @@ def test_sdist_and_wheel_carry_the_configs_code_and_metadata(installed):
     assert {f"retrieval_lab/{name}" for name in config_files} <= in_wheel
     code = {str(p.relative_to(source)) for p in (source / "retrieval_lab").rglob("*.py")}
     assert code <= in_wheel
-    assert {name.split("/")[0] for name in in_wheel} == {"retrieval_lab", dist_info}  # nothing else at top level
+    # nothing else at top level but the `hydra/launcher=ray` plugin, where Hydra looks for launchers
+    assert {name.split("/")[0] for name in in_wheel} == {"retrieval_lab", "hydra_plugins", dist_info}
+    assert "hydra_plugins/retrieval_lab_launchers/ray_launcher.py" in in_wheel
     assert installed.wheel.name == f"retrieval_lab-{VERSION}-py3-none-any.whl"
     assert f"\nVersion: {VERSION}\n" in metadata and "\nLicense-Expression: MIT\n" in metadata
     assert f"{dist_info}/licenses/LICENSE" in in_wheel
