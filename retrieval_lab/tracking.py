@@ -27,8 +27,10 @@ PARAM_MAX_CHARS = 6000
 
 
 def quiet_mlflow_environment() -> None:
-    """Telemetry off unless the user asked for it (it sends DNS look-ups and writes an install id)."""
+    """Telemetry off unless the user asked for it (it sends DNS look-ups and writes an install id). No "View run at"
+    line from MLflow for each run ended on a tracking server: the lab prints its own line per configuration."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def tracking_uri(node: Any = None) -> str:

@@ -49,7 +49,8 @@ def init_arguments(ray_cfg: DictConfig, environ: dict[str, str] | None = None) -
         # ray.init() would join, refusing the local arguments)
         init = {**OmegaConf.to_container(ray_cfg.get("local") or {}, resolve=True), **init, "address": "local"}
     runtime_env = dict(init.pop("runtime_env", None) or {})
-    runtime_env["env_vars"] = {**forwarded_env(environ), **(runtime_env.get("env_vars") or {})}
+    users = {key: str(value) for key, value in (runtime_env.get("env_vars") or {}).items()}  # Ray takes strings
+    runtime_env["env_vars"] = {**forwarded_env(environ), **users}
     init["runtime_env"] = runtime_env
     return init
 

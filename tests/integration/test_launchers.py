@@ -173,6 +173,7 @@ def test_ray_sweep_on_a_cluster_started_for_it_lands_in_postgres_and_encodes_onc
                  tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(re.findall(r"^\[\d/2, .*  done$", proc.stdout, re.M)) == 2, proc.stdout  # each config's line
+    assert "View run" not in proc.stdout  # MLflow's own line per run ended on a server: suppressed
     parent, children = check_layout(server, "ray_local", "ray", 2, tmp_path)
     assert len({c.data.tags["pid"] for c in children}) == 2  # two workers
     hits = sorted(c.data.metrics["dense_embeddings_cache_hit"] for c in children)

@@ -29,7 +29,7 @@ def test_a_cluster_for_the_sweep_gets_the_local_arguments_and_the_sweep_environm
 
 def test_joining_a_cluster_drops_the_local_arguments_and_keeps_the_users_runtime_env():
     cfg = OmegaConf.create({**RAY_CFG, "init": {"address": "head:6379",
-                                                "runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "0", "X": "1"},
+                                                "runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "0", "X": 1},
                                                                 "working_dir": "."}}})
     args = init_arguments(cfg, ENV)
     assert args["address"] == "head:6379" and "num_cpus" not in args
