@@ -126,8 +126,8 @@ def cmd_data_synth(args) -> int:
     from retrieval_lab.data import data_root
     from retrieval_lab.data.synth.build import synthesize
 
-    options = {k: getattr(args, k) for k in ("window", "terms", "dropout", "inflect", "model", "base_url", "api_key_env",
-                                              "concurrency", "timeout", "retries", "temperature",
+    options = {k: getattr(args, k) for k in ("window", "terms", "dropout", "inflect", "model", "base_url",
+                                              "api_key_env", "concurrency", "timeout", "retries", "temperature",
                                               "price_per_1k_tokens")}
     result = synthesize(args.dataset, args.out, args.generator, args.queries, seed=args.seed,
                         root=data_root(args.root), cache_dir=args.cache_dir, lexical_check=args.lexical_check,
