@@ -134,6 +134,9 @@ def calibrate(study: str, dataset: str, generators: dict[str, tuple[str, dict]],
     common = [f"dataset={dataset}", "tracking.enabled=false", *overrides]
     configurations = study_configurations(study, common)
     names = [c.name for c in configurations]
+    if len(names) < 3:
+        raise LabError(f"study '{study}' gives {len(names)} configuration(s) here: a ranking to compare needs at "
+                       "least 3\n  fix: sweep more values (key=a,b,c) or name a larger study")
     if reference not in names:
         raise LabError(f"--reference {reference}: no configuration of study '{study}' has that name (they are: "
                        f"{', '.join(names)})\n  fix: pass --reference with the BM25 configuration's name")

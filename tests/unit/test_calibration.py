@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval_lab.commands.calibrate import parse_generators, study_configurations
+from retrieval_lab.commands.calibrate import calibrate, parse_generators, study_configurations
 from retrieval_lab.data.synth import SynthError
 from retrieval_lab.errors import LabError
 from retrieval_lab.evaluate.calibration import Leaderboard, agreement, kendall_tau
@@ -81,3 +81,9 @@ def test_study_configurations_follow_the_sweep_grid():
     assert all("retriever.b=0.4" in c.overrides for c in grid)
     with pytest.raises(LabError, match="no study 'nosuch'"):
         study_configurations("nosuch")
+
+
+def test_calibrate_refuses_a_ranking_of_fewer_than_three_configurations():
+    with pytest.raises(LabError, match="gives 2 configuration\\(s\\) here: a ranking to compare needs at least 3"):
+        calibrate("calibration", "cranfield", {"title": ("title", {})},
+                  overrides=["+experiments/calibration=bm25,dense_wordllama"])
