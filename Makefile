@@ -74,6 +74,12 @@ bench-dense: $(STAMP)
 bench-sweep: $(STAMP)
 	nice -n 10 $(PY) benchmarks/sweep.py
 
+# The PostgreSQL tracking server under 50 configurations over 2 Ray workers: lost/duplicate runs, logging cost against
+# SQLite, a worker killed mid-sweep, the server restarted mid-sweep (~15 minutes on 2 cores; docs/scaling.md).
+.PHONY: bench-tracking
+bench-tracking: $(STAMP) postgres-deps
+	nice -n 10 $(PY) benchmarks/scale_tracking.py
+
 clean-venv:
 	rm -rf $(VENV)
 
