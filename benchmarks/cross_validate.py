@@ -6,7 +6,7 @@ so settings are chosen on 4 of 5 query folds and scored on the fifth, and the me
     nice -n 15 .venv/bin/python benchmarks/cross_validate.py select --dataset cranfield    # 2,318 candidates
     ... select --dataset arguana --only "bm25 k1"          # part of the grid (here: BM25 alone), stored apart
     ... compare --dataset arguana "<candidate>" "<candidate>"   # paired test of two candidates, all test queries
-    nice -n 15 .venv/bin/python benchmarks/cross_validate.py fusion-default --datasets scifact nfcorpus arguana cranfield
+    nice -n 15 .venv/bin/python benchmarks/cross_validate.py fusion-default   # the 4 datasets x MiniLM-L6, WordLlama
     .venv/bin/python benchmarks/cross_validate.py table          # markdown tables from the JSON, for BENCHMARKS.md
 
 Every candidate is evaluated once on every test query through the chain `retrieval-lab run` builds for its overrides
@@ -38,9 +38,10 @@ BM25 = "bm25 k1=0.9 b=0.4"  # the lab's default BM25: the baseline of every pair
 ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 # Fixed fusion settings a default could be (label -> method, normalization, alpha); the table shows SHOWN_DEFAULTS.
 # The two-input `alpha` weights RRF too (0.5: plain RRF).
-DEFAULTS = {**{f"convex {norm} {a / 10}": ("convex", norm, a / 10) for norm in ("minmax", "zscore") for a in range(1, 10)},
+DEFAULTS = {**{f"convex {norm} {a / 10}": ("convex", norm, a / 10)
+               for norm in ("minmax", "zscore") for a in range(1, 10)},
             "rrf 60": ("rrf", "minmax", 0.5), **{f"rrf 60 {a / 10}": ("rrf", "minmax", a / 10) for a in (4, 6, 7)}}
-SHOWN_DEFAULTS = ["convex minmax 0.5", "convex zscore 0.5", "rrf 60"]
+SHOWN_DEFAULTS = ["convex minmax 0.5", "convex minmax 0.6", "convex zscore 0.5", "rrf 60"]
 
 # Dense models: the embedder option and key changes, written for the top-level group or a hybrid's extra input.
 EMBEDDERS = {
@@ -306,7 +307,8 @@ def cmd_fusion_default(args) -> None:
             best_input = max(single, key=lambda k: single[k]["ndcg_at_10"])
             rows = {label: ev(hybrid(model, method, norm, alpha)) for label, (method, norm, alpha) in DEFAULTS.items()}
             record = {"bm25": base["ndcg_at_10"], "dense": single["dense"]["ndcg_at_10"], "best_input": best_input,
-                      "fixed": {label: {"ndcg_at_10": row["ndcg_at_10"], "vs_best_input": paired_vs(row, single[best_input])}
+                      "fixed": {label: {"ndcg_at_10": row["ndcg_at_10"],
+                                        "vs_best_input": paired_vs(row, single[best_input])}
                                 for label, row in rows.items()}}
             cv = cross_validate({k: v["per_query"] for k, v in rows.items() if k.startswith("convex minmax")}, folds)
             record["cv_alpha"] = cv_record(cv)
@@ -369,7 +371,8 @@ def cmd_table(args) -> None:
     fd = data.get("fusion_default")
     if fd:
         print("\n### default fusion across datasets (test nDCG@10; delta to the better input, randomization p)\n")
-        print("| dataset | dense | BM25 | dense | " + " | ".join(SHOWN_DEFAULTS) + " | min-max alpha by CV (held-out) |")
+        print("| dataset | dense | BM25 | dense | " + " | ".join(SHOWN_DEFAULTS)
+              + " | min-max alpha by CV (held-out) |")
         print("|---|---|---:|---:|" + "---:|" * (len(SHOWN_DEFAULTS) + 1))
         for dataset, models in fd.items():
             for model, r in models.items():
@@ -383,11 +386,12 @@ def cmd_table(args) -> None:
                 print(f"| {dataset} | {model} | {r['bm25']:.4f} | {r['dense']:.4f} | " + " | ".join(cells) + " |")
         overall, held_out = robust_defaults(fd)
         print("\nWorst delta to the better input over every case, per fixed setting:\n")
-        print("| setting | worst delta | cases below the better input |\n|---|---:|---:|")
+        print("| setting | worst delta | mean delta | cases below the better input |\n|---|---:|---:|---:|")
         for label, value in sorted(overall.items(), key=lambda kv: -kv[1]):
-            below = sum(r["fixed"][label]["vs_best_input"]["delta"] < 0 for models in fd.values() for r in models.values())
-            print(f"| {label} | {value:+.4f} | {below} |")
-        print("\nLeave one dataset out: the setting with the best worst case on the other datasets, on the one left out:\n")
+            deltas = [r["fixed"][label]["vs_best_input"]["delta"] for models in fd.values() for r in models.values()]
+            print(f"| {label} | {value:+.4f} | {sum(deltas) / len(deltas):+.4f} | {sum(d < 0 for d in deltas)} |")
+        print("\nLeave one dataset out: the setting with the best worst case on the other datasets, on the one "
+              "left out:\n")
         print("| left out | setting chosen on the others | its worst delta there |\n|---|---|---:|")
         for left, (pick, value) in held_out.items():
             print(f"| {left} | {pick} | {value:+.4f} |")

@@ -19,7 +19,7 @@ from retrieval_lab.types import Run
 @dataclass(frozen=True)
 class FusionConfig:
     method: str = "convex"  # rrf | convex
-    alpha: float | None = 0.5  # two inputs: weight of the first input (the second gets 1 - alpha)
+    alpha: float | None = 0.6  # two inputs: weight of the first (the second gets 1 - alpha); as in the hybrid conf
     weights: list[float] | None = None  # one weight per input, in input order (overrides alpha)
     normalization: str = "minmax"  # convex only: minmax | zscore | max | sum | rank
     k: float = 60.0  # rrf only: rank offset

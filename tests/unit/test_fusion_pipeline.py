@@ -64,7 +64,7 @@ def test_sweeping_21_alphas_searches_each_input_once(tmp_path, counting):
     for norm in ("zscore", "max", "sum", "rank"):
         pipeline.run_experiment(hybrid_cfg(tmp_path, f"retriever.fusion.normalization={norm}"))
     assert counting == after_first  # no index() or search() after the first run
-    assert first.run == results[0.5]
+    assert first.run == results[compose_config(["retriever=hybrid"]).retriever.fusion.alpha]  # the default alpha
     assert len({tuple(tuple(d for d, _ in hits) for hits in r.values()) for r in results.values()}) > 1
 
 
