@@ -93,8 +93,9 @@ def test_judge_five_with_keys_and_clicks_survive_a_kill(tmp_path, mlflow_uri):
             progress.filter(has_text=f"2 / {total} judged").wait_for()
             page.click("#grade-1")  # 3: partly relevant, by click
             progress.filter(has_text=f"3 / {total} judged").wait_for()
+            # 4 and 5 back to back, without waiting: the second grade must land on the next passage, not re-judge
+            # the one still saving
             page.click("#grade-0")  # 4: not relevant, by click
-            progress.filter(has_text=f"4 / {total} judged").wait_for()
             page.keyboard.press("r")  # 5: relevant, by key
             progress.filter(has_text=f"5 / {total} judged").wait_for()
             page.screenshot(path=str(SHOTS / "judged-5.png"))
