@@ -80,6 +80,12 @@ bench-sweep: $(STAMP)
 bench-tracking: $(STAMP) postgres-deps
 	nice -n 10 $(PY) benchmarks/scale_tracking.py
 
+# 100k and 1M synthetic SciFact-shaped passages (about 1 h on 2 cores, 3 GB under SCALE_WORK): BENCHMARKS.md, Scale
+SCALE_WORK ?= /tmp/retrieval-lab-scale
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	nice -n 10 $(PY) benchmarks/scale.py --work $(SCALE_WORK) --sizes 100000 1000000
+
 clean-venv:
 	rm -rf $(VENV)
 
