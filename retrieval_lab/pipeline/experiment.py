@@ -12,11 +12,12 @@ from retrieval_lab.data import Dataset, dataset_from_config
 from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.judged import pool_metrics
 from retrieval_lab.evaluate.spans import span_metrics
-from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config
+from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config, unused_config_groups
 from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.checks import case_mismatch, weak_fusion_inputs
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
+from retrieval_lab.training.recipes import check_required_models
 from retrieval_lab.training.registry import check_config_models
 from retrieval_lab.types import Run
 
@@ -39,6 +40,7 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     settings = read_config(cfg)
     cache = cache or cache_for(settings)
     stages = first_stages(cfg, settings, cache)  # config errors and missing models surface before the data loads
+    check_required_models(cfg, cache.root, unused_config_groups(cfg))  # a model of `requires` not trained yet
     dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset, settings.cache_dir)
     check_config_models(cfg, dataset.name, dataset.split, dataset.queries.ids)  # LeakageError: trained on these
     retriever = Retriever(cfg, dataset.corpus, cache, settings, stages)

@@ -1,0 +1,122 @@
+"""The `requires` recipes of a pipeline config (retrieval_lab/training/recipes.py) and benchmarks/reproduce.py's plan:
+a missing trained model stops a run before any work and names the command that trains it; every planned training
+command parses against its trainer's config; every planned run composes."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from retrieval_lab.config import compose_config
+from retrieval_lab.errors import ConfigError, ModelNotFoundError
+from retrieval_lab.training.cli import train_config
+from retrieval_lab.training.recipes import check_required_models, missing, needed, recipes
+from retrieval_lab.training.registry import register
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import reproduce  # noqa: E402
+
+TRAINED_HERE = {"scifact": ["minilm_l6-scifact-ft", "ce-scifact-bce"],
+                "nfcorpus": ["minilm_l6-nfcorpus-ft", "minilm_l6-nfcorpus-ft2"], "arguana": [], "cranfield": []}
+
+
+def config(requires: dict, embedder: str = "a-ft", reranker: str | None = None, **extra):
+    node = {"requires": requires, "embedder": {"name": embedder, "model": embedder},
+            "retriever": {"name": "dense"}, **extra}
+    if reranker:
+        node["reranker"] = {"name": reranker, "type": "cross_encoder", "model": reranker}
+    return OmegaConf.create(node)
+
+
+A = "retrieval-lab train-embedder dataset=scifact base=minilm_l6 seed=0 name=a-ft"
+B = "retrieval-lab train-embedder dataset=scifact base=a-ft seed=1 name=b-ft"
+C = "retrieval-lab train-reranker dataset=scifact base=a-ft loss=bce name=c-ce"
+
+
+def test_needed_follows_bases_in_requires_order_and_only_for_loaded_models():
+    cfg = config({"a-ft": A, "b-ft": B, "c-ce": C}, embedder="b-ft")
+    assert [r.model for r in needed(cfg)] == ["a-ft", "b-ft"]  # b starts from a; the reranker is not loaded
+    assert [r.model for r in needed(config({"a-ft": A, "b-ft": B, "c-ce": C}, "minilm_l6", "c-ce"))] == ["a-ft", "c-ce"]
+    assert needed(config({"a-ft": A}, embedder="minilm_l6")) == []
+    assert needed(config({"a-ft": A}), skip={"embedder"}) == []  # a group no stage reads
+    assert recipes(config({"c-ce": C}))[0].kind == "reranker"
+
+
+@pytest.mark.parametrize("command, complaint", [
+    ("retrieval-lab run dataset=scifact name=a-ft", "expected a command"),
+    ("train-embedder name=a-ft", "expected a command"),
+    ("retrieval-lab train-embedder dataset=scifact", "does not register the model under this name"),
+    ("retrieval-lab train-embedder name=other", "does not register the model under this name"),
+])
+def test_a_malformed_recipe_names_its_key(command, complaint):
+    with pytest.raises(ConfigError, match=complaint) as err:
+        recipes(config({"a-ft": command}))
+    assert "requires.a-ft" in str(err.value)
+
+
+def test_missing_models_are_named_with_their_commands_until_registered(tmp_path):
+    cfg = config({"a-ft": A, "b-ft": B}, embedder="b-ft")
+    cache = tmp_path / "cache"
+    with pytest.raises(ModelNotFoundError) as err:
+        check_required_models(cfg, cache)
+    text = str(err.value)
+    assert "a-ft (embedder), b-ft (embedder)" in text
+    assert text.index(A) < text.index(B)  # training order
+    assert f"cache.dir={cache}" in text  # not the default cache: the commands must train into this one
+    folder = tmp_path / "a"
+    folder.mkdir()
+    register("embedder", "a-ft", folder, cache_root=cache)
+    assert [r.model for r in missing(cfg, cache)] == ["b-ft"]
+    register("embedder", "b-ft", folder, cache_root=cache)
+    check_required_models(cfg, cache)  # nothing missing: no error
+
+
+def test_best_scifact_fails_before_any_work_on_an_empty_cache(tmp_path, data_root):
+    from retrieval_lab.pipeline import run_experiment
+
+    cache = tmp_path / "empty"
+    cfg = compose_config(["+experiments=best-scifact", f"dataset.root={data_root}", f"cache.dir={cache}",
+                          "tracking.enabled=false"])
+    with pytest.raises(ModelNotFoundError) as err:
+        run_experiment(cfg)
+    for recipe in needed(cfg):
+        assert recipe.model in str(err.value) and recipe.command in str(err.value)
+    assert not (cache / "first_stage_runs").exists() and not (cache / "datasets").exists()
+
+
+@pytest.mark.parametrize("dataset", reproduce.DATASETS)
+def test_the_plan_trains_what_each_best_pipeline_loads_with_valid_commands(dataset, tmp_path):
+    plan = reproduce.recipes_of([dataset])[dataset]
+    assert [r.model for r in plan] == TRAINED_HERE[dataset]
+    for recipe in plan:
+        _, settings, _ = train_config(recipe.kind, list(recipe.overrides))  # parses and types, as the CLI does
+        assert settings.name == recipe.model
+        assert "seed=" in recipe.command  # seeded explicitly
+    cfg = compose_config(reproduce.best_overrides(dataset, tmp_path))
+    assert cfg.dataset.name == dataset and cfg.cache.dir == str(tmp_path)
+    assert compose_config(reproduce.bm25_overrides(dataset, tmp_path)).retriever.name == "bm25"
+    lines = reproduce.plan_lines([dataset], tmp_path / "cache", tmp_path)
+    trains = [line for line in lines if " train-" in line]
+    assert len(trains) == len(plan) and all(line.endswith(f" {r.command}") for line, r in zip(trains, plan))
+
+
+def test_the_plan_trains_a_model_once_and_never_in_the_shared_cache(tmp_path, capsys):
+    lines = reproduce.plan_lines(["scifact", "nfcorpus"], tmp_path / "cache", tmp_path)
+    trains = [line for line in lines if " train-" in line]
+    assert len(trains) == len(set(trains)) == 4
+    assert all(line.startswith(f"RETRIEVAL_LAB_CACHE={tmp_path / 'cache'} ") for line in trains)
+    with pytest.raises(SystemExit):
+        reproduce.main(["--plan", "--cache", "~/.cache/retrieval-lab"])
+    assert "shared default cache" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset", ["scifact", "nfcorpus"])
+def test_the_yaml_header_quotes_the_recorded_figure(dataset):
+    header = (REPO / "experiments" / f"best-{dataset}.yaml").read_text()
+    quoted = re.search(r"Reproduces test nDCG@10 ([0-9.]+)", header.replace("\n# ", " "))
+    assert quoted and float(quoted.group(1)) == reproduce.RECORDED[dataset][0]
