@@ -113,3 +113,13 @@ bench-import: $(STAMP) docs-data
 .PHONY: bench-folder
 bench-folder: $(STAMP)
 	nice -n 10 $(PY) benchmarks/folder_consistency.py --configs bm25 wordllama minilm_l6_int8
+
+# The four best pipelines from cold: train every model they need (seeded) into a fresh cache under REPRODUCE_WORK,
+# evaluate each `+experiments=best-<dataset>` on test against the figure recorded (+-0.005) and against BM25 (paired
+# test); benchmarks/results/reproduce.json. Hours on 2 cores (SciFact and NFCorpus train two models each).
+# `make reproduce DATASETS="scifact nfcorpus"` for some; `$(PY) benchmarks/reproduce.py --plan` prints the commands.
+DATASETS ?= scifact nfcorpus arguana cranfield
+REPRODUCE_WORK ?= .cache/reproduce
+.PHONY: reproduce
+reproduce: $(STAMP)
+	nice -n 10 $(PY) benchmarks/reproduce.py --work $(REPRODUCE_WORK) --datasets $(DATASETS)
