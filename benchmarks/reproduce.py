@@ -67,8 +67,12 @@ def recipes_of(datasets) -> dict[str, list]:
 def evaluate(overrides: list[str]) -> dict:
     """One pipeline on its test split, as `retrieval-lab run <overrides>` evaluates it (no tracking): nDCG@10,
     R@100, per-query nDCG@10, seconds."""
+    from omegaconf import OmegaConf
+
     from retrieval_lab.config import compose_config
     from retrieval_lab.pipeline import run_experiment
+
+    from retrieval_lab.pipeline.build import unused_config_groups
 
     cfg = compose_config([*overrides, "tracking.enabled=false"])
     t0 = time.perf_counter()
@@ -77,7 +81,20 @@ def evaluate(overrides: list[str]) -> dict:
     return {"ndcg_at_10": ev.means["ndcg_at_10"], "recall_at_100": ev.means.get("recall_at_100"),
             "queries": len(ev.query_ids), "seconds": time.perf_counter() - t0,
             "query_p50_ms": outcome.timings.get("query_p50_ms"),
+            "embedders": embedders(OmegaConf.to_container(cfg, resolve=True), unused_config_groups(cfg)),
             "per_query": dict(zip(ev.query_ids, ev.per_query["ndcg_at_10"].tolist()))}
+
+
+def embedders(node, skip=(), key=None) -> dict[str, str]:
+    """model -> backend of every embedder a run loads (defaults move: the backend is part of what was measured)."""
+    found = {}
+    if isinstance(node, dict):
+        if key == "embedder" and "model" in node:
+            found[node["model"]] = node.get("backend")
+        for k, v in node.items():
+            if k not in skip:
+                found.update(embedders(v, (), k))
+    return found
 
 
 def paired_vs(a: dict, b: dict) -> dict:
