@@ -5,6 +5,7 @@ default BM25 on the same test queries (paired randomization test, as `retrieval-
     nice -n 10 .venv/bin/python benchmarks/transfer.py                          # every row whose models are trained
     ... benchmarks/transfer.py --pipelines arguana cranfield                    # some rows
     ... benchmarks/transfer.py --table                                          # the table from the JSON
+    ... benchmarks/transfer.py --override embedder.backend=torch               # more overrides for every run
 
 A pipeline that loads models trained here (SciFact, NFCorpus) runs only where they are registered in the cache
 (`--cache`, default $RETRIEVAL_LAB_CACHE or ~/.cache/retrieval-lab); otherwise its row says which training it needs.
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
                         help="the datasets they are evaluated on (columns)")
     parser.add_argument("--cache", type=Path, default=None, help="where trained models are registered")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--override", nargs="*", default=[],
+                        help="more overrides for every run, e.g. embedder.backend=torch (vectors already cached)")
     parser.add_argument("--redo", action="store_true")
     parser.add_argument("--table", action="store_true", help="print the table from --out and exit")
     args = parser.parse_args(argv)
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
     for target in args.datasets:
         if not args.redo and target in data().get("bm25", {}):
             continue
-        baselines[target] = evaluate(bm25_overrides(target, cache))
+        baselines[target] = evaluate([*bm25_overrides(target, cache), *args.override])
         save(args.out, "bm25", {**data().get("bm25", {}), target: summary(baselines[target])})
     for source in args.pipelines:
         needs = needs_training(source, cache)
@@ -95,10 +98,11 @@ def main(argv=None) -> int:
             if target in row and not args.redo:
                 continue
             if target not in baselines:  # per-query values are not kept in the JSON
-                baselines[target] = evaluate(bm25_overrides(target, cache))
+                baselines[target] = evaluate([*bm25_overrides(target, cache), *args.override])
             t0 = time.perf_counter()
-            result = evaluate(best_overrides(source, cache, on=target))
+            result = evaluate([*best_overrides(source, cache, on=target), *args.override])
             row[target] = {**summary(result), "vs_bm25": paired_vs(result, baselines[target]),
+                           "overrides": args.override,
                            "wall_seconds": time.perf_counter() - t0, "load_average": list(os.getloadavg())}
             save(args.out, source, row)
             print(f"best-{source} on {target}: nDCG@10 {result['ndcg_at_10']:.4f} (BM25 "
