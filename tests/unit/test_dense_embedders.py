@@ -140,16 +140,29 @@ def test_minilm_l3_onnx_matches_the_packaged_sentence_embedding():
 def test_minilm_l6_onnx_export_matches_torch():
     """The local export (keyword-input wrapper) gives the torch vectors; the ONNX file becomes a cache entry."""
     cache = Cache()  # the shared test cache: the export happens once
-    torch_vecs = load_embedder(EmbedderConfig(name="minilm_l6", progress=False), cache).encode(TEXTS)
+    torch_vecs = load_embedder(EmbedderConfig(name="minilm_l6", backend="torch", progress=False), cache).encode(TEXTS)
     onnx_vecs = load_embedder(EmbedderConfig(name="minilm_l6", backend="onnx", progress=False),
                               cache).encode(TEXTS)
     assert (torch_vecs * onnx_vecs).sum(1).min() > 0.9999
     # normalize=false drops the folder's own Normalize module: raw mean-pooled vectors, same directions
-    raw = load_embedder(EmbedderConfig(name="minilm_l6", normalize=False, progress=False), cache).encode(TEXTS)
+    raw = load_embedder(EmbedderConfig(name="minilm_l6", backend="torch", normalize=False, progress=False),
+                        cache).encode(TEXTS)
     norms = np.linalg.norm(raw, axis=1)
     assert not np.allclose(norms, 1.0, atol=1e-3)
     np.testing.assert_allclose(raw / norms[:, None], torch_vecs, atol=1e-5)
     assert cache.entries("onnx_models")
+
+
+def test_onnx_one_query_encodes_on_its_own_session_and_gives_the_batch_vectors():
+    """`query_threads` holds for ONNX too: a one-query encode (a live search) runs on a session of its own, and an
+    fp32 graph gives every text the vector it gets inside a batch (what lets an export rank as its evaluation)."""
+    embedder = load_embedder(EmbedderConfig(name="minilm_l6", backend="onnx", query_threads=1, progress=False),
+                             Cache())
+    batch = embedder.encode(TEXTS)
+    assert embedder._few_session is None
+    alone = np.vstack([embedder.encode([text]) for text in TEXTS])
+    assert embedder._few_session is not None and embedder._few_session is not embedder.session
+    np.testing.assert_allclose(alone, batch, atol=1e-5)
 
 
 def test_models_inside_a_dot_cache_folder_are_hashed_and_empty_folders_refused(tmp_path):
