@@ -556,7 +556,7 @@ class StaticEmbedder(Embedder):
         return out
 
 
-def _hf_tokenizer(folder: Path):
+def hf_tokenizer(folder: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
@@ -571,9 +571,9 @@ def load_tokenizer(config: EmbedderConfig, root: str | Path | None = None):
 
         return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(spec.extra["tokenizer"])))
     if spec.kind == "onnx_graph":
-        return _hf_tokenizer(spec.extra["tokenizer"])
+        return hf_tokenizer(spec.extra["tokenizer"])
     try:
-        return _hf_tokenizer(spec.path)
+        return hf_tokenizer(spec.path)
     except (OSError, ValueError):
         return None
 
@@ -596,12 +596,12 @@ def load_embedder(config: EmbedderConfig, cache=None) -> Embedder:
         embedder = SentenceTransformerEmbedder(config, spec, backend, max_tokens)
     else:
         if spec.kind == "onnx_graph":
-            tokenizer = _hf_tokenizer(spec.extra["tokenizer"])
+            tokenizer = hf_tokenizer(spec.extra["tokenizer"])
             pooling = spec.extra.get("pooling", "mean")
         else:
-            tokenizer = _hf_tokenizer(spec.path)
+            tokenizer = hf_tokenizer(spec.path)
             pooling = _st_pooling(spec.path)
-        data = onnx_model_bytes(spec, quantize=backend == "onnx_int8", cache=cache, threads=config.threads)
+        data = onnx_model_bytes(spec, quantize=backend == "onnx_int8", cache=cache)
         embedder = OnnxEmbedder(config, spec, backend, max_tokens or tokenizer.model_max_length, data, tokenizer,
                                 pooling)
     log.info("loaded embedder %s (%s, %s) in %.1f s", config.name, spec.ref, backend, time.perf_counter() - t0)
