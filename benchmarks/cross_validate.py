@@ -33,6 +33,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("CI", "1")  # no progress bars in logs
 
+from hybrid import Results  # noqa: E402  (benchmarks/ is the script's folder)
+
 OUT = Path(__file__).resolve().parent / "results" / "cross_validate.json"
 BM25 = "bm25 k1=0.9 b=0.4"  # the lab's default BM25: the baseline of every paired test
 ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
@@ -140,26 +142,6 @@ def grid(dataset: str) -> dict[str, list[str]]:
                             first, "convex", norm, None, w, second, k1, b)
         out.update({prefix + name: [*passages, *overrides] for name, overrides in part.items()})
     return out
-
-
-class Results:
-    def __init__(self, path: Path):
-        self.path = path
-        self.data = json.loads(path.read_text()) if path.exists() else {}
-
-    def put(self, *keys_and_value) -> None:
-        """Set one value and rewrite the file, re-read first so that two commands running at once keep each other's."""
-        *keys, last, value = keys_and_value
-        if self.path.exists():
-            self.data = json.loads(self.path.read_text())
-        node = self.data
-        for key in keys:
-            node = node.setdefault(key, {})
-        node[last] = value
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        os.replace(tmp, self.path)
 
 
 class Evaluator:
