@@ -77,11 +77,17 @@ def rerank_ceiling(trace: Trace, retriever: Retriever, dataset: Dataset) -> dict
 
 
 def truncation_stats(stages: list[FirstStage], passages: Passages) -> dict[str, float]:
-    """Passages longer than a dense stage's embedder max tokens (counted with its tokenizer; a warning if any)."""
-    out = {}
+    """Passages longer than a dense stage's embedder max tokens (counted with its tokenizer; a warning if any):
+    `chunks_truncated` is the most any embedder truncates; with several, `chunks_truncated_<embedder>` each."""
+    counts = {}
     for stage in stages:
         max_tokens = getattr(stage, "max_tokens", None)
         tokens = embedder_tokens([stage]) if max_tokens else None
         if tokens is not None:
-            out["chunks_truncated"] = float(truncated_chunks(passages, tokens, int(max_tokens)))
+            counts[stage.embedder_config.name] = float(truncated_chunks(passages, tokens, int(max_tokens)))
+    if not counts:
+        return {}
+    out = {"chunks_truncated": max(counts.values())}
+    if len(counts) > 1:
+        out.update({f"chunks_truncated_{name}": n for name, n in counts.items()})
     return out

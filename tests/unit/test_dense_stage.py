@@ -146,3 +146,10 @@ def test_truncation_stats_count_passages_over_the_embedders_token_limit():
     assert truncation_stats([l3], passages) == {"chunks_truncated": 2.0} and l3._embedder is None
     static = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))  # no token limit: nothing to count
     assert truncation_stats([static], passages) == {}
+    # several dense inputs (a hybrid): each embedder's own count, and the most any of them truncates
+    l6 = DenseRetriever(EmbedderConfig(name="minilm_l6"), IndexConfig(), Cache(enabled=False))  # 256 tokens
+    alone = truncation_stats([l6], passages)["chunks_truncated"]
+    assert alone == 1.0
+    assert truncation_stats([l3, static, l6], passages) == {"chunks_truncated": 2.0, "chunks_truncated_minilm_l3": 2.0,
+                                                            "chunks_truncated_minilm_l6": 1.0}
+    assert truncation_stats([l6, l3], passages)["chunks_truncated"] == 2.0  # not the last input's count
