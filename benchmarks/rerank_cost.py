@@ -109,7 +109,7 @@ def measure_quality(args, results: Results) -> None:
     for split in ("selection", "test"):
         if f"first_stage {split}" not in results.data.get("quality", {}):
             results.put("quality", f"first_stage {split}", evaluate(FIRST_STAGE, split, per_query=True))
-    for backend, max_length in product(("onnx", "onnx_int8"), args.max_lengths):
+    for backend, max_length in product(("onnx_int8", "onnx"), args.max_lengths):
         for depth, w in product(sorted(args.depths, reverse=True), args.interpolate):
             for split in ("selection", "test"):
                 key = f"{backend} {max_length} {depth} {w} {split}"
