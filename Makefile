@@ -80,7 +80,7 @@ bench-sweep: $(STAMP)
 bench-tracking: $(STAMP) postgres-deps
 	nice -n 10 $(PY) benchmarks/scale_tracking.py
 
-# 100k and 1M synthetic SciFact-shaped passages (about 1 h on 2 cores, 3 GB under SCALE_WORK): BENCHMARKS.md, Scale
+# 100k and 1M synthetic SciFact-shaped passages (about 70 min on 2 cores, 3 GB under SCALE_WORK): BENCHMARKS.md, Scale
 SCALE_WORK ?= /tmp/retrieval-lab-scale
 .PHONY: bench-scale
 bench-scale: $(STAMP)
