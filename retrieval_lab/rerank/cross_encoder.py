@@ -2,8 +2,9 @@
 
 Backends (`reranker.backend`): `torch` runs sentence-transformers' `CrossEncoder`; `onnx` exports the model once per
 cache with `torch.onnx.export` (dense.onnx_export) and runs it with onnxruntime, giving the torch scores; `onnx_int8`
-quantizes that graph dynamically (int8 weights, activations scaled per batch: faster, scores within about 0.002
-of fp32 and dependent on the batch, which is one query's candidates both when evaluating and searching). Loading is
+quantizes that graph dynamically (int8 weights, activations scaled per batch: about 2x faster here, scores up to
+0.16 off fp32's on SciFact pairs, and dependent on the batch, which is one query's candidates both when evaluating
+and searching). Loading is
 lazy (factories stay cheap); pairs are scored in batches of similar length, and only pairs missing from the score
 cache are computed."""
 from __future__ import annotations
