@@ -5,7 +5,10 @@ No trained cross-encoder loads offline here, so the lab builds one: the body of 
 queries with BM25-mined hard negatives. Two losses:
   * `mnrl` (default): softmax over the positive, `negatives` mined negatives and `in_batch` other passages of the
     batch (a listwise/contrastive objective, as used to train rerankers on small data);
-  * `bce`: pointwise binary cross-entropy on (query, passage, 0/1).
+  * `bce`: pointwise binary cross-entropy on (query, passage, 0/1);
+  * `distill`: the same (query, passage) pairs as `bce`, labelled with a trained cross-encoder's logits
+    (`teacher=<registered reranker>`) and fitted by mean squared error: a smaller student (`layers=3` keeps the
+    body's first three transformer layers) learns the teacher's scores, at a fraction of its cost per pair.
 `head_lr` gives the fresh head (classifier + pooler) its own, larger learning rate: at the body's 2e-5 a fresh head
 barely moves in one short epoch (the loss stays at a constant predictor's, see FIELD-NOTES).
 """
@@ -18,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.training.common import loss_curve, peak_rss_mb, save_model, train_once
+from retrieval_lab.training.common import loss_curve, peak_rss_mb, resolve_model, save_model, train_once
 from retrieval_lab.training.embedder import bm25_negatives, passage_texts, positives
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("mnrl", "bce")
+LOSSES = ("mnrl", "bce", "distill")
 
 
 @dataclass
@@ -48,6 +51,8 @@ class RerankerTrainConfig:
     max_positives_per_query: int = 1
     max_rows: int = 0  # 0 = all (tests use a handful)
     threads: int = 0
+    layers: int = 0  # keep the body's first N transformer layers (0 = all): a shallower, cheaper reranker
+    teacher: str | None = None  # loss=distill: the registered cross-encoder whose logits are the labels
 
     def validate(self) -> None:
         if self.loss not in LOSSES:
@@ -55,14 +60,20 @@ class RerankerTrainConfig:
         for key in ("epochs", "batch_size", "lr", "max_length"):
             if not getattr(self, key) > 0:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")
-        if self.negatives < 0 or (self.loss == "bce" and self.negatives == 0):
-            raise ConfigError("negatives", "bce needs at least one negative per positive")
+        if self.negatives < 0 or (self.loss != "mnrl" and self.negatives == 0):
+            raise ConfigError("negatives", f"{self.loss} needs at least one negative per positive")
+        if self.layers < 0:
+            raise ConfigError("layers", f"must be >= 0 (0 keeps every layer), got {self.layers}")
+        if (self.loss == "distill") != bool(self.teacher):
+            raise ConfigError("teacher", "loss=distill needs teacher=<registered reranker>, and only it uses one",
+                              "set both (loss=distill teacher=ce-scifact-bce) or neither")
         if self.negative_depth < self.negatives:
             raise ConfigError("negative_depth", f"must be >= negatives ({self.negatives})")
 
 
-def build_rows(tq, cfg: RerankerTrainConfig) -> list[tuple]:
-    """mnrl: (query, positive, negative...) rows; bce: (query, passage, label) rows. Shuffled with the seed."""
+def build_rows(tq, cfg: RerankerTrainConfig, cache_root: str | Path | None = None) -> list[tuple]:
+    """mnrl: (query, positive, negative...) rows; bce: (query, passage, 0/1) rows; distill: bce's pairs labelled
+    with the teacher's logits. Shuffled with the seed."""
     _, text_of = passage_texts(tq)
     rng = random.Random(cfg.seed)
     pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query, cfg.seed)
@@ -84,13 +95,32 @@ def build_rows(tq, cfg: RerankerTrainConfig) -> list[tuple]:
         rows = rows[:cfg.max_rows]
     if not rows:
         raise ConfigError("split", f"no training rows from split '{cfg.split}'")
+    if cfg.loss == "distill":
+        logits = teacher_logits(cfg.teacher, [(r[0], r[1]) for r in rows], cfg.max_length, cache_root)
+        rows = [(q, passage, float(logit)) for (q, passage, _), logit in zip(rows, logits)]
     return rows
+
+
+def teacher_logits(teacher: str, pairs: list[tuple[str, str]], max_length: int, cache_root) -> list[float]:
+    """The teacher cross-encoder's raw logits (no activation) for `pairs`, at the student's max_length."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    spec = resolve_model(teacher, cache_root)
+    if spec.kind != "cross_encoder":
+        raise ConfigError("teacher", f"'{teacher}' is a {spec.kind} model, not a cross-encoder",
+                          "name a registered reranker (retrieval-lab models list)")
+    model = CrossEncoder(str(spec.path), max_length=max_length, device="cpu")
+    t0 = time.perf_counter()
+    logits = model.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), show_progress_bar=False)
+    log.info("teacher %s scored %d pairs in %.0f s", teacher, len(pairs), time.perf_counter() - t0)
+    return [float(x) for x in logits]
 
 
 def _dataset(rows: list[tuple], loss: str):
     from datasets import Dataset as HFDataset
 
-    if loss == "bce":
+    if loss in ("bce", "distill"):
         return HFDataset.from_dict({"query": [r[0] for r in rows], "passage": [r[1] for r in rows],
                                     "label": [float(r[2]) for r in rows]})
     columns = ["query", "positive"] + [f"negative_{i}" for i in range(len(rows[0]) - 2)]
@@ -100,7 +130,7 @@ def _dataset(rows: list[tuple], loss: str):
 def train_reranker(dataset_node, cfg: RerankerTrainConfig, cache_root: str | Path | None = None) -> dict:
     """Train (or reuse the cached result of the same training), register, log to MLflow; returns a summary."""
     per_row = (1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1
-    return train_once("reranker", dataset_node, cfg, build_rows, _fit,
+    return train_once("reranker", dataset_node, cfg, lambda tq, c: build_rows(tq, c, cache_root), _fit,
                       lambda rows: {"rows": len(rows), "pairs": len(rows) * per_row},
                       lambda name: {"name": name, "type": "cross_encoder", "model": name, "depth": 20,
                                     "batch_size": 32, "max_length": cfg.max_length, "interpolate": 0.0,
@@ -124,6 +154,20 @@ def _optimizers(model, cfg: RerankerTrainConfig, steps: int):
     return optimizer, scheduler
 
 
+def keep_first_layers(model, layers: int) -> None:
+    """Cut the cross-encoder's body to its first `layers` transformer layers (saved so: the config says so too)."""
+    body = model.model.base_model
+    blocks = getattr(getattr(body, "encoder", None), "layer", None)
+    if blocks is None:
+        raise ConfigError("layers", f"cannot cut a {type(body).__name__} body: no encoder.layer list",
+                          "use a BERT-style base (minilm_l6, a model fine-tuned from it) or layers=0")
+    if layers > len(blocks):
+        raise ConfigError("layers", f"the base has {len(blocks)} layers, cannot keep {layers}",
+                          f"use 1-{len(blocks)}, or 0 for all")
+    body.encoder.layer = blocks[:layers]
+    model.model.config.num_hidden_layers = layers
+
+
 def _fit(base_folder: str, rows: list[tuple], cfg: RerankerTrainConfig, folder: Path) -> dict:
     import tempfile
 
@@ -131,8 +175,12 @@ def _fit(base_folder: str, rows: list[tuple], cfg: RerankerTrainConfig, folder: 
     from sentence_transformers.cross_encoder import losses
 
     model = CrossEncoder(base_folder, num_labels=1, max_length=cfg.max_length, device="cpu")
+    if cfg.layers:
+        keep_first_layers(model, cfg.layers)
     if cfg.loss == "mnrl":
         loss = losses.MultipleNegativesRankingLoss(model, num_negatives=cfg.in_batch)
+    elif cfg.loss == "distill":
+        loss = losses.MSELoss(model)  # on raw logits, as the teacher's labels are
     else:
         loss = losses.BinaryCrossEntropyLoss(model)
     data = _dataset(rows, cfg.loss)

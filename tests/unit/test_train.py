@@ -173,6 +173,66 @@ def test_small_reranker_training_lowers_loss_and_scores_positives_above_negative
     assert scorer.last_stats["pairs_computed"] == 0 and np.allclose(first, scorer.score(pairs))
 
 
+@pytest.mark.slow
+def test_a_distilled_shallow_reranker_learns_its_teachers_scores(tmp_path, mlflow_uri):
+    """`loss=distill teacher=<reranker> layers=N`: the student keeps N layers (saved so) and is fitted to the
+    teacher's logits on the same pairs, so it ranks them as the teacher does."""
+    import json
+    from pathlib import Path
+
+    from scipy.stats import spearmanr
+
+    from retrieval_lab.rerank.cross_encoder import CrossEncoderScorer
+    from retrieval_lab.training.reranker import RerankerTrainConfig, build_rows, teacher_logits, train_reranker
+
+    folder, cache = toy_splits(tmp_path / "toy"), tmp_path / "cache"
+    common = dict(negatives=2, negative_depth=4, batch_size=4, warmup=0.0, max_length=64, threads=1)
+    train_reranker(dataset_node(folder), RerankerTrainConfig(name="toy-teacher", loss="bce", epochs=4, lr=1e-4,
+                                                             head_lr=2e-3, **common), cache_root=cache)
+    cfg = RerankerTrainConfig(name="toy-student", loss="distill", teacher="toy-teacher", layers=2, epochs=8,
+                              lr=2e-4, head_lr=2e-3, **common)
+    rows = build_rows(training_queries(dataset_node(folder), "train", ["test"]), cfg, cache)
+    pairs = [(q, passage) for q, passage, _ in rows]
+    assert [label for *_, label in rows] == pytest.approx(teacher_logits("toy-teacher", pairs, 64, cache))
+    summary = train_reranker(dataset_node(folder), cfg, cache_root=cache)
+    config = json.loads((Path(summary["folder"]) / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2
+    losses = [loss for _, loss in summary["curve"]]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) / 2
+    student = CrossEncoderScorer("toy-student", max_length=64, cache_root=cache, cache_enabled=False).score(pairs)
+    teacher = CrossEncoderScorer("toy-teacher", max_length=64, cache_root=cache, cache_enabled=False).score(pairs)
+    assert spearmanr(student, teacher).statistic > 0.8
+
+
+@pytest.mark.parametrize("settings, key", [
+    (dict(loss="distill"), "teacher"),                        # distill without a teacher
+    (dict(loss="bce", teacher="ce-scifact-bce"), "teacher"),  # a teacher nothing uses
+    (dict(layers=-1), "layers"),
+    (dict(loss="distill", teacher="t", negatives=0), "negatives"),
+])
+def test_reranker_training_settings_are_checked_before_any_work(settings, key):
+    from retrieval_lab.errors import ConfigError
+    from retrieval_lab.training.reranker import RerankerTrainConfig
+
+    with pytest.raises(ConfigError) as caught:
+        RerankerTrainConfig(**settings).validate()
+    assert caught.value.key == key
+
+
+def test_a_body_cannot_keep_more_layers_than_it_has():
+    from types import SimpleNamespace
+
+    from retrieval_lab.errors import ConfigError
+    from retrieval_lab.training.reranker import keep_first_layers
+
+    body = SimpleNamespace(encoder=SimpleNamespace(layer=[object()] * 6))
+    model = SimpleNamespace(model=SimpleNamespace(base_model=body, config=SimpleNamespace(num_hidden_layers=6)))
+    with pytest.raises(ConfigError, match="has 6 layers, cannot keep 7"):
+        keep_first_layers(model, 7)
+    keep_first_layers(model, 3)
+    assert len(body.encoder.layer) == 3 and model.model.config.num_hidden_layers == 3
+
+
 def test_models_saved_inside_the_cache_are_hashed_by_their_files(tmp_path):
     """Trained models live under `<cache>/models/` (often `.cache/...`): their identity must still cover their
     files, else every trained model would share one identity (and one embeddings / score cache)."""
