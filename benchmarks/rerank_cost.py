@@ -49,8 +49,13 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def setting_overrides(backend: str, max_length: int, depth: int, interpolate: float) -> list[str]:
-    return [*PIPELINE, f"reranker.backend={backend}", f"reranker.max_length={max_length}", f"reranker.depth={depth}",
+def pipeline(args) -> list[str]:
+    """best-scifact, with another registered cross-encoder in place of its own when --reranker names one."""
+    return [*PIPELINE, *([f"reranker.name={args.reranker}", f"reranker.model={args.reranker}"] if args.reranker else [])]
+
+
+def setting_overrides(args, backend: str, max_length: int, depth: int, interpolate: float) -> list[str]:
+    return [*pipeline(args), f"reranker.backend={backend}", f"reranker.max_length={max_length}", f"reranker.depth={depth}",
             f"reranker.interpolate={interpolate}"]
 
 
@@ -63,7 +68,7 @@ def measure_cost(args, results: Results) -> None:
     from retrieval_lab.pipeline.chain import RerankStep
     from retrieval_lab.rerank import make_scorer, reranker_config
 
-    cfg = compose_config([*PIPELINE, "tracking.enabled=false"])
+    cfg = compose_config([*pipeline(args), "tracking.enabled=false"])
     dataset = dataset_from_config(cfg.dataset)
     retriever = Retriever(cfg, dataset.corpus)
     base = reranker_config(cfg.reranker)
@@ -115,7 +120,7 @@ def measure_quality(args, results: Results) -> None:
                 key = f"{backend} {max_length} {depth} {w} {split}"
                 if key in results.data.get("quality", {}):
                     continue
-                row = evaluate(setting_overrides(backend, max_length, depth, w), split, per_query=True)
+                row = evaluate(setting_overrides(args, backend, max_length, depth, w), split, per_query=True)
                 results.put("quality", key, row)
                 print("quality", key, f"{row['ndcg_at_10']:.4f}", f"{row['seconds']:.0f} s", flush=True)
 
@@ -178,6 +183,8 @@ def table(data: dict, budget_ms: float) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--reranker", help="a registered cross-encoder to measure instead of best-scifact's own "
+                                           "(ce-scifact-bce), e.g. a distilled one; use its own --out")
     parser.add_argument("--budget-ms", type=float, default=300.0)
     parser.add_argument("--timing-queries", type=int, default=30)
     parser.add_argument("--max-lengths", nargs="+", type=int, default=[128, 192, 256])
