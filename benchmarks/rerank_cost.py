@@ -132,7 +132,7 @@ def choose(data: dict, budget_ms: float) -> dict:
     fits = []
     for key, row in quality.items():
         parts = key.split()
-        if parts[0] == "first_stage" or parts[-1] != "selection":
+        if parts[0] == "first_stage" or parts[-1] != "selection" or key.replace("selection", "test") not in quality:
             continue
         backend, max_length, depth, w = parts[0], parts[1], parts[2], parts[3]
         timing = cost.get(f"{backend} {max_length} {depth}")
@@ -156,8 +156,9 @@ def table(data: dict, budget_ms: float) -> str:
     for key, row in data.get("cost", {}).items():
         backend, max_length, depth = key.split()
         graded = "onnx" if backend == "torch" else backend  # torch's scores are onnx's
-        picks = [(q["ndcg_at_10"], k.split()[3]) for k, q in quality.items()
-                 if k.startswith(f"{graded} {max_length} {depth} ") and k.endswith("selection")]
+        picks = [(q["ndcg_at_10"], k.split()[3]) for k, q in quality.items()  # an interrupted run may lack test
+                 if k.startswith(f"{graded} {max_length} {depth} ") and k.endswith("selection")
+                 and k.replace("selection", "test") in quality]
         score = ""
         if picks:
             w = max(picks)[1]
