@@ -152,8 +152,13 @@ def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_p
 
 @pytest.mark.slow
 def test_small_reranker_training_lowers_loss_and_scores_positives_above_negatives(tmp_path, mlflow_uri):
+    import json
+    from pathlib import Path
+
+    from scipy.stats import spearmanr
+
     from retrieval_lab.rerank.cross_encoder import CrossEncoderScorer
-    from retrieval_lab.training.reranker import RerankerTrainConfig, build_rows, train_reranker
+    from retrieval_lab.training.reranker import RerankerTrainConfig, build_rows, teacher_logits, train_reranker
 
     folder = toy_splits(tmp_path / "toy")
     cfg = RerankerTrainConfig(name="toy-ce", negatives=2, negative_depth=4, in_batch=1, epochs=4, batch_size=4,
@@ -172,36 +177,20 @@ def test_small_reranker_training_lowers_loss_and_scores_positives_above_negative
     first = scorer.score(pairs)
     assert scorer.last_stats["pairs_computed"] == 0 and np.allclose(first, scorer.score(pairs))
 
-
-@pytest.mark.slow
-def test_a_distilled_shallow_reranker_learns_its_teachers_scores(tmp_path, mlflow_uri):
-    """`loss=distill teacher=<reranker> layers=N`: the student keeps N layers (saved so) and is fitted to the
-    teacher's logits on the same pairs, so it ranks them as the teacher does."""
-    import json
-    from pathlib import Path
-
-    from scipy.stats import spearmanr
-
-    from retrieval_lab.rerank.cross_encoder import CrossEncoderScorer
-    from retrieval_lab.training.reranker import RerankerTrainConfig, build_rows, teacher_logits, train_reranker
-
-    folder, cache = toy_splits(tmp_path / "toy"), tmp_path / "cache"
-    common = dict(negatives=2, negative_depth=4, batch_size=4, warmup=0.0, max_length=64, threads=1)
-    train_reranker(dataset_node(folder), RerankerTrainConfig(name="toy-teacher", loss="bce", epochs=4, lr=1e-4,
-                                                             head_lr=2e-3, **common), cache_root=cache)
-    cfg = RerankerTrainConfig(name="toy-student", loss="distill", teacher="toy-teacher", layers=2, epochs=8,
-                              lr=2e-4, head_lr=2e-3, **common)
-    rows = build_rows(training_queries(dataset_node(folder), "train", ["test"]), cfg, cache)
+    # `loss=distill teacher=toy-ce layers=2`: the student keeps 2 layers (saved so) and is fitted to the teacher's
+    # logits on bce's pairs, so it ranks them as the teacher does (one test: the teacher's training is the cost)
+    student_cfg = RerankerTrainConfig(name="toy-student", loss="distill", teacher="toy-ce", layers=2, negatives=2,
+                                      negative_depth=4, epochs=8, batch_size=4, lr=2e-4, head_lr=2e-3, warmup=0.0,
+                                      max_length=64, threads=1)
+    rows = build_rows(training_queries(dataset_node(folder), "train", ["test"]), student_cfg, tmp_path / "cache")
     pairs = [(q, passage) for q, passage, _ in rows]
-    assert [label for *_, label in rows] == pytest.approx(teacher_logits("toy-teacher", pairs, 64, cache))
-    summary = train_reranker(dataset_node(folder), cfg, cache_root=cache)
-    config = json.loads((Path(summary["folder"]) / "config.json").read_text())
-    assert config["num_hidden_layers"] == 2
-    losses = [loss for _, loss in summary["curve"]]
-    assert np.mean(losses[-3:]) < np.mean(losses[:3]) / 2
-    student = CrossEncoderScorer("toy-student", max_length=64, cache_root=cache, cache_enabled=False).score(pairs)
-    teacher = CrossEncoderScorer("toy-teacher", max_length=64, cache_root=cache, cache_enabled=False).score(pairs)
-    assert spearmanr(student, teacher).statistic > 0.8
+    assert [label for *_, label in rows] == pytest.approx(teacher_logits("toy-ce", pairs, 64, tmp_path / "cache"))
+    student = train_reranker(dataset_node(folder), student_cfg, cache_root=tmp_path / "cache")
+    assert json.loads((Path(student["folder"]) / "config.json").read_text())["num_hidden_layers"] == 2
+    curve = [loss for _, loss in student["curve"]]
+    assert np.mean(curve[-3:]) < np.mean(curve[:3]) / 2
+    scores = CrossEncoderScorer("toy-student", max_length=64, cache_root=tmp_path / "cache").score(pairs)
+    assert spearmanr(scores, scorer.score(pairs)).statistic > 0.7  # an untrained head: about 0
 
 
 @pytest.mark.parametrize("settings, key", [
