@@ -2,7 +2,7 @@
 
 No trained cross-encoder loads offline here, so the lab builds one: the body of a bundled or fine-tuned bi-encoder
 (`base=minilm_l6`, or `base=<registered embedder>`) plus a fresh one-logit head, trained on the split's judged
-queries with BM25-mined hard negatives. Two losses:
+queries with BM25-mined hard negatives. Three losses:
   * `mnrl` (default): softmax over the positive, `negatives` mined negatives and `in_batch` other passages of the
     batch (a listwise/contrastive objective, as used to train rerankers on small data);
   * `bce`: pointwise binary cross-entropy on (query, passage, 0/1);
@@ -109,7 +109,7 @@ def teacher_logits(teacher: str, pairs: list[tuple[str, str]], max_length: int, 
     spec = resolve_model(teacher, cache_root)
     if spec.kind != "cross_encoder":
         raise ConfigError("teacher", f"'{teacher}' is a {spec.kind} model, not a cross-encoder",
-                          "name a registered reranker (retrieval-lab models list)")
+                          "name a reranker trained here (train-reranker name=...; listed under <cache>/conf/reranker/)")
     model = CrossEncoder(str(spec.path), max_length=max_length, device="cpu")
     t0 = time.perf_counter()
     logits = model.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), show_progress_bar=False)
