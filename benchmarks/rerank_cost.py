@@ -51,12 +51,14 @@ def load_average() -> str:
 
 def pipeline(args) -> list[str]:
     """best-scifact, with another registered cross-encoder in place of its own when --reranker names one."""
-    return [*PIPELINE, *([f"reranker.name={args.reranker}", f"reranker.model={args.reranker}"] if args.reranker else [])]
+    if not args.reranker:
+        return list(PIPELINE)
+    return [*PIPELINE, f"reranker.name={args.reranker}", f"reranker.model={args.reranker}"]
 
 
 def setting_overrides(args, backend: str, max_length: int, depth: int, interpolate: float) -> list[str]:
-    return [*pipeline(args), f"reranker.backend={backend}", f"reranker.max_length={max_length}", f"reranker.depth={depth}",
-            f"reranker.interpolate={interpolate}"]
+    return [*pipeline(args), f"reranker.backend={backend}", f"reranker.max_length={max_length}",
+            f"reranker.depth={depth}", f"reranker.interpolate={interpolate}"]
 
 
 def measure_cost(args, results: Results) -> None:
