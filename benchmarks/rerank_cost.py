@@ -1,5 +1,6 @@
-"""A reranker fast enough to use: the depth x cost curve of the SciFact cross-encoder (`ce-scifact-bce`) over the
-best SciFact first stage, by backend and max_length, and the setting chosen under a latency budget.
+"""A reranker fast enough to use: the depth x cost curve of the SciFact cross-encoder (`ce-scifact-bce`, or another
+registered one with `--reranker`) over the best SciFact first stage, by backend and max_length, and the setting
+chosen under a latency budget.
 
     RETRIEVAL_LAB_DATA=<datasets> nice -n 10 .venv/bin/python benchmarks/rerank_cost.py \
         [--budget-ms 300] [--timing-queries 30] [--max-lengths 128 192 256] [--depths 5 10 20 30]
@@ -127,19 +128,23 @@ def measure_quality(args, results: Results) -> None:
                 print("quality", key, f"{row['ndcg_at_10']:.4f}", f"{row['seconds']:.0f} s", flush=True)
 
 
+def graded_settings(quality: dict) -> dict[str, float]:
+    """Selection-split nDCG@10 of each "backend max_length depth interpolate" setting that was also scored on test
+    (an interrupted run may have scored selection only)."""
+    return {key.removesuffix(" selection"): row["ndcg_at_10"] for key, row in quality.items()
+            if key.endswith(" selection") and not key.startswith("first_stage")
+            and key.replace(" selection", " test") in quality}
+
+
 def choose(data: dict, budget_ms: float) -> dict:
     """The best selection-split setting whose rerank p50 fits the budget (ties: the cheaper), and its test figure
     beside the first stage with a paired randomization test."""
     quality, cost = data["quality"], data["cost"]
     fits = []
-    for key, row in quality.items():
-        parts = key.split()
-        if parts[0] == "first_stage" or parts[-1] != "selection" or key.replace("selection", "test") not in quality:
-            continue
-        backend, max_length, depth, w = parts[0], parts[1], parts[2], parts[3]
-        timing = cost.get(f"{backend} {max_length} {depth}")
+    for setting, selection in graded_settings(quality).items():
+        timing = cost.get(setting.rsplit(" ", 1)[0])  # "backend max_length depth"
         if timing and timing["rerank_p50_ms"] <= budget_ms:
-            fits.append((row["ndcg_at_10"], -timing["rerank_p50_ms"], f"{backend} {max_length} {depth} {w}"))
+            fits.append((selection, -timing["rerank_p50_ms"], setting))
     if not fits:
         return {"budget_ms": budget_ms, "setting": None}
     _, _, setting = max(fits)
@@ -158,9 +163,8 @@ def table(data: dict, budget_ms: float) -> str:
     for key, row in data.get("cost", {}).items():
         backend, max_length, depth = key.split()
         graded = "onnx" if backend == "torch" else backend  # torch's scores are onnx's
-        picks = [(q["ndcg_at_10"], k.split()[3]) for k, q in quality.items()  # an interrupted run may lack test
-                 if k.startswith(f"{graded} {max_length} {depth} ") and k.endswith("selection")
-                 and k.replace("selection", "test") in quality]
+        picks = [(selection, setting.split()[3]) for setting, selection in graded_settings(quality).items()
+                 if setting.startswith(f"{graded} {max_length} {depth} ")]
         score = ""
         if picks:
             w = max(picks)[1]
