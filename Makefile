@@ -61,7 +61,7 @@ demo: $(STAMP)
 	else echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; fi
 
 test: $(STAMP) browser-deps postgres-deps docs-data
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/bm25.py
