@@ -1,5 +1,5 @@
 """Dense retrieval on real collections: `retrieval-lab run retriever=dense` logged to MLflow, ANN indexes vs flat,
-cache reuse across runs. WordLlama (static, seconds) everywhere but the slow MiniLM-L6 check."""
+cache reuse across runs. WordLlama (static, seconds) everywhere but the slow MiniLM-L6 check on Cranfield."""
 from __future__ import annotations
 
 import os
@@ -58,10 +58,13 @@ def test_ann_indexes_match_flat_on_nfcorpus(flat_and_ann):
 
 
 @pytest.mark.slow
-def test_minilm_l6_reaches_the_field_notes_figure_on_scifact(data_root):
-    """all-MiniLM-L6-v2, title + text, 256 tokens, cosine: nDCG@10 0.645 measured here before (5 min cold)."""
-    outcome = run_experiment(compose_config([f"dataset.root={data_root}", "dataset=scifact", "retriever=dense",
+def test_minilm_l6_reaches_its_recorded_figure_on_cranfield(data_root):
+    """all-MiniLM-L6-v2 (the zoo's default onnx backend), title + text, 256 tokens, cosine, over all 1,400 Cranfield
+    abstracts: nDCG@10 0.3817, as recorded in experiments/README.md ("Best pipeline per dataset", dense MiniLM-L6
+    alone). Cranfield rather than SciFact (0.645 in the field notes) because its corpus encodes in about a minute
+    here, not five."""
+    outcome = run_experiment(compose_config([f"dataset.root={data_root}", "dataset=cranfield", "retriever=dense",
                                              "embedder=minilm_l6", "embedder.progress=false",
                                              "tracking.enabled=false"]))
-    assert outcome.evaluation.means["ndcg_at_10"] == pytest.approx(0.645, abs=0.01)
-    assert outcome.evaluation.means["recall_at_100"] == pytest.approx(0.925, abs=0.015)
+    assert outcome.evaluation.means["ndcg_at_10"] == pytest.approx(0.3817, abs=0.005)
+    assert outcome.evaluation.means["recall_at_100"] == pytest.approx(0.772, abs=0.01)
