@@ -8,6 +8,8 @@
         --passages chunker=fixed_tokens          # every run on 128-token chunks (NFCorpus abstracts exceed 256)
     ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft --selection dev \
         --norms minmax zscore max --first-stage-depths 100 1000   # fuse deeper lists: fewer missing scores
+    ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft minilm_l6-nfcorpus-ft2 \
+        --selection dev --norms max --first-stage-depths 1000   # with two models: BM25 + both, three-way
     ... benchmarks/hybrid.py rerank --dataset scifact --first-stage best --rerankers <name> \
         --depths 10 20 50 100 --sample 100 --selection heldout
     ... benchmarks/hybrid.py rerank ... --depths 50 10 --sample 0   # the selected settings on every test query
@@ -209,26 +211,28 @@ def cmd_fusion(args) -> None:
             best_overall = (f"bm25 + {model} ({chosen})", overrides, grid[chosen]["ndcg_at_10"])
         if dense["selection"]["ndcg_at_10"] > best_overall[2]:
             best_overall = (model, dense_overrides(model), dense["selection"]["ndcg_at_10"])
-    if len(args.dense) >= 2:  # bm25 + two dense models, weights on a 0.1 simplex grid
+    if len(args.dense) >= 2:  # bm25 + two dense models, weights on a 0.1 simplex grid, per normalization and depth
         first, second = args.dense[:2]
-        grid = {}
-        for w1, w2 in product([i / 10 for i in range(1, 9)], repeat=2):
-            w3 = round(1 - w1 - w2, 2)
-            if w3 <= 0:
-                continue
-            weights = [w1, w2, w3]
-            grid[json.dumps(weights)] = ev(hybrid_overrides(first, "convex", None, "minmax", weights, second),
-                                           "selection")
-        chosen = max(grid, key=lambda k: grid[k]["ndcg_at_10"])
-        overrides = hybrid_overrides(first, "convex", None, "minmax", json.loads(chosen), second)
+        grid = {}  # key: "<normalization> <weights>[ depth=<first-stage depth>]"
+        for depth, norm in product(depths, args.norms):
+            at = "" if depths == [100] else f" depth={depth}"
+            for w1, w2 in product([i / 10 for i in range(1, 9)], repeat=2):
+                w3 = round(1 - w1 - w2, 2)
+                if w3 <= 0:
+                    continue
+                weights = [w1, w2, w3]
+                grid[f"{norm} {json.dumps(weights)}{at}"] = (
+                    ev(hybrid_overrides(first, "convex", None, norm, weights, second, depth), "selection"),
+                    hybrid_overrides(first, "convex", None, norm, weights, second, depth), weights, norm, depth)
+        chosen = max(grid, key=lambda k: grid[k][0]["ndcg_at_10"])
+        row, overrides, weights, norm, depth = grid[chosen]
         test = ev(overrides, "test")
         label = f"bm25 + {first} + {second}"
-        results.put(section, "three_way", {"inputs": label, "chosen_weights": json.loads(chosen),
-                                           "selection": grid[chosen], "test": test, "overrides": overrides})
-        log(label, "weights", chosen, "selection", round(grid[chosen]["ndcg_at_10"], 4), "test",
-            round(test["ndcg_at_10"], 4))
-        if grid[chosen]["ndcg_at_10"] > best_overall[2]:
-            best_overall = (f"{label} (convex minmax {chosen})", overrides, grid[chosen]["ndcg_at_10"])
+        results.put(section, "three_way", {"inputs": label, "chosen_weights": weights, "normalization": norm,
+                                           "depth": depth, "selection": row, "test": test, "overrides": overrides})
+        log(label, "chosen", chosen, "selection", round(row["ndcg_at_10"], 4), "test", round(test["ndcg_at_10"], 4))
+        if row["ndcg_at_10"] > best_overall[2]:
+            best_overall = (f"{label} (convex {chosen})", overrides, row["ndcg_at_10"])
     label, overrides, sel = best_overall
     test = ev(overrides, "test")
     results.put(section, "best", {"pipeline": label, "overrides": [*args.passages, *overrides],
@@ -310,7 +314,8 @@ def cmd_table(args) -> None:
                         print(f"| bm25 + {model}, {name} (fixed, not selected) | - | {value:.4f} | - |")
             if "three_way" in section:
                 t = section["three_way"]
-                _row(f"{t['inputs']}, weights {t['chosen_weights']}", t)
+                _row(f"{t['inputs']}, convex {t.get('normalization', 'minmax')} weights {t['chosen_weights']}"
+                     + (f", depth {t['depth']}" if t.get("depth", 100) != 100 else ""), t)
             b = section.get("best")
             if b:
                 print(f"\nBest on the selection split: **{b['pipeline']}** -> test nDCG@10 "
