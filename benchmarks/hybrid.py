@@ -221,9 +221,9 @@ def cmd_fusion(args) -> None:
                 if w3 <= 0:
                     continue
                 weights = [w1, w2, w3]
-                grid[f"{norm} {json.dumps(weights)}{at}"] = (
-                    ev(hybrid_overrides(first, "convex", None, norm, weights, second, depth), "selection"),
-                    hybrid_overrides(first, "convex", None, norm, weights, second, depth), weights, norm, depth)
+                overrides = hybrid_overrides(first, "convex", None, norm, weights, second, depth)
+                grid[f"{norm} {json.dumps(weights)}{at}"] = (ev(overrides, "selection"), overrides, weights, norm,
+                                                              depth)
         chosen = max(grid, key=lambda k: grid[k][0]["ndcg_at_10"])
         row, overrides, weights, norm, depth = grid[chosen]
         test = ev(overrides, "test")
