@@ -75,8 +75,10 @@ def test_judge_five_with_keys_and_clicks_survive_a_kill(tmp_path, mlflow_uri):
             progress.filter(has_text="0 / ").wait_for()
             total = int(progress.inner_text().split("/")[1].split()[0])
             assert total >= 5
+            # the page shows the progress before the first passage has loaded: wait for the passage itself
+            page.locator("#position").filter(has_text=f"Passage 1 of {total}").wait_for()
+            page.locator("#passage .term").first.wait_for()  # the question's terms are highlighted
             first = page.locator("#passage").inner_text()
-            assert page.locator("#passage .term").count() >= 1  # the question's terms are highlighted
             # 1: select the passage's first word as evidence, then the key "2" (relevant)
             page.evaluate("""() => {
                 const node = document.querySelector('#passage').firstChild;
