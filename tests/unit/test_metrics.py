@@ -100,3 +100,26 @@ def test_bad_arguments():
         evaluate(Run(), Qrels({"q": {"a": 1}}), ["f1"], [10])
     with pytest.raises(ValueError, match="positive"):
         evaluate(Run(), Qrels({"q": {"a": 1}}), ["ndcg"], [0])
+
+
+def test_runs_built_from_search_arrays_put_ties_in_trec_evals_order():
+    """Scores rounded to 1 decimal: most rows hold ties, given in a shuffled order, as a search backend may give
+    them. Run.from_arrays orders them as trec_eval does, so every metric agrees with it without re-sorting, and the
+    same scores in any input order give the same run."""
+    rng = np.random.default_rng(11)
+    compared = 0
+    for _ in range(200):
+        _, qrels = random_case(rng, n_queries=3)
+        unit_ids = [f"d{i}" for i in range(80)]
+        indices = np.stack([rng.choice(80, size=25, replace=False) for _ in qrels])
+        scores = -np.sort(-np.round(rng.random(indices.shape), 1), axis=1)
+        run = Run.from_arrays(list(qrels), unit_ids, indices, scores)
+        shuffled = np.stack([rng.permutation(25) for _ in qrels])
+        # the same hits listed in another order within each group of equal scores
+        order = np.lexsort((shuffled, -scores), axis=1)
+        again = Run.from_arrays(list(qrels), unit_ids, np.take_along_axis(indices, order, axis=1),
+                                np.take_along_axis(scores, order, axis=1))
+        assert again == run
+        compared += assert_agrees(run, qrels, KS)
+    assert compared > 1_000
+    assert any(len({s for _, s in hits}) < len(hits) for hits in run.values())
