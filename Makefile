@@ -60,9 +60,8 @@ demo: $(STAMP)
 	  $(VENV)/bin/retrieval-lab ui --experiment quickstart --port $(DEMO_PORT); \
 	else echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; fi
 
-# Two pytest workers (pytest-xdist): much of the suite waits on subprocesses, servers and browsers. From a fresh clone
-# on the idle 2-core machine: 515 s of tests, 626 s with the install (the last serial CI run took 1,672 s in all).
-# A file's tests stay on one worker (`--dist loadfile`), so its module fixtures (a PostgreSQL server, a Ray cluster,
+# Two pytest workers (pytest-xdist): much of the suite waits on subprocesses, servers and browsers (times in
+# BENCHMARKS.md, "Test suite on two workers"). A file's tests stay on one worker (`--dist loadfile`), so its module fixtures (a PostgreSQL server, a Ray cluster,
 # a trained model) start once; the test cache is shared safely (per-entry file locks). TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser-deps postgres-deps docs-data

@@ -33,8 +33,8 @@ def test_arguana_never_retrieves_the_query_itself(outcomes):
 
 @pytest.mark.parametrize("name", ["scifact", "nfcorpus", "arguana"])
 def test_metrics_equal_pytrec_eval_on_real_runs(outcomes, name):
-    """The runs as the lab returns them, ties included (ArguAna's near-duplicate arguments tie within the top 11 of 143
-    queries): trec_eval re-sorts by (score desc, doc id desc), and the lab's runs are already in that order."""
+    """The runs as the lab returns them, ties included (ArguAna's near-duplicate arguments tie within the top 11 of
+    143 queries): trec_eval re-sorts by (score desc, doc id desc), and the lab's runs are already in that order."""
     outcome = outcomes[name]
     run = outcome.run
     ks = [1, 5, 10, 100]

@@ -107,10 +107,10 @@ def test_runs_built_from_search_arrays_put_ties_in_trec_evals_order():
     them. Run.from_arrays orders them as trec_eval does, so every metric agrees with it without re-sorting, and the
     same scores in any input order give the same run."""
     rng = np.random.default_rng(11)
+    unit_ids = [f"d{i}" for i in range(80)]
     compared = 0
     for _ in range(200):
         _, qrels = random_case(rng, n_queries=3)
-        unit_ids = [f"d{i}" for i in range(80)]
         indices = np.stack([rng.choice(80, size=25, replace=False) for _ in qrels])
         scores = -np.sort(-np.round(rng.random(indices.shape), 1), axis=1)
         run = Run.from_arrays(list(qrels), unit_ids, indices, scores)
