@@ -117,8 +117,8 @@ def measure_quality(args, results: Results) -> None:
     for split in ("selection", "test"):
         if f"first_stage {split}" not in results.data.get("quality", {}):
             results.put("quality", f"first_stage {split}", evaluate(FIRST_STAGE, split, per_query=True))
-    for backend, max_length in product(("onnx_int8", "onnx"), args.max_lengths):
-        for depth, w in product(sorted(args.depths, reverse=True), args.interpolate):
+    for backend, max_length in product(args.backends, args.max_lengths):
+        for depth, w in product(args.depths, args.interpolate):  # in the order given: the cheap ones first
             for split in ("selection", "test"):
                 key = f"{backend} {max_length} {depth} {w} {split}"
                 if key in results.data.get("quality", {}):
@@ -198,6 +198,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cost-depths", nargs="+", type=int, default=[5, 10, 20, 30, 50])
     parser.add_argument("--depths", nargs="+", type=int, default=[5, 10, 20, 30], help="depths evaluated for quality")
     parser.add_argument("--interpolate", nargs="+", type=float, default=[0.5, 0.6, 0.7, 0.8, 0.9])
+    parser.add_argument("--backends", nargs="+", default=["onnx_int8", "onnx"], choices=["onnx_int8", "onnx"],
+                        help="backends evaluated for quality (onnx gives torch's scores)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["cost", "quality"])
     parser.add_argument("--table", action="store_true", help="print the tables from --out and stop")
     args = parser.parse_args(argv)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from retrieval_lab.chunking import whole_documents
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.sparse import BM25, BM25Config
 from retrieval_lab.training.common import loss_curve, peak_rss_mb, save_model, train_once
 from retrieval_lab.training.data import TrainingQueries
+from retrieval_lab.training.negatives import bm25_negatives
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +72,6 @@ def positives(tq: TrainingQueries, min_grade: int, max_per_query: int, seed: int
             grade_of = dict((d, g) for g, d in ranked)
             docs = sorted(docs, key=lambda d: (-grade_of[d], rng.random()))[:max_per_query]
         out[qid] = docs
-    return out
-
-
-def bm25_negatives(tq: TrainingQueries, depth: int) -> dict[str, list[str]]:
-    """Per training query, the BM25 top-`depth` passages that are not judged relevant (best first)."""
-    passages = whole_documents(tq.dataset.corpus, title=True)
-    bm25 = BM25(BM25Config()).index(passages)
-    indices, _ = bm25.search(tq.train.texts, depth + 20)
-    out = {}
-    for qid, row in zip(tq.train.ids, indices):
-        judged = {d for d, g in tq.dataset.qrels.get(qid, {}).items() if g >= 1}
-        out[qid] = [passages.ids[j] for j in row if j >= 0 and passages.ids[j] not in judged][:depth]
     return out
 
 

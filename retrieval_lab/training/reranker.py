@@ -2,7 +2,8 @@
 
 No trained cross-encoder loads offline here, so the lab builds one: the body of a bundled or fine-tuned bi-encoder
 (`base=minilm_l6`, or `base=<registered embedder>`) plus a fresh one-logit head, trained on the split's judged
-queries with BM25-mined hard negatives. Three losses:
+queries with hard negatives: unjudged documents from the BM25 top `negative_depth`, or from the first stage of an
+experiment (`negatives_from=best-scifact`: the candidates the reranker will be asked to order). Three losses:
   * `mnrl` (default): softmax over the positive, `negatives` mined negatives and `in_batch` other passages of the
     batch (a listwise/contrastive objective, as used to train rerankers on small data);
   * `bce`: pointwise binary cross-entropy on (query, passage, 0/1);
@@ -22,7 +23,8 @@ from pathlib import Path
 
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.training.common import loss_curve, peak_rss_mb, resolve_model, save_model, train_once
-from retrieval_lab.training.embedder import bm25_negatives, passage_texts, positives
+from retrieval_lab.training.embedder import passage_texts, positives
+from retrieval_lab.training.negatives import mine_negatives
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ class RerankerTrainConfig:
     holdout: float = 0.0
     seed: int = 0
     loss: str = "mnrl"
-    negatives: int = 3  # BM25-mined negatives per positive
-    negative_depth: int = 30
+    negatives: int = 3  # mined negatives per positive
+    negative_depth: int = 30  # sampled from the top-N unjudged documents of `negatives_from`
+    negatives_from: str = "bm25"  # bm25, or an experiment whose first stage (reranker off) ranks the candidates
     in_batch: int = 2  # mnrl: other passages of the batch used as extra negatives
     epochs: float = 1.0
     batch_size: int = 16
@@ -69,6 +72,8 @@ class RerankerTrainConfig:
                               "set both (loss=distill teacher=ce-scifact-bce) or neither")
         if self.negative_depth < self.negatives:
             raise ConfigError("negative_depth", f"must be >= negatives ({self.negatives})")
+        if not self.negatives_from:
+            raise ConfigError("negatives_from", "is empty", "use bm25 or an experiment name (best-scifact)")
 
 
 def build_rows(tq, cfg: RerankerTrainConfig, cache_root: str | Path | None = None) -> list[tuple]:
@@ -77,7 +82,7 @@ def build_rows(tq, cfg: RerankerTrainConfig, cache_root: str | Path | None = Non
     _, text_of = passage_texts(tq)
     rng = random.Random(cfg.seed)
     pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query, cfg.seed)
-    negs = bm25_negatives(tq, cfg.negative_depth) if cfg.negatives else {}
+    negs = mine_negatives(tq, cfg.negatives_from, cfg.negative_depth, cache_root) if cfg.negatives else {}
     rows = []
     for qid, qtext in zip(tq.train.ids, tq.train.texts):
         pool = negs.get(qid, [])

@@ -193,11 +193,51 @@ def test_small_reranker_training_lowers_loss_and_scores_positives_above_negative
     assert spearmanr(scores, scorer.score(pairs)).statistic > 0.7  # an untrained head: about 0
 
 
+def test_negatives_come_from_the_named_experiments_first_stage(tmp_path, monkeypatch):
+    """negatives_from=<experiment>: the experiment's own first stage ranks the candidates (its reranker off), judged
+    documents are left out; an experiment over BM25 mines what bm25 does, a dense one the dense ranking's top."""
+    from retrieval_lab.config import compose_config
+    from retrieval_lab.errors import ConfigError
+    from retrieval_lab.pipeline import Retriever
+    from retrieval_lab.training.negatives import bm25_negatives, mine_negatives
+
+    folder = toy_splits(tmp_path / "toy")
+    studies = tmp_path / "config" / "experiments"
+    studies.mkdir(parents=True)
+    dataset = f"dataset:\n  name: toy\n  path: {folder}\n  split: train\n"
+    (studies / "toy-bm25.yaml").write_text("# @package _global_\ndefaults:\n  - override /retriever: bm25\n"
+                                          + dataset)
+    (studies / "toy-dense.yaml").write_text("# @package _global_\ndefaults:\n  - override /retriever: dense\n"
+                                           "  - override /embedder: wordllama\n  - override /reranker: cross_encoder\n"
+                                           + dataset + "reranker:\n  model: no-such-reranker\n")
+    (studies / "other-data.yaml").write_text("# @package _global_\ndataset:\n  name: scifact\n")
+    monkeypatch.setenv("RETRIEVAL_LAB_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setenv("RETRIEVAL_LAB_CACHE", str(tmp_path / "cache"))
+    tq = training_queries(dataset_node(folder), "train", ["test"])
+
+    # each toy query matches its own document and one other; the rest score 0 and tie (in another order here)
+    from_bm25, bm25 = mine_negatives(tq, "toy-bm25", 5), bm25_negatives(tq, 5)
+    assert {q: docs[0] for q, docs in from_bm25.items()} == {q: docs[0] for q, docs in bm25.items()}
+    dense = mine_negatives(tq, "toy-dense", 5)  # its reranker names no model: it must not be built
+    cfg = compose_config(["+experiments=toy-dense", "reranker=none"])
+    ranked = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train).documents
+    for qid in tq.train.ids:
+        judged = set(tq.dataset.qrels[qid])
+        assert dense[qid] == [d for d, _ in ranked[qid] if d not in judged][:5] and len(dense[qid]) == 5
+    assert dense != from_bm25
+    with pytest.raises(ConfigError, match="(?s)no experiment 'nope'.*toy-bm25") as caught:
+        mine_negatives(tq, "nope", 5)
+    assert caught.value.key == "negatives_from"
+    with pytest.raises(ConfigError, match="runs on dataset 'scifact', the training data is 'toy'"):
+        mine_negatives(tq, "other-data", 5)
+
+
 @pytest.mark.parametrize("settings, key", [
     (dict(loss="distill"), "teacher"),                        # distill without a teacher
     (dict(loss="bce", teacher="ce-scifact-bce"), "teacher"),  # a teacher nothing uses
     (dict(layers=-1), "layers"),
     (dict(loss="distill", teacher="t", negatives=0), "negatives"),
+    (dict(negatives_from=""), "negatives_from"),
 ])
 def test_reranker_training_settings_are_checked_before_any_work(settings, key):
     from retrieval_lab.errors import ConfigError

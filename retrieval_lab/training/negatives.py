@@ -1,0 +1,73 @@
+"""Hard negatives for training: per training query, the top-ranked documents that are not judged relevant.
+
+`mine_negatives(tq, source, depth)` draws them from BM25 (`source="bm25"`), or from the first stage of an experiment
+in experiments/ (`source=<experiment name>`, its reranker off). A reranker sees only its first stage's candidates,
+so negatives from that first stage teach it the distinctions it will have to make there.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from retrieval_lab.chunking import whole_documents
+from retrieval_lab.errors import ConfigError
+from retrieval_lab.sparse import BM25, BM25Config
+from retrieval_lab.training.data import TrainingQueries
+
+log = logging.getLogger(__name__)
+
+# Extra hits fetched beyond `depth`, so that dropping a query's judged documents still leaves `depth` negatives.
+SPARE = 20
+
+
+def _unjudged(tq: TrainingQueries, ranked: dict[str, list[str]], depth: int) -> dict[str, list[str]]:
+    out = {}
+    for qid, docs in ranked.items():
+        judged = {d for d, g in tq.dataset.qrels.get(qid, {}).items() if g >= 1}
+        out[qid] = [d for d in docs if d not in judged][:depth]
+    return out
+
+
+def bm25_negatives(tq: TrainingQueries, depth: int) -> dict[str, list[str]]:
+    """Per training query, the BM25 top-`depth` documents that are not judged relevant (best first)."""
+    passages = whole_documents(tq.dataset.corpus, title=True)
+    indices, _ = BM25(BM25Config()).index(passages).search(tq.train.texts, depth + SPARE)
+    ranked = {qid: [passages.ids[j] for j in row if j >= 0] for qid, row in zip(tq.train.ids, indices)}
+    return _unjudged(tq, ranked, depth)
+
+
+def pipeline_negatives(tq: TrainingQueries, experiment: str, depth: int,
+                       cache_root: str | Path | None = None) -> dict[str, list[str]]:
+    """Per training query, the top-`depth` unjudged documents of `experiment`'s first stage (reranker off), run on
+    the training queries with the lab's own pipeline and caches."""
+    from retrieval_lab.config import compose_config
+    from retrieval_lab.paths import study_dirs
+    from retrieval_lab.pipeline import Retriever
+
+    overrides = [f"+experiments={experiment}", "reranker.type=none", "reranker.name=none",
+                 "tracking.enabled=false"]
+    if cache_root is not None:
+        overrides.append(f"cache.dir={cache_root}")
+    try:
+        cfg = compose_config(overrides)
+    except ConfigError:
+        known = sorted(p.stem for folder in study_dirs() for p in folder.glob("*.yaml"))
+        raise ConfigError("negatives_from", f"no experiment '{experiment}'",
+                          f"use bm25 or one of: {', '.join(known)}") from None
+    if cfg.dataset.name != tq.dataset.name:
+        raise ConfigError("negatives_from", f"experiment '{experiment}' runs on dataset '{cfg.dataset.name}', the "
+                                            f"training data is '{tq.dataset.name}'",
+                          f"name an experiment over {tq.dataset.name}, or use bm25")
+    if cfg.eval.depth < depth + SPARE:
+        cfg.eval.depth = depth + SPARE
+    trace = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train)
+    ranked = {qid: [doc for doc, _ in trace.documents.get(qid, [])] for qid in tq.train.ids}
+    log.info("mined negatives for %d training queries from %s's first stage", len(ranked), experiment)
+    return _unjudged(tq, ranked, depth)
+
+
+def mine_negatives(tq: TrainingQueries, source: str, depth: int,
+                   cache_root: str | Path | None = None) -> dict[str, list[str]]:
+    if source == "bm25":
+        return bm25_negatives(tq, depth)
+    return pipeline_negatives(tq, source, depth, cache_root)
