@@ -30,8 +30,9 @@ class Recipe:
         return shlex.join(["retrieval-lab", f"train-{self.kind}", *self.overrides])
 
     @property
-    def base(self) -> str | None:
-        return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("base=")), None)
+    def inputs(self) -> list[str]:
+        """The models its training starts from (`base=`) or learns from (`teacher=`)."""
+        return [o.split("=", 1)[1] for o in self.overrides if o.startswith(("base=", "teacher="))]
 
 
 def recipes(cfg) -> list[Recipe]:
@@ -76,7 +77,8 @@ def loaded_models(cfg, skip: set[str] = frozenset()) -> set[str]:
 
 
 def needed(cfg, skip: set[str] = frozenset()) -> list[Recipe]:
-    """The recipes of the models the config loads, with those they start from (`base=`), in `requires` order."""
+    """The recipes of the models the config loads, with those their training needs (`base=`, `teacher=`), in
+    `requires` order."""
     by_model = {r.model: r for r in recipes(cfg)}
     wanted = set()
     todo = [m for m in loaded_models(cfg, skip) if m in by_model]
@@ -84,9 +86,7 @@ def needed(cfg, skip: set[str] = frozenset()) -> list[Recipe]:
         model = todo.pop()
         if model not in wanted:
             wanted.add(model)
-            base = by_model[model].base
-            if base in by_model:
-                todo.append(base)
+            todo.extend(m for m in by_model[model].inputs if m in by_model)
     return [r for r in by_model.values() if r.model in wanted]
 
 

@@ -45,6 +45,20 @@ def test_needed_follows_bases_in_requires_order_and_only_for_loaded_models():
     assert needed(config({"a-ft": A}, embedder="minilm_l6")) == []
     assert needed(config({"a-ft": A}), skip={"embedder"}) == []  # a group no stage reads
     assert recipes(config({"c-ce": C}))[0].kind == "reranker"
+    # a distilled student needs its teacher trained first, though it starts from another body
+    student = "retrieval-lab train-reranker base=a-ft loss=distill teacher=c-ce layers=3 name=s-ce"
+    assert [r.model for r in needed(config({"a-ft": A, "b-ft": B, "c-ce": C, "s-ce": student}, "minilm_l6",
+                                           "s-ce"))] == ["a-ft", "c-ce", "s-ce"]
+
+
+def test_fast_scifact_needs_the_embedder_the_teacher_and_the_student_not_best_scifacts_reranker():
+    cfg = compose_config(["+experiments=fast-scifact"])
+    plan = needed(cfg)
+    assert [r.model for r in plan] == ["minilm_l6-scifact-ft", "ce-scifact-hyb", "ce-scifact-l3-hyb"]
+    for recipe in plan:
+        _, settings, _ = train_config(recipe.kind, list(recipe.overrides))
+        assert settings.name == recipe.model and "seed=" in recipe.command
+    assert cfg.reranker.model == "ce-scifact-l3-hyb" and cfg.embedder.model == "minilm_l6-scifact-ft"
 
 
 @pytest.mark.parametrize("command, complaint", [
