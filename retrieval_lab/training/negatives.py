@@ -44,16 +44,14 @@ def pipeline_negatives(tq: TrainingQueries, experiment: str, depth: int,
     from retrieval_lab.paths import study_dirs
     from retrieval_lab.pipeline import Retriever
 
+    known = sorted(p.stem for folder in study_dirs() for p in folder.glob("*.yaml"))
+    if experiment not in known:
+        raise ConfigError("negatives_from", f"no experiment '{experiment}'", f"use bm25 or one of: {', '.join(known)}")
     overrides = [f"+experiments={experiment}", "reranker.type=none", "reranker.name=none",
                  "tracking.enabled=false"]
     if cache_root is not None:
         overrides.append(f"cache.dir={cache_root}")
-    try:
-        cfg = compose_config(overrides)
-    except ConfigError:
-        known = sorted(p.stem for folder in study_dirs() for p in folder.glob("*.yaml"))
-        raise ConfigError("negatives_from", f"no experiment '{experiment}'",
-                          f"use bm25 or one of: {', '.join(known)}") from None
+    cfg = compose_config(overrides)
     if cfg.dataset.name != tq.dataset.name:
         raise ConfigError("negatives_from", f"experiment '{experiment}' runs on dataset '{cfg.dataset.name}', the "
                                             f"training data is '{tq.dataset.name}'",
