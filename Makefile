@@ -61,8 +61,9 @@ demo: $(STAMP)
 	else echo "Browse the runs:  $(VENV)/bin/retrieval-lab ui --experiment quickstart"; fi
 
 # Two pytest workers (pytest-xdist): much of the suite waits on subprocesses, servers and browsers (times in
-# BENCHMARKS.md, "Test suite on two workers"). A file's tests stay on one worker (`--dist loadfile`), so its module fixtures (a PostgreSQL server, a Ray cluster,
-# a trained model) start once; the test cache is shared safely (per-entry file locks). TEST_WORKERS=0: serial.
+# BENCHMARKS.md, "Test suite on two workers"). A file's tests stay on one worker (`--dist loadfile`), so its module
+# fixtures (a PostgreSQL server, a Ray cluster, a trained model) start once; the test cache is shared safely
+# (per-entry file locks). TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser-deps postgres-deps docs-data
 	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
