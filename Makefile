@@ -119,12 +119,15 @@ bench-import: $(STAMP) docs-data
 bench-folder: $(STAMP)
 	nice -n 10 $(PY) benchmarks/folder_consistency.py --configs bm25 wordllama minilm_l6_int8
 
-# The four best pipelines from cold: train every model they need (seeded) into a fresh cache under REPRODUCE_WORK,
-# evaluate each `+experiments=best-<dataset>` on test against the figure recorded (+-0.005) and against BM25 (paired
-# test); benchmarks/results/reproduce.json. Hours on 2 cores (SciFact and NFCorpus train two models each).
-# `make reproduce DATASETS="scifact nfcorpus"` for some; `$(PY) benchmarks/reproduce.py --plan` prints the commands.
+# The four best pipelines and fast-scifact from cold: train every model they need (seeded) into a fresh cache under
+# REPRODUCE_WORK, evaluate each `+experiments=<pipeline>` on test against the figure recorded (+-0.005) and against
+# BM25 (paired test); benchmarks/results/reproduce.json. Hours on 2 cores (SciFact trains four models, NFCorpus two).
+# `make reproduce DATASETS="scifact nfcorpus"` for the pipelines on some datasets, `make reproduce
+# PIPELINES=fast-scifact` for some pipelines; `$(PY) benchmarks/reproduce.py --plan` prints the commands.
 DATASETS ?= scifact nfcorpus arguana cranfield
+PIPELINES ?=
 REPRODUCE_WORK ?= .cache/reproduce
 .PHONY: reproduce
 reproduce: $(STAMP)
-	nice -n 10 $(PY) benchmarks/reproduce.py --work $(REPRODUCE_WORK) --datasets $(DATASETS)
+	nice -n 10 $(PY) benchmarks/reproduce.py --work $(REPRODUCE_WORK) --datasets $(DATASETS) \
+		$(if $(PIPELINES),--pipelines $(PIPELINES))

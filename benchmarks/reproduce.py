@@ -1,17 +1,19 @@
-"""Reproduce the best pipeline of each dataset from cold: train every model it needs into a fresh cache, seeded, then
-evaluate `+experiments=best-<dataset>` on the test split and compare its nDCG@10 with the figure recorded.
+"""Reproduce the best pipeline of each dataset, and fast-scifact, from cold: train every model they need into a fresh
+cache, seeded, then evaluate each `+experiments=<pipeline>` on its test split and compare its nDCG@10 with the figure
+recorded.
 
-    nice -n 10 .venv/bin/python benchmarks/reproduce.py                        # all four (make reproduce)
+    nice -n 10 .venv/bin/python benchmarks/reproduce.py                        # all of them (make reproduce)
     ... benchmarks/reproduce.py --datasets scifact nfcorpus                    # make reproduce DATASETS="scifact nfcorpus"
+    ... benchmarks/reproduce.py --pipelines fast-scifact                       # make reproduce PIPELINES=fast-scifact
     ... benchmarks/reproduce.py --plan                                         # the commands, nothing run
     ... benchmarks/reproduce.py --cache .cache/reproduce/cache-<stamp>         # resume into that cache
 
-The training commands are the `requires` entries of experiments/best-<dataset>.yaml (retrieval_lab/training/recipes.py
+The training commands are the `requires` entries of experiments/<pipeline>.yaml (retrieval_lab/training/recipes.py
 reads them; a run with a model missing prints the same commands), run as subprocesses with RETRIEVAL_LAB_CACHE set
 to the fresh cache and MLflow logging to a private store beside it. Each best pipeline is then evaluated the way
-`retrieval-lab run +experiments=best-<dataset> cache.dir=<cache>` does (`compose_config` + `run_experiment`, in this
+`retrieval-lab run +experiments=<pipeline> cache.dir=<cache>` does (`compose_config` + `run_experiment`, in this
 process, without tracking), and so is the lab's default BM25 (k1 0.9, b 0.4) on the same queries: the paired
-randomization test of `retrieval-lab best` gives the best pipeline's p against BM25. The cache is never the user's
+randomization test of `retrieval-lab best` gives each pipeline's p against BM25. The cache is never the user's
 shared one (~/.cache/retrieval-lab): default a new folder under --work. Results go to benchmarks/results/reproduce.json.
 """
 from __future__ import annotations
@@ -35,14 +37,29 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "results" / "reproduce.json"
 DATASETS = ("scifact", "nfcorpus", "arguana", "cranfield")
 TOLERANCE = 0.005
-# The figure each best pipeline reproduces (test nDCG@10, all test queries) and where it was recorded: the one place
-# reproduce.py reads it from (the yaml headers quote it; tests/unit/test_reproduce.py keeps them equal).
+# pipeline (experiments/<name>.yaml) -> its dataset, the figure it reproduces (test nDCG@10, all test queries) and
+# where that was recorded: the one place reproduce.py reads it from (the yaml headers quote it;
+# tests/unit/test_reproduce.py keeps them equal). Each dataset's best, then the pipelines built on one.
 RECORDED = {
-    "scifact": (0.7654, "BENCHMARKS.md, Hybrid, reranking, fine-tuning: Reranking, depth 50 interpolate 0.7"),
-    "nfcorpus": (0.3762, "BENCHMARKS.md, Hybrid, reranking, fine-tuning: NFCorpus, chosen on dev"),
-    "arguana": (0.5873, "experiments/README.md, Best pipelines from cold: ties in trec_eval's order (0.5891 before)"),
-    "cranfield": (0.4232, "experiments/README.md, Best pipeline per dataset: all test queries"),
+    "best-scifact": ("scifact", 0.7654, "BENCHMARKS.md, Hybrid, reranking, fine-tuning: Reranking, depth 50 "
+                                        "interpolate 0.7"),
+    "best-nfcorpus": ("nfcorpus", 0.3762, "BENCHMARKS.md, Hybrid, reranking, fine-tuning: NFCorpus, chosen on dev"),
+    "best-arguana": ("arguana", 0.5873, "experiments/README.md, Best pipelines from cold: ties in trec_eval's order "
+                                        "(0.5891 before)"),
+    "best-cranfield": ("cranfield", 0.4232, "experiments/README.md, Best pipeline per dataset: all test queries"),
+    "fast-scifact": ("scifact", 0.7627, "experiments/README.md, A reranker fast enough to use: chosen within 300 ms"),
 }
+PIPELINES = tuple(RECORDED)
+
+
+def pipelines_of(datasets) -> list[str]:
+    """The pipelines reproduced on `datasets`, in RECORDED order."""
+    return [name for name, (dataset, _, _) in RECORDED.items() if dataset in datasets]
+
+
+def pipeline_overrides(pipeline: str, cache: Path | None = None) -> list[str]:
+    """`+experiments=<pipeline>` as `retrieval-lab run` takes it."""
+    return [f"+experiments={pipeline}", *([f"cache.dir={cache}"] if cache else [])]
 
 
 def best_overrides(dataset: str, cache: Path | None = None, on: str | None = None) -> list[str]:
@@ -56,12 +73,12 @@ def bm25_overrides(dataset: str, cache: Path | None = None) -> list[str]:
     return [f"dataset={dataset}", "retriever=bm25", *([f"cache.dir={cache}"] if cache else [])]
 
 
-def recipes_of(datasets) -> dict[str, list]:
-    """dataset -> the recipes its best pipeline needs, in training order (retrieval_lab.training.recipes)."""
+def recipes_of(pipelines) -> dict[str, list]:
+    """pipeline -> the recipes it needs, in training order (retrieval_lab.training.recipes)."""
     from retrieval_lab.config import compose_config
     from retrieval_lab.training.recipes import needed
 
-    return {d: needed(compose_config(best_overrides(d))) for d in datasets}
+    return {p: needed(compose_config(pipeline_overrides(p))) for p in pipelines}
 
 
 def evaluate(overrides: list[str]) -> dict:
@@ -126,19 +143,20 @@ def train_env(cache: Path, work: Path) -> dict[str, str]:
     return dict(os.environ, RETRIEVAL_LAB_CACHE=str(cache), MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}")
 
 
-def plan_lines(datasets, cache: Path, work: Path) -> list[str]:
+def plan_lines(pipelines, cache: Path, work: Path) -> list[str]:
     """The commands this script runs, in order, as a user would type them."""
     lines, trained = [], set()
     prefix = f"RETRIEVAL_LAB_CACHE={shlex.quote(str(cache))} MLFLOW_TRACKING_URI=sqlite:///{work / 'mlflow.db'}"
-    for dataset, recipes in recipes_of(datasets).items():
-        lines.append(f"# {dataset}: recorded test nDCG@10 {RECORDED[dataset][0]} ({RECORDED[dataset][1]})")
+    for pipeline, recipes in recipes_of(pipelines).items():
+        dataset, recorded, where = RECORDED[pipeline]
+        lines.append(f"# {pipeline}: recorded test nDCG@10 {recorded} ({where})")
         for recipe in recipes:
             if recipe.model not in trained:
                 trained.add(recipe.model)
                 lines.append(f"{prefix} {recipe.command}")
         if not recipes:
             lines.append("# (no model to train: zoo models only)")
-        lines.append(shlex.join(["retrieval-lab", "run", *best_overrides(dataset, cache)]))
+        lines.append(shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, cache)]))
         lines.append(shlex.join(["retrieval-lab", "run", *bm25_overrides(dataset, cache)])
                      + "   # baseline of the paired test")
     return lines
@@ -182,14 +200,15 @@ def save(out: Path, key: str, value) -> None:
 
 
 def table(rows: dict[str, dict], tolerance: float) -> str:
-    lines = ["| dataset | recorded | reproduced | delta | within ±%g | vs BM25 (randomization p) | train s per model | "
+    lines = ["| pipeline | recorded | reproduced | delta | within ±%g | vs BM25 (randomization p) | train s per model | "
              "eval s | total s | load avg (1/5/15 min) |" % tolerance, "|---|---:|---:|---:|---|---|---|---:|---:|---|"]
-    for dataset, row in rows.items():
+    for pipeline, row in rows.items():
         trained = ", ".join(f"{m} {t['seconds']:.0f}" + (" (reused)" if t.get("reused") else "")
+                            + (f" (for {t['for']})" if t.get("for", pipeline) != pipeline else "")
                             for m, t in row["training"].items()) or "-"
         vs = row["vs_bm25"]
         lines.append(
-            f"| {dataset} | {row['recorded']:.4f} | {row['best']['ndcg_at_10']:.4f} | {row['delta']:+.4f} | "
+            f"| {pipeline} | {row['recorded']:.4f} | {row['best']['ndcg_at_10']:.4f} | {row['delta']:+.4f} | "
             f"{'yes' if row['within_tolerance'] else 'NO'} | BM25 {row['bm25']['ndcg_at_10']:.4f}, "
             f"{vs['delta']:+.4f}, p {vs['p']:.4g} | {trained} | {row['best']['seconds']:.0f} | "
             f"{row['total_seconds']:.0f} | {' '.join(f'{x:.1f}' for x in row['load_average'])} |")
@@ -198,7 +217,10 @@ def table(rows: dict[str, dict], tolerance: float) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS,
+                        help="reproduce the pipelines on these datasets (default: all)")
+    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES,
+                        help="reproduce these pipelines only (instead of --datasets)")
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "reproduce",
                         help="folder for the fresh cache, the MLflow store and the training logs")
     parser.add_argument("--cache", type=Path, default=None,
@@ -214,8 +236,9 @@ def main(argv=None) -> int:
     cache = (args.cache or work / f"cache-{stamp}").expanduser().resolve()
     if cache == default_shared_cache():
         parser.error(f"--cache {cache} is the shared default cache: reproduce from an empty one (omit --cache)")
+    pipelines = args.pipelines or pipelines_of(args.datasets)
     if args.plan:
-        print("\n".join(plan_lines(args.datasets, cache, work)))
+        print("\n".join(plan_lines(pipelines, cache, work)))
         return 0
 
     from_cold = not cache.exists() or not any(cache.iterdir())
@@ -225,26 +248,27 @@ def main(argv=None) -> int:
           f"logs and MLflow store under {work}", flush=True)
     start = time.perf_counter()
     rows, trained = {}, {}
-    for dataset, recipes in recipes_of(args.datasets).items():
+    bm25_of: dict[str, dict] = {}  # dataset -> its BM25 baseline, evaluated once
+    for pipeline, recipes in recipes_of(pipelines).items():
         t0 = time.perf_counter()
         for recipe in recipes:
             if recipe.model not in trained:
-                print(f"{dataset}: training {recipe.model}: {recipe.command}", flush=True)
-                trained[recipe.model] = train(recipe, cache, work)
-                print(f"{dataset}: {recipe.model} trained in {trained[recipe.model]['seconds']:.0f} s", flush=True)
-        best = evaluate(best_overrides(dataset, cache))
-        bm25 = evaluate(bm25_overrides(dataset, cache))
-        recorded = RECORDED[dataset][0]
+                print(f"{pipeline}: training {recipe.model}: {recipe.command}", flush=True)
+                trained[recipe.model] = {**train(recipe, cache, work), "for": pipeline}
+                print(f"{pipeline}: {recipe.model} trained in {trained[recipe.model]['seconds']:.0f} s", flush=True)
+        dataset, recorded, where = RECORDED[pipeline]
+        best = evaluate(pipeline_overrides(pipeline, cache))
+        bm25 = bm25_of.setdefault(dataset, evaluate(bm25_overrides(dataset, cache)))
         delta = best["ndcg_at_10"] - recorded
-        rows[dataset] = {
-            "recorded": recorded, "recorded_in": RECORDED[dataset][1], "best": summary(best), "bm25": summary(bm25),
-            "delta": delta, "within_tolerance": abs(delta) <= args.tolerance, "vs_bm25": paired_vs(best, bm25),
-            "training": {r.model: trained[r.model] for r in recipes}, "total_seconds": time.perf_counter() - t0,
-            "load_average": list(os.getloadavg()), "command": shlex.join(["retrieval-lab", "run",
-                                                                          *best_overrides(dataset, cache)])}
-        print(f"{dataset}: nDCG@10 {best['ndcg_at_10']:.4f} (recorded {recorded}, {delta:+.4f}); BM25 "
-              f"{bm25['ndcg_at_10']:.4f}, p {rows[dataset]['vs_bm25']['p']:.4g}", flush=True)
-        save(args.out, dataset, {**rows[dataset], "cache": str(cache), "from_cold": from_cold, "finished": stamp})
+        rows[pipeline] = {
+            "dataset": dataset, "recorded": recorded, "recorded_in": where, "best": summary(best),
+            "bm25": summary(bm25), "delta": delta, "within_tolerance": abs(delta) <= args.tolerance,
+            "vs_bm25": paired_vs(best, bm25), "training": {r.model: trained[r.model] for r in recipes},
+            "total_seconds": time.perf_counter() - t0, "load_average": list(os.getloadavg()),
+            "command": shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, cache)])}
+        print(f"{pipeline}: nDCG@10 {best['ndcg_at_10']:.4f} (recorded {recorded}, {delta:+.4f}); BM25 "
+              f"{bm25['ndcg_at_10']:.4f}, p {rows[pipeline]['vs_bm25']['p']:.4g}", flush=True)
+        save(args.out, pipeline, {**rows[pipeline], "cache": str(cache), "from_cold": from_cold, "finished": stamp})
     total = time.perf_counter() - start
     print()
     print(table(rows, args.tolerance))

@@ -21,8 +21,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import reproduce  # noqa: E402
 
-TRAINED_HERE = {"scifact": ["minilm_l6-scifact-ft", "ce-scifact-bce"],
-                "nfcorpus": ["minilm_l6-nfcorpus-ft", "minilm_l6-nfcorpus-ft2"], "arguana": [], "cranfield": []}
+TRAINED_HERE = {"best-scifact": ["minilm_l6-scifact-ft", "ce-scifact-bce"],
+                "best-nfcorpus": ["minilm_l6-nfcorpus-ft", "minilm_l6-nfcorpus-ft2"], "best-arguana": [],
+                "best-cranfield": [], "fast-scifact": ["minilm_l6-scifact-ft", "ce-scifact-hyb", "ce-scifact-l3-hyb"]}
 
 
 def config(requires: dict, embedder: str = "a-ft", reranker: str | None = None, **extra):
@@ -103,34 +104,41 @@ def test_best_scifact_fails_before_any_work_on_an_empty_cache(tmp_path, data_roo
     assert not (cache / "first_stage_runs").exists() and not (cache / "datasets").exists()
 
 
-@pytest.mark.parametrize("dataset", reproduce.DATASETS)
-def test_the_plan_trains_what_each_best_pipeline_loads_with_valid_commands(dataset, tmp_path):
-    plan = reproduce.recipes_of([dataset])[dataset]
-    assert [r.model for r in plan] == TRAINED_HERE[dataset]
+@pytest.mark.parametrize("pipeline", reproduce.PIPELINES)
+def test_the_plan_trains_what_each_pipeline_loads_with_valid_commands(pipeline, tmp_path):
+    plan = reproduce.recipes_of([pipeline])[pipeline]
+    assert [r.model for r in plan] == TRAINED_HERE[pipeline]
     for recipe in plan:
         _, settings, _ = train_config(recipe.kind, list(recipe.overrides))  # parses and types, as the CLI does
         assert settings.name == recipe.model
         assert "seed=" in recipe.command  # seeded explicitly
-    cfg = compose_config(reproduce.best_overrides(dataset, tmp_path))
+    dataset = reproduce.RECORDED[pipeline][0]
+    cfg = compose_config(reproduce.pipeline_overrides(pipeline, tmp_path))
     assert cfg.dataset.name == dataset and cfg.cache.dir == str(tmp_path)
     assert compose_config(reproduce.bm25_overrides(dataset, tmp_path)).retriever.name == "bm25"
-    lines = reproduce.plan_lines([dataset], tmp_path / "cache", tmp_path)
+    lines = reproduce.plan_lines([pipeline], tmp_path / "cache", tmp_path)
     trains = [line for line in lines if " train-" in line]
     assert len(trains) == len(plan) and all(line.endswith(f" {r.command}") for line, r in zip(trains, plan))
 
 
+def test_datasets_select_their_pipelines_in_recorded_order():
+    assert reproduce.pipelines_of(["scifact"]) == ["best-scifact", "fast-scifact"]
+    assert reproduce.pipelines_of(["cranfield", "arguana"]) == ["best-arguana", "best-cranfield"]
+    assert set(reproduce.pipelines_of(reproduce.DATASETS)) == set(reproduce.PIPELINES)
+
+
 def test_the_plan_trains_a_model_once_and_never_in_the_shared_cache(tmp_path, capsys):
-    lines = reproduce.plan_lines(["scifact", "nfcorpus"], tmp_path / "cache", tmp_path)
+    lines = reproduce.plan_lines(reproduce.pipelines_of(["scifact", "nfcorpus"]), tmp_path / "cache", tmp_path)
     trains = [line for line in lines if " train-" in line]
-    assert len(trains) == len(set(trains)) == 4
+    assert len(trains) == len(set(trains)) == 6  # minilm_l6-scifact-ft once for both SciFact pipelines
     assert all(line.startswith(f"RETRIEVAL_LAB_CACHE={tmp_path / 'cache'} ") for line in trains)
     with pytest.raises(SystemExit):
         reproduce.main(["--plan", "--cache", "~/.cache/retrieval-lab"])
     assert "shared default cache" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("dataset", ["scifact", "nfcorpus"])
-def test_the_yaml_header_quotes_the_recorded_figure(dataset):
-    header = (REPO / "experiments" / f"best-{dataset}.yaml").read_text()
-    quoted = re.search(r"Reproduces test nDCG@10 ([0-9.]+)", header.replace("\n# ", " "))
-    assert quoted and float(quoted.group(1)) == reproduce.RECORDED[dataset][0]
+@pytest.mark.parametrize("pipeline", ["best-scifact", "best-nfcorpus", "fast-scifact"])
+def test_the_yaml_header_quotes_the_recorded_figure(pipeline):
+    header = (REPO / "experiments" / f"{pipeline}.yaml").read_text()
+    quoted = re.search(r"[Tt]est nDCG@10 ([0-9.]+)", header.replace("\n# ", " "))
+    assert quoted and float(quoted.group(1)) == reproduce.RECORDED[pipeline][1]
