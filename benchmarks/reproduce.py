@@ -10,7 +10,7 @@ recorded.
 
 The training commands are the `requires` entries of experiments/<pipeline>.yaml (retrieval_lab/training/recipes.py
 reads them; a run with a model missing prints the same commands), run as subprocesses with RETRIEVAL_LAB_CACHE set
-to the fresh cache and MLflow logging to a private store beside it. Each best pipeline is then evaluated the way
+to the fresh cache and MLflow logging to a private store beside it. Each pipeline is then evaluated the way
 `retrieval-lab run +experiments=<pipeline> cache.dir=<cache>` does (`compose_config` + `run_experiment`, in this
 process, without tracking), and so is the lab's default BM25 (k1 0.9, b 0.4) on the same queries: the paired
 randomization test of `retrieval-lab best` gives each pipeline's p against BM25. The cache is never the user's
@@ -258,7 +258,9 @@ def main(argv=None) -> int:
                 print(f"{pipeline}: {recipe.model} trained in {trained[recipe.model]['seconds']:.0f} s", flush=True)
         dataset, recorded, where = RECORDED[pipeline]
         best = evaluate(pipeline_overrides(pipeline, cache))
-        bm25 = bm25_of.setdefault(dataset, evaluate(bm25_overrides(dataset, cache)))
+        if dataset not in bm25_of:
+            bm25_of[dataset] = evaluate(bm25_overrides(dataset, cache))
+        bm25 = bm25_of[dataset]
         delta = best["ndcg_at_10"] - recorded
         rows[pipeline] = {
             "dataset": dataset, "recorded": recorded, "recorded_in": where, "best": summary(best),
