@@ -57,15 +57,14 @@ def pipelines_of(datasets) -> list[str]:
     return [name for name, (dataset, _, _) in RECORDED.items() if dataset in datasets]
 
 
-def pipeline_overrides(pipeline: str, cache: Path | None = None) -> list[str]:
-    """`+experiments=<pipeline>` as `retrieval-lab run` takes it."""
-    return [f"+experiments={pipeline}", *([f"cache.dir={cache}"] if cache else [])]
+def pipeline_overrides(pipeline: str, cache: Path | None = None, on: str | None = None) -> list[str]:
+    """`+experiments=<pipeline>` as `retrieval-lab run` takes it; `on`: evaluated on another dataset."""
+    return [f"+experiments={pipeline}", *([f"dataset={on}"] if on else []), *([f"cache.dir={cache}"] if cache else [])]
 
 
 def best_overrides(dataset: str, cache: Path | None = None, on: str | None = None) -> list[str]:
-    """`+experiments=best-<dataset>` as `retrieval-lab run` takes it; `on`: evaluated on another dataset."""
-    return [f"+experiments=best-{dataset}", *([f"dataset={on}"] if on else []),
-            *([f"cache.dir={cache}"] if cache else [])]
+    """A dataset's best pipeline (`best-<dataset>`)."""
+    return pipeline_overrides(f"best-{dataset}", cache, on)
 
 
 def bm25_overrides(dataset: str, cache: Path | None = None) -> list[str]:

@@ -52,13 +52,9 @@ def test_needed_follows_bases_in_requires_order_and_only_for_loaded_models():
                                            "s-ce"))] == ["a-ft", "c-ce", "s-ce"]
 
 
-def test_fast_scifact_needs_the_embedder_the_teacher_and_the_student_not_best_scifacts_reranker():
+def test_fast_scifact_loads_the_student_over_best_scifacts_first_stage():
+    # its plan (embedder, teacher, student; not best-scifact's reranker) is in TRAINED_HERE, checked below
     cfg = compose_config(["+experiments=fast-scifact"])
-    plan = needed(cfg)
-    assert [r.model for r in plan] == ["minilm_l6-scifact-ft", "ce-scifact-hyb", "ce-scifact-l3-hyb"]
-    for recipe in plan:
-        _, settings, _ = train_config(recipe.kind, list(recipe.overrides))
-        assert settings.name == recipe.model and "seed=" in recipe.command
     assert cfg.reranker.model == "ce-scifact-l3-hyb" and cfg.embedder.model == "minilm_l6-scifact-ft"
 
 
