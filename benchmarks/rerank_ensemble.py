@@ -121,9 +121,10 @@ def main(argv=None) -> int:
         a, w = key.split()
         print(f"| {a} | {w} | {rows[f'{key} selection']['ndcg_at_10']:.4f} | {rows[f'{key} test']['ndcg_at_10']:.4f} |")
     vs = summary["vs_first_stage"]
+    mix, w = chosen.split()
     print(f"\nfirst stage: selection {rows['first_stage selection']['ndcg_at_10']:.4f}, test "
-          f"{rows['first_stage test']['ndcg_at_10']:.4f}. Chosen on selection: mix {chosen.split()[0]}, interpolate "
-          f"{chosen.split()[1]}: test {test['ndcg_at_10']:.4f} ({vs['delta']:+.4f} over the first stage, p {vs['p']:.3g})")
+          f"{rows['first_stage test']['ndcg_at_10']:.4f}. Chosen on selection: mix {mix}, interpolate {w}: test "
+          f"{test['ndcg_at_10']:.4f} ({vs['delta']:+.4f} over the first stage, p {vs['p']:.3g})")
     return 0
 
 
