@@ -52,6 +52,17 @@ def test_needed_follows_bases_in_requires_order_and_only_for_loaded_models():
                                            "s-ce"))] == ["a-ft", "c-ce", "s-ce"]
 
 
+def test_a_reranker_switched_off_needs_no_training(tmp_path):
+    # `+experiments=best-scifact reranker=none` runs the first stage: only the embedder is needed
+    cfg = compose_config(["+experiments=best-scifact", "reranker=none"])
+    assert cfg.reranker.model == "ce-scifact-bce"  # the experiment's node is still there, switched off
+    assert [r.model for r in needed(cfg)] == ["minilm_l6-scifact-ft"]
+    folder = tmp_path / "a"
+    folder.mkdir()
+    register("embedder", "minilm_l6-scifact-ft", folder, cache_root=tmp_path)
+    check_required_models(cfg, tmp_path)  # no error: the reranker it names is never loaded
+
+
 def test_fast_scifact_loads_the_student_over_best_scifacts_first_stage():
     # its plan (embedder, teacher, student; not best-scifact's reranker) is in TRAINED_HERE, checked below
     cfg = compose_config(["+experiments=fast-scifact"])
