@@ -128,6 +128,24 @@ def test_the_plan_trains_what_each_pipeline_loads_with_valid_commands(pipeline, 
     assert len(trains) == len(plan) and all(line.endswith(f" {r.command}") for line, r in zip(trains, plan))
 
 
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (REPO / "experiments").glob("*.yaml")
+                                                if "requires:" in p.read_text()))
+def test_every_training_command_an_experiment_requires_parses(experiment):
+    # pipelines outside RECORDED too (refit-scifact): a user runs their `requires` commands as printed
+    for recipe in recipes(compose_config([f"+experiments={experiment}"])):
+        _, settings, _ = train_config(recipe.kind, list(recipe.overrides))
+        assert settings.name == recipe.model and "seed=" in recipe.command
+
+
+def test_refit_scifact_trains_both_models_on_all_training_queries():
+    cfg = compose_config(["+experiments=refit-scifact"])
+    plan = needed(cfg)
+    assert [r.model for r in plan] == ["minilm_l6-scifact-all", "ce-scifact-hyb-all"]  # not best-scifact's models
+    assert all("holdout=0" in r.overrides for r in plan)
+    assert "negatives_from=refit-scifact" in plan[1].overrides  # its own first stage's candidates
+    assert cfg.reranker.interpolate == 0.6 and cfg.reranker.depth == 50  # the selection split's choice, kept
+
+
 def test_datasets_select_their_pipelines_in_recorded_order():
     assert reproduce.pipelines_of(["scifact"]) == ["best-scifact", "fast-scifact"]
     assert reproduce.pipelines_of(["cranfield", "arguana"]) == ["best-arguana", "best-cranfield"]
