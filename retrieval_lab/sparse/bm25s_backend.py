@@ -15,6 +15,8 @@ from typing import Iterable
 
 import numpy as np
 
+from retrieval_lab.sparse.ranking import top_k
+
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 SCORE_BLOCK = 1 << 22  # (document, term) pairs scored at a time (bounds the float64 temporaries)
@@ -128,3 +130,25 @@ class Bm25sIndex:
         k = min(k, self._n)
         docs, scores = self._model.retrieve(query_tokens, k=k, show_progress=False, n_threads=self._threads)
         return docs.astype(np.int64), scores.astype(np.float32)
+
+    def search_weighted(self, queries: list[dict[str, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k for queries given as term -> weight: each term's column of the score matrix, times its weight, in
+        bm25s's float type (weights of 1 per occurrence give `search`'s scores)."""
+        model = self._model
+        data, indices, indptr = model.scores["data"], model.scores["indices"], model.scores["indptr"]
+        n_columns = len(indptr) - 1
+        k = min(k, self._n)
+        docs = np.empty((len(queries), k), dtype=np.int64)
+        scores = np.empty((len(queries), k), dtype=np.float32)
+        for row, weights in enumerate(queries):
+            s = np.zeros(self._n, dtype=data.dtype)
+            for term, weight in weights.items():
+                column = model.vocab_dict.get(term, n_columns)
+                if column >= n_columns:  # not in the corpus (or bm25s's empty token)
+                    continue
+                start, stop = indptr[column], indptr[column + 1]
+                s[indices[start:stop]] += data.dtype.type(weight) * data[start:stop]  # a column has no repeats
+                if model.nonoccurrence_array is not None:
+                    s += data.dtype.type(weight) * model.nonoccurrence_array[column]
+            docs[row], scores[row] = top_k(s, k)
+        return docs, scores

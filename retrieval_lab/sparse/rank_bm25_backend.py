@@ -11,6 +11,8 @@ import math
 import numpy as np
 import rank_bm25
 
+from retrieval_lab.sparse.ranking import top_k
+
 
 class _LuceneBM25(rank_bm25.BM25Okapi):
     def _calc_idf(self, nd):
@@ -35,13 +37,21 @@ class RankBm25Index:
         self._model = self._cls([doc for docs in batches for doc in docs], **self._args)
 
     def search(self, query_tokens: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
-        n = self._model.corpus_size
-        k = min(k, n)
+        k = min(k, self._model.corpus_size)
         docs = np.empty((len(query_tokens), k), dtype=np.int64)
         scores = np.empty((len(query_tokens), k), dtype=np.float32)
         for row, query in enumerate(query_tokens):
-            s = self._model.get_scores(query)
-            top = np.argpartition(-s, k - 1)[:k] if k < n else np.arange(n)
-            top = top[np.lexsort((top, -s[top]))]  # score desc, then index asc, as bm25s breaks ties
-            docs[row], scores[row] = top, s[top]
+            docs[row], scores[row] = top_k(self._model.get_scores(query), k)
+        return docs, scores
+
+    def search_weighted(self, queries: list[dict[str, float]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k for queries given as term -> weight: the weighted sum of each term's BM25 scores."""
+        k = min(k, self._model.corpus_size)
+        docs = np.empty((len(queries), k), dtype=np.int64)
+        scores = np.empty((len(queries), k), dtype=np.float32)
+        for row, weights in enumerate(queries):
+            s = np.zeros(self._model.corpus_size)
+            for term, weight in weights.items():
+                s += weight * self._model.get_scores([term])
+            docs[row], scores[row] = top_k(s, k)
         return docs, scores

@@ -7,6 +7,7 @@ import pytest
 from retrieval_lab.chunking import Passages
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.sparse import BM25, BM25Config
+from retrieval_lab.sparse.rm3 import RM3Config, expanded_query
 from retrieval_lab.sparse.tokenize import Tokenizer, TokenizerConfig
 
 WORDS = [f"w{i}" for i in range(300)]
@@ -75,7 +76,56 @@ def test_title_is_indexed_with_text():
     (dict(backend="rank_bm25", variant="atire"), "retriever.variant"),
     (dict(tokenizer=TokenizerConfig(stemmer="klingon")), "retriever.tokenizer.stemmer"),
     (dict(tokenizer=TokenizerConfig(stopwords="fr_custom")), "retriever.tokenizer.stopwords"),
+    (dict(rm3=RM3Config(fb_docs=-1)), "retriever.rm3.fb_docs"),
+    (dict(rm3=RM3Config(fb_docs=10, fb_terms=0)), "retriever.rm3.fb_terms"),
+    (dict(rm3=RM3Config(query_weight=1.5)), "retriever.rm3.query_weight"),
 ])
 def test_invalid_settings_name_the_key(changes, key):
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
         BM25Config(**changes).validate("retriever")
+
+
+@pytest.mark.parametrize("backend", ["bm25s", "rank_bm25"])
+def test_weighted_search_with_one_per_occurrence_is_plain_search(backend):
+    rng = np.random.default_rng(5)
+    texts = random_corpus(rng)
+    queries = [list(rng.choice(WORDS[10:], size=4)) for _ in range(30)]  # repeats count twice in both
+    config = BM25Config(backend=backend, tokenizer=TokenizerConfig(stopwords=None, stemmer=None))
+    bm25 = BM25(config).index(passages(texts))
+    docs, scores = bm25._index.search(queries, 20)
+    weights = [{t: float(q.count(t)) for t in q} for q in queries]
+    weighted_docs, weighted_scores = bm25._index.search_weighted(weights, 20)
+    np.testing.assert_allclose(weighted_scores, scores, rtol=1e-5)
+    for row in range(len(queries)):  # the same documents above the cut (ties at the cut may differ)
+        above = scores[row] > scores[row][-1] + 1e-4
+        assert set(docs[row][above]) == set(weighted_docs[row][above])
+
+
+def test_rm3_adds_the_feedback_passages_terms_by_score_share():
+    weights = expanded_query(["heart"], feedback=[["heart", "cardiac", "cardiac"], ["heart", "valve"]],
+                             feedback_scores=[3.0, 1.0], fb_terms=2, query_weight=0.5)
+    # relevance model: heart 0.75/3 + 0.25/2 = 0.375, cardiac 0.75 * 2/3 = 0.5, valve 0.125 -> keep cardiac, heart
+    assert weights == pytest.approx({"heart": 0.5 + 0.5 * 0.375 / 0.875, "cardiac": 0.5 * 0.5 / 0.875})
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_rm3_without_feedback_keeps_the_query():
+    assert expanded_query(["a", "b", "a"], [], [], 10, 0.5) == {"a": 2.0, "b": 1.0}
+    assert expanded_query(["a"], [["x"]], [0.0], 10, 0.5) == {"a": 1.0}
+
+
+def test_rm3_finds_a_document_that_shares_no_term_with_the_query():
+    texts = ["myocardial infarction heart attack", "myocardial infarction treatment aspirin",
+             "aspirin dose infarction", "gardening tomatoes soil"]
+    plain = BM25(BM25Config()).index(passages(texts))
+    expanded = BM25(BM25Config(rm3=RM3Config(fb_docs=2, fb_terms=5))).index(passages(texts))
+    assert 2 not in plain.search(["heart attack"], 4)[0][0]  # no shared term: not retrieved
+    docs, _ = expanded.search(["heart attack"], 4)
+    assert docs[0][0] == 0 and 2 in docs[0] and 3 not in docs[0]
+
+
+def test_rm3_off_keeps_the_cache_key_and_on_changes_it():
+    off = BM25(BM25Config()).identity
+    assert "rm3" not in off
+    on = BM25(BM25Config(rm3=RM3Config(fb_docs=10))).identity
+    assert on["rm3"] == {"fb_docs": 10, "fb_terms": 10, "query_weight": 0.5}
