@@ -10,6 +10,8 @@
         --norms minmax zscore max --first-stage-depths 100 1000   # fuse deeper lists: fewer missing scores
     ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft minilm_l6-nfcorpus-ft2 \
         --selection dev --norms max --first-stage-depths 1000   # with two models: BM25 + both, three-way
+    ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft minilm_l6-nfcorpus-ft2 \
+        --selection dev --norms max --first-stage-depths 1000 --bm25 rm3.fb_docs=10   # BM25 with RM3 expansion
     ... benchmarks/hybrid.py rerank --dataset scifact --first-stage best --rerankers <name> \
         --depths 10 20 50 100 --sample 100 --selection heldout
     ... benchmarks/hybrid.py rerank ... --depths 50 10 --sample 0   # the selected settings on every test query
@@ -28,6 +30,7 @@ import os
 import random
 import sys
 import time
+from functools import partial
 from itertools import product
 from pathlib import Path
 
@@ -144,10 +147,11 @@ def dense_overrides(model: str) -> list[str]:
 
 
 def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0.5, norm: str = "minmax",
-                     weights: list[float] | None = None, extra_dense: str | None = None, depth: int = 100
-                     ) -> list[str]:
+                     weights: list[float] | None = None, extra_dense: str | None = None, depth: int = 100,
+                     bm25: list[str] = ()) -> list[str]:
     out = ["retriever=hybrid", f"embedder.model={model}", f"embedder.name={model}",
-           f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}"]
+           f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}",
+           *(f"retriever.inputs.bm25.{setting}" for setting in bm25)]
     if depth != 100:  # the first-stage depth each input retrieves (conf/retriever/hybrid.yaml: 100)
         out.append(f"retriever.depth={depth}")
     if extra_dense:
@@ -163,15 +167,17 @@ def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0
 def cmd_fusion(args) -> None:
     results = Results(args.out)
     ev = Evaluator(args.dataset, args.selection, args.passages)
+    hybrid = partial(hybrid_overrides, bm25=args.bm25)
+    bm25_overrides = ["retriever=bm25", *(f"retriever.{setting}" for setting in args.bm25)]
     depths = sorted(set(args.first_stage_depths))
-    section = " ".join([f"fusion/{args.dataset}", *args.passages]
+    section = " ".join([f"fusion/{args.dataset}", *args.passages, *(f"bm25.{setting}" for setting in args.bm25)]
                        + ([f"depths={','.join(map(str, depths))}"] if depths != [100] else []))
     log = lambda *a: print(*a, flush=True)  # noqa: E731
     log(f"{args.dataset}: selection split {ev.selection} ({len(ev.datasets['selection'].queries)} queries)")
-    bm25 = {split: ev(["retriever=bm25"], split) for split in ("selection", "test")}
+    bm25 = {split: ev(bm25_overrides, split) for split in ("selection", "test")}
     results.put(section, "bm25", bm25)
     log("bm25", {s: round(r["ndcg_at_10"], 4) for s, r in bm25.items()})
-    best_overall = ("bm25", ["retriever=bm25"], bm25["selection"]["ndcg_at_10"])
+    best_overall = ("bm25", bm25_overrides, bm25["selection"]["ndcg_at_10"])
     for model in args.dense:
         done = results.data.get(section, {}).get(model, {})
         if "hybrid" in done and not args.redo:  # measured by an earlier (interrupted) run of this command
@@ -190,18 +196,18 @@ def cmd_fusion(args) -> None:
             at = "" if depths == [100] else f" depth={depth}"
             for norm in args.norms:
                 for alpha in ALPHAS:
-                    grid[f"convex {norm} {alpha}{at}"] = ev(hybrid_overrides(model, "convex", alpha, norm, depth=depth),
+                    grid[f"convex {norm} {alpha}{at}"] = ev(hybrid(model, "convex", alpha, norm, depth=depth),
                                                             "selection")
             for alpha in (0.3, 0.4, 0.5, 0.6, 0.7):  # rrf k 60 with per-run weights
-                grid[f"rrf 60 {alpha}{at}"] = ev(hybrid_overrides(model, "rrf", alpha, depth=depth), "selection")
+                grid[f"rrf 60 {alpha}{at}"] = ev(hybrid(model, "rrf", alpha, depth=depth), "selection")
         results.put(section, model, "selection_grid", {k: v["ndcg_at_10"] for k, v in grid.items()})
         chosen = max(grid, key=lambda k: (grid[k]["ndcg_at_10"], k == "convex minmax 0.5"))
         method, norm_or_k, alpha, *at = chosen.split()
-        overrides = hybrid_overrides(model, method, float(alpha), norm_or_k if method == "convex" else "minmax",
+        overrides = hybrid(model, method, float(alpha), norm_or_k if method == "convex" else "minmax",
                                      depth=int(at[0].split("=")[1]) if at else 100)
         test = ev(overrides, "test")
-        fixed = {"convex minmax 0.5": ev(hybrid_overrides(model, "convex", 0.5, "minmax"), "test"),
-                 "rrf 60 0.5": ev(hybrid_overrides(model, "rrf", 0.5), "test")}
+        fixed = {"convex minmax 0.5": ev(hybrid(model, "convex", 0.5, "minmax"), "test"),
+                 "rrf 60 0.5": ev(hybrid(model, "rrf", 0.5), "test")}
         results.put(section, model, "hybrid", {"chosen": chosen, "selection": grid[chosen], "test": test,
                                                "overrides": overrides,
                                                "fixed_test": {k: v["ndcg_at_10"] for k, v in fixed.items()}})
@@ -221,7 +227,7 @@ def cmd_fusion(args) -> None:
                 if w3 <= 0:
                     continue
                 weights = [w1, w2, w3]
-                overrides = hybrid_overrides(first, "convex", None, norm, weights, second, depth)
+                overrides = hybrid(first, "convex", None, norm, weights, second, depth)
                 grid[f"{norm} {json.dumps(weights)}{at}"] = (ev(overrides, "selection"), overrides, weights, norm,
                                                               depth)
         chosen = max(grid, key=lambda k: grid[k][0]["ndcg_at_10"])
@@ -358,6 +364,9 @@ def main(argv=None) -> int:
     p.add_argument("--redo", action="store_true", help="measure models already in the JSON again")
     p.add_argument("--passages", nargs="*", default=[],
                    help="overrides for every run, e.g. chunker=fixed_tokens (results under 'fusion/<dataset> <overrides>')")
+    p.add_argument("--bm25", nargs="*", default=[],
+                   help="BM25 settings for its runs alone and as a hybrid input, e.g. rm3.fb_docs=10 (results under "
+                        "'fusion/<dataset> bm25.<setting>')")
     p.set_defaults(func=cmd_fusion)
     p = sub.add_parser("rerank")
     p.add_argument("--dataset", default="scifact")
