@@ -4,7 +4,7 @@ strongest join the query, and the weighted query is searched again.
 
 It helps where queries are short and miss the documents' vocabulary (BM25 alone, nDCG@10: NFCorpus dev 0.284 ->
 0.305, Cranfield 0.352 -> 0.387) and hurts where queries are already precise claims (SciFact train 0.695 -> 0.666),
-so it is off by default and chosen per dataset like any other setting (experiments/README.md, "Query expansion").
+so it is off by default and chosen per dataset like any other setting (experiments/README.md, "Query expansion (RM3)").
 """
 from __future__ import annotations
 
