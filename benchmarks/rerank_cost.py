@@ -42,7 +42,6 @@ from reproduce import paired_vs  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "rerank_cost.json"
 PIPELINE = ["+experiments=best-scifact"]
-FIRST_STAGE = [*PIPELINE, "reranker.type=none", "reranker.name=none"]
 BACKENDS = ("torch", "onnx", "onnx_int8")
 
 
@@ -51,10 +50,16 @@ def load_average() -> str:
 
 
 def pipeline(args) -> list[str]:
-    """best-scifact, with another registered cross-encoder in place of its own when --reranker names one."""
+    """best-scifact, with another registered cross-encoder in place of its own when --reranker names one, and its
+    first stage changed by --first-stage."""
+    out = [*PIPELINE, *args.first_stage]
     if not args.reranker:
-        return list(PIPELINE)
-    return [*PIPELINE, f"reranker.name={args.reranker}", f"reranker.model={args.reranker}"]
+        return out
+    return [*out, f"reranker.name={args.reranker}", f"reranker.model={args.reranker}"]
+
+
+def first_stage(args) -> list[str]:
+    return [*PIPELINE, *args.first_stage, "reranker.type=none", "reranker.name=none"]
 
 
 def setting_overrides(args, backend: str, max_length: int, depth: int, interpolate: float) -> list[str]:
@@ -116,7 +121,7 @@ def measure_quality(args, results: Results) -> None:
     evaluate = Evaluator("scifact", "heldout")
     for split in ("selection", "test"):
         if f"first_stage {split}" not in results.data.get("quality", {}):
-            results.put("quality", f"first_stage {split}", evaluate(FIRST_STAGE, split, per_query=True))
+            results.put("quality", f"first_stage {split}", evaluate(first_stage(args), split, per_query=True))
     for backend, max_length in product(args.backends, args.max_lengths):
         for depth, w in product(args.depths, args.interpolate):  # in the order given: the cheap ones first
             for split in ("selection", "test"):
@@ -192,6 +197,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--reranker", help="a registered cross-encoder to measure instead of best-scifact's own "
                                            "(ce-scifact-bce), e.g. a distilled one; use its own --out")
+    parser.add_argument("--first-stage", nargs="*", default=[], metavar="OVERRIDE",
+                        help="overrides of best-scifact's first stage, e.g. retriever.depth=1000 (use a new --out)")
     parser.add_argument("--budget-ms", type=float, default=300.0)
     parser.add_argument("--timing-queries", type=int, default=30)
     parser.add_argument("--max-lengths", nargs="+", type=int, default=[128, 192, 256])

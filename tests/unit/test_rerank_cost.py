@@ -51,12 +51,15 @@ def test_the_choice_is_the_best_selection_score_within_the_budget_reported_on_te
 def test_every_setting_composes_with_the_best_scifact_pipeline():
     from types import SimpleNamespace
 
-    own = SimpleNamespace(reranker=None)
+    own = SimpleNamespace(reranker=None, first_stage=[])
     cfg = compose_config(rerank_cost.setting_overrides(own, "onnx_int8", 128, 10, 0.8))
     config = reranker_config(cfg.reranker)
     assert (config.backend, config.max_length, config.depth, config.interpolate) == ("onnx_int8", 128, 10, 0.8)
     assert config.model == "ce-scifact-bce" and cfg.embedder.model == "minilm_l6-scifact-ft"
-    student = SimpleNamespace(reranker="ce-scifact-l3-distill")  # --reranker: another model, the same first stage
+    student = SimpleNamespace(reranker="ce-scifact-l3-distill", first_stage=[])  # another model, the same first stage
     config = reranker_config(compose_config(rerank_cost.setting_overrides(student, "torch", 256, 20, 0.7)).reranker)
     assert config.model == config.name == "ce-scifact-l3-distill" and config.depth == 20
-    assert not reranker_config(compose_config(rerank_cost.FIRST_STAGE).reranker).active
+    assert not reranker_config(compose_config(rerank_cost.first_stage(own)).reranker).active
+    deeper = SimpleNamespace(reranker=None, first_stage=["retriever.depth=1000"])  # --first-stage: another first stage
+    for overrides in (rerank_cost.setting_overrides(deeper, "onnx", 256, 50, 0.7), rerank_cost.first_stage(deeper)):
+        assert compose_config(overrides).retriever.depth == 1000
