@@ -5,6 +5,7 @@ chosen under a latency budget.
     RETRIEVAL_LAB_DATA=<datasets> nice -n 10 .venv/bin/python benchmarks/rerank_cost.py \
         [--budget-ms 300] [--timing-queries 30] [--max-lengths 128 192 256] [--depths 5 10 20 30]
     .venv/bin/python benchmarks/rerank_cost.py --table       # markdown from benchmarks/results/rerank_cost.json
+    .venv/bin/python benchmarks/rerank_cost.py --paired "<file>:<row>" "<file>:<row>"   # paired test of two rows
 
 Needs the two models experiments/best-scifact.yaml lists under `requires` (its commands train them). Steps:
 1. **Cost.** The exported pipeline (`+experiments=best-scifact`) is built once; for every backend (torch, onnx,
@@ -192,6 +193,19 @@ def table(data: dict, budget_ms: float) -> str:
     return "\n".join(lines)
 
 
+def paired_rows(a: str, b: str) -> dict:
+    """`paired_vs` of two quality rows named 'file:row', e.g. the same setting over two first stages."""
+    rows = []
+    for spec in (a, b):
+        path, _, key = spec.partition(":")
+        quality = json.loads(Path(path).read_text()).get("quality", {})
+        if key not in quality:
+            raise SystemExit(f"{path}: no quality row '{key}' (rows: {', '.join(quality) or 'none'})")
+        rows.append(quality[key])
+    return {"a": a, "b": b, "a_ndcg_at_10": rows[0]["ndcg_at_10"], "b_ndcg_at_10": rows[1]["ndcg_at_10"],
+            **paired_vs(*rows)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT)
@@ -209,7 +223,13 @@ def main(argv=None) -> int:
                         help="backends evaluated for quality (onnx gives torch's scores)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["cost", "quality"])
     parser.add_argument("--table", action="store_true", help="print the tables from --out and stop")
+    parser.add_argument("--paired", nargs=2, metavar="FILE:ROW",
+                        help="paired randomization test of two measured rows, each 'results file:quality row' "
+                             "(e.g. 'benchmarks/results/rerank_cost.json:first_stage test'), and stop")
     args = parser.parse_args(argv)
+    if args.paired:
+        print(json.dumps(paired_rows(*args.paired)))
+        return 0
     results = Results(args.out)
     if not args.table:
         if "cost" not in args.skip:

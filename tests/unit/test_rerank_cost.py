@@ -2,8 +2,11 @@
 on test beside the first stage; every setting it evaluates composes with the best SciFact pipeline."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -63,3 +66,14 @@ def test_every_setting_composes_with_the_best_scifact_pipeline():
     deeper = SimpleNamespace(reranker=None, first_stage=["retriever.depth=1000"])  # --first-stage: another first stage
     for overrides in (rerank_cost.setting_overrides(deeper, "onnx", 256, 50, 0.7), rerank_cost.first_stage(deeper)):
         assert compose_config(overrides).retriever.depth == 1000
+
+
+def test_paired_rows_tests_two_measured_rows_and_names_a_missing_one(tmp_path):
+    deep, shallow = tmp_path / "deep.json", tmp_path / "shallow.json"
+    deep.write_text(json.dumps({"quality": {"first_stage test": row(0.75, [0.9, 0.8, 0.7, 0.6])}}))
+    shallow.write_text(json.dumps({"quality": {"first_stage test": row(0.35, [0.5, 0.4, 0.3, 0.2])}}))
+    out = rerank_cost.paired_rows(f"{deep}:first_stage test", f"{shallow}:first_stage test")
+    assert out["delta"] == pytest.approx(0.4) and out["queries"] == 4
+    assert out["p"] == pytest.approx(0.125, abs=0.02)  # 4 queries all one way: 2 of 16 sign patterns as extreme
+    with pytest.raises(SystemExit, match=r"shallow.json: no quality row 'onnx 256 50 0.6 test' \(rows: first_stage"):
+        rerank_cost.paired_rows(f"{deep}:first_stage test", f"{shallow}:onnx 256 50 0.6 test")
