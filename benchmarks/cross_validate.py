@@ -3,7 +3,8 @@ datasets. ArguAna and Cranfield have test qrels only: a grid's best test score w
 so settings are chosen on 4 of 5 query folds and scored on the fifth, and the mean over held-out folds is reported.
 
     nice -n 15 .venv/bin/python benchmarks/cross_validate.py select --dataset arguana      # 1,340 candidates
-    nice -n 15 .venv/bin/python benchmarks/cross_validate.py select --dataset cranfield    # 3,474 candidates
+    nice -n 15 .venv/bin/python benchmarks/cross_validate.py select --dataset cranfield    # 2,318 candidates
+    ... select --dataset cranfield --rm3                   # 3,474: also every BM25 family with RM3 expansion
     ... select --dataset arguana --only "bm25 k1"          # part of the grid (here: BM25 alone), stored apart
     ... compare --dataset arguana "<candidate>" "<candidate>"   # paired test of two candidates, all test queries
     nice -n 15 .venv/bin/python benchmarks/cross_validate.py fusion-default   # the 4 datasets x MiniLM-L6, WordLlama
@@ -54,7 +55,7 @@ EMBEDDERS = {
 }
 
 # Per dataset: dense models, the pairs of dense models fused three-way with BM25, passage variants (overrides for
-# every run of the grid), and the passage variants whose BM25 families are run again with RM3 expansion.
+# every run of the grid), and the passage variants whose BM25 families `--rm3` runs again with RM3 expansion.
 GRIDS = {
     # MiniLM-L6 at 512 tokens scored below 256 alone (0.483 against 0.501), so the three-way fusions use 256
     "arguana": {"dense": ["wordllama", "minilm_l3", "minilm_l6", "minilm_l6@512"],
@@ -153,14 +154,14 @@ def families(spec: dict, rm3: bool = False) -> dict[str, list[str]]:
     return part
 
 
-def grid(dataset: str) -> dict[str, list[str]]:
-    """Candidate name -> overrides, cheaper families first (a tie on the training folds goes to the earlier): RM3's
-    (named `rm3 ...`) after all the others."""
+def grid(dataset: str, rm3: bool = False) -> dict[str, list[str]]:
+    """Candidate name -> overrides, cheaper families first (a tie on the training folds goes to the earlier); with
+    `rm3`, the RM3 variants (named `rm3 ...`) after all the others."""
     spec = GRIDS[dataset]
     out: dict[str, list[str]] = {}
     for prefix, passages in spec["passages"].items():
         out.update({prefix + name: [*passages, *overrides] for name, overrides in families(spec).items()})
-    for prefix in spec.get("rm3_passages", []):
+    for prefix in spec.get("rm3_passages", []) if rm3 else []:
         passages = spec["passages"][prefix]
         out.update({f"rm3 {prefix}{name}": [*passages, *overrides]
                     for name, overrides in families(spec, rm3=True).items()})
@@ -252,7 +253,7 @@ def cmd_select(args) -> None:
 
     results = Results(args.out)
     ev = Evaluator(args.dataset)
-    candidates = grid(args.dataset)
+    candidates = grid(args.dataset, args.rm3)
     if args.only:
         candidates = {k: v for k, v in candidates.items() if any(s in k for s in args.only) or k == BM25}
     log = lambda *a: print(*a, flush=True)  # noqa: E731
@@ -275,7 +276,8 @@ def cmd_select(args) -> None:
                          "test_recall_at_100": chosen["recall_at_100"], "vs_bm25": paired_vs(chosen, baseline),
                          "bm25_ndcg_at_10": baseline["ndcg_at_10"]},
               "uptime": os.getloadavg()}
-    results.put("select", args.dataset + (f" only={','.join(args.only)}" if args.only else ""), record)
+    results.put("select", args.dataset + (" rm3" if args.rm3 else "")
+                + (f" only={','.join(args.only)}" if args.only else ""), record)
     for f in cv.folds:
         log(f"fold {f.index}: picked {f.picked} (train {f.train_mean:.4f}) -> held out {f.held_out_mean:.4f}")
     log(f"held-out mean {cv.held_out_mean:.4f} +- {cv.held_out_sd:.4f}; chosen {cv.chosen} "
@@ -287,7 +289,7 @@ def cmd_compare(args) -> None:
     """Paired randomization test of two candidates of a dataset's grid over all its test queries (e.g. the chosen
     pipeline against the BM25 setting that cross-validation picks among BM25 settings alone)."""
     ev = Evaluator(args.dataset)
-    candidates = grid(args.dataset)
+    candidates = grid(args.dataset, rm3=True)
     a, b = (ev(candidates[name]) for name in (args.a, args.b))
     record = {"a": args.a, "b": args.b, "a_ndcg_at_10": a["ndcg_at_10"], "b_ndcg_at_10": b["ndcg_at_10"],
               **paired_vs(a, b)}
@@ -412,6 +414,8 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", required=True, choices=sorted(GRIDS))
     p.add_argument("--only", nargs="+", help="candidates whose name contains one of these (plus BM25), e.g. to "
                                              "measure part of the grid first; stored under '<dataset> only=...'")
+    p.add_argument("--rm3", action="store_true", help="add RM3 variants of the BM25 families (Cranfield); stored "
+                                                      "under '<dataset> rm3'")
     p.set_defaults(func=cmd_select)
     p = sub.add_parser("compare", help="paired test of two candidates of a dataset's grid")
     p.add_argument("--dataset", required=True, choices=sorted(GRIDS))

@@ -12,6 +12,8 @@
         --selection dev --norms max --first-stage-depths 1000   # with two models: BM25 + both, three-way
     ... benchmarks/hybrid.py fusion --dataset nfcorpus --dense minilm_l6-nfcorpus-ft minilm_l6-nfcorpus-ft2 \
         --selection dev --norms max --first-stage-depths 1000 --bm25 rm3.fb_docs=10   # BM25 with RM3 expansion
+    ... benchmarks/hybrid.py fusion --dataset scifact --dense minilm_l6-scifact-ft --selection heldout \
+        --norms minmax zscore max --first-stage-depths 100 1000   # SciFact over deeper lists too
     ... benchmarks/hybrid.py rerank --dataset scifact --first-stage best --rerankers <name> \
         --depths 10 20 50 100 --sample 100 --selection heldout
     ... benchmarks/hybrid.py rerank ... --depths 50 10 --sample 0   # the selected settings on every test query

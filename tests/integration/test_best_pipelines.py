@@ -92,3 +92,18 @@ def test_best_cranfield_runs_end_to_end_and_beats_bm25(data_root):
     bm25 = run_experiment(compose_config(["dataset=cranfield", f"dataset.root={data_root}", "tracking.enabled=false"]),
                           dataset=sample)
     assert best.evaluation.means["ndcg_at_10"] > bm25.evaluation.means["ndcg_at_10"]
+
+
+def test_the_rm3_variants_of_a_grid_expand_only_bm25_and_come_after_the_others():
+    """`select --rm3`: each RM3 candidate is its twin without RM3 plus RM3 on the BM25 stage, listed last, so that
+    a tie on the training folds keeps the cheaper pipeline; the grid without --rm3 is unchanged."""
+    plain, wide = cross_validate.grid("cranfield"), cross_validate.grid("cranfield", rm3=True)
+    assert list(wide)[:len(plain)] == list(plain) and len(wide) > len(plain)
+    assert not any(name.startswith("rm3 ") for name in plain)
+    for name in ("bm25 k1=2.0 b=0.6", CHOSEN["cranfield"]):
+        with_rm3 = resolved(["dataset=cranfield", *wide[f"rm3 {name}"]])
+        without = resolved(["dataset=cranfield", *plain[name]])
+        bm25_of = (lambda body: body["retriever"]) if name.startswith("bm25 k1") else \
+            (lambda body: body["retriever"]["inputs"]["bm25"])
+        assert bm25_of(with_rm3).pop("rm3")["fb_docs"] == 10 and bm25_of(without).pop("rm3")["fb_docs"] == 0
+        assert with_rm3 == without
