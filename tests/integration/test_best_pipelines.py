@@ -96,7 +96,7 @@ def test_best_cranfield_runs_end_to_end_and_beats_bm25(data_root):
 
 def test_the_rm3_variants_of_a_grid_expand_only_bm25_and_come_after_the_others():
     """`select --rm3`: each RM3 candidate is its twin without RM3 plus RM3 on the BM25 stage, listed last, so that
-    a tie on the training folds keeps the cheaper pipeline; the grid without --rm3 is unchanged."""
+    a tie on the training folds keeps the cheaper pipeline; the grid without --rm3 has none of them."""
     plain, wide = cross_validate.grid("cranfield"), cross_validate.grid("cranfield", rm3=True)
     assert list(wide)[:len(plain)] == list(plain) and len(wide) > len(plain)
     assert not any(name.startswith("rm3 ") for name in plain)
