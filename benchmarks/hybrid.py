@@ -206,7 +206,7 @@ def cmd_fusion(args) -> None:
         chosen = max(grid, key=lambda k: (grid[k]["ndcg_at_10"], k == "convex minmax 0.5"))
         method, norm_or_k, alpha, *at = chosen.split()
         overrides = hybrid(model, method, float(alpha), norm_or_k if method == "convex" else "minmax",
-                                     depth=int(at[0].split("=")[1]) if at else 100)
+                           depth=int(at[0].split("=")[1]) if at else 100)
         test = ev(overrides, "test")
         fixed = {"convex minmax 0.5": ev(hybrid(model, "convex", 0.5, "minmax"), "test"),
                  "rrf 60 0.5": ev(hybrid(model, "rrf", 0.5), "test")}
