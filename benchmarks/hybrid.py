@@ -128,7 +128,7 @@ def cost_aware_choice(first_stage: dict, grid: dict[str, dict], alpha: float = 0
     setting (no reranking, then the shallowest depth) whose paired randomization test against the top is not
     significant after Holm correction. Never a setting that scores below the first stage. Returns (setting or None
     for no reranking, the p-values)."""
-    from retrieval_lab.commands.best import against_top
+    from retrieval_lab.evaluate.significance import against_top
 
     rows = {None: first_stage, **grid}
     top = max(rows, key=lambda k: rows[k]["ndcg_at_10"])

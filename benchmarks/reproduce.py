@@ -116,7 +116,7 @@ def embedders(node, skip=(), key=None) -> dict[str, str]:
 
 def paired_vs(a: dict, b: dict) -> dict:
     """Mean difference and two-sided randomization-test p of a - b over the queries both scored."""
-    from retrieval_lab.commands.best import randomization_test
+    from retrieval_lab.evaluate.significance import randomization_test
 
     queries = sorted(set(a["per_query"]) & set(b["per_query"]))
     x = [a["per_query"][q] for q in queries]

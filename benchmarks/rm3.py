@@ -22,7 +22,7 @@ def measure(name: str, split: str, root: str) -> dict:
     import numpy as np
 
     from retrieval_lab.chunking import whole_documents
-    from retrieval_lab.commands.best import randomization_test
+    from retrieval_lab.evaluate.significance import randomization_test
     from retrieval_lab.data import load_dataset
     from retrieval_lab.evaluate import evaluate
     from retrieval_lab.pipeline.chain import DocumentsStep

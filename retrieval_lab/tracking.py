@@ -379,3 +379,19 @@ def summary_table(outcome, ks: tuple[int, ...] = (10, 100)) -> str:
         rows.append((key, format_number(value)))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
+
+
+def per_query_values(mlflow_client, run_id: str, metric: str) -> dict[str, float]:
+    """A run's metric per query from its `per_query.csv` artifact (what `best` and the sweep report compare)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow_client.download_artifacts(run_id, "per_query.csv", tmp)
+        except Exception as exc:
+            raise LabError(f"run {run_id} has no per_query.csv artifact ({exc})") from exc
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if metric not in (reader.fieldnames or []):
+                raise LabError(f"run {run_id}: per_query.csv has no column '{metric}'")
+            # a blank cell: the metric is not defined for that query (span metrics on queries without span gold)
+            return {row["query_id"]: float(row[metric]) for row in reader if row[metric] != ""}

@@ -40,20 +40,35 @@ def _judge(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("best", help="rank an experiment's runs with paired significance tests; --export best.yaml",
-                       description="Rank the FINISHED configuration runs of an experiment by a metric, test each "
-                                   "against the top run over queries (paired, Holm-corrected) and name the cheapest "
-                                   "configuration (query_p50_ms) that is not significantly worse.")
+    p = sub.add_parser("best", help="rank an experiment's runs with intervals, non-inferiority and power; "
+                                    "--export best.yaml",
+                       description="Rank the FINISHED configuration runs of an experiment by a metric, compare each "
+                                   "with the top run over the same questions (paired 95% interval, paired test "
+                                   "Holm-corrected, non-inferiority against --margin), and recommend the cheapest "
+                                   "configuration (query_p50_ms) shown to lose less than the margin, else the top "
+                                   "one. Prints what the questions can detect (80% power) and, with "
+                                   "--cross-validate K, a held-out estimate of the choice.")
     p.add_argument("--experiment", required=True, help="MLflow experiment (a study's name, e.g. quickstart)")
     p.add_argument("--metric", default="ndcg_at_10", help="metric to rank by (default ndcg_at_10)")
     p.add_argument("--test", choices=["randomization", "ttest"], default="randomization",
                    help="paired test over per-query values (default: randomization, 10,000 sign flips)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction")
+    p.add_argument("--margin", default="0.01",
+                   help="non-inferiority margin: the loss to the top that still counts as equal, absolute "
+                        "(default 0.01) or relative to the top's score (e.g. 2%%)")
+    p.add_argument("--cross-validate", type=int, metavar="K", default=0,
+                   help="re-run the selection on K-1 folds of questions and score it on the fold left out, from the "
+                        "logged per-query results: the held-out estimate beside the leaderboard's maximum")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
+    p.add_argument("--dataset", metavar="NAME[@HASH]",
+                   help="rank the runs on this dataset when the experiment holds runs of several (name, or "
+                        "name@hash when one name has several contents)")
     p.add_argument("--trials", type=int, default=10000, help="randomization test trials")
     p.add_argument("--sweep", help="only the runs of this sweep id (tag sweep_id)")
     p.add_argument("--export", metavar="PATH", help="write the chosen configuration as a frozen YAML")
     p.add_argument("--pick", choices=["top", "cheapest"], default="top",
-                   help="what --export writes: the top run, or the cheapest not significantly worse")
+                   help="what --export writes: the top run, or the recommendation (the cheapest shown "
+                        "non-inferior, else the top)")
     p.set_defaults(func=_best)
 
     p = sub.add_parser("search", help="search with a frozen config: retrieval-lab search --config best.yaml \"query\"")

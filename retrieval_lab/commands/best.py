@@ -1,17 +1,20 @@
-"""`retrieval-lab best`: rank an experiment's runs, test each against the top one over queries, pick the cheapest.
+"""`retrieval-lab best`: rank an experiment's runs, say what the questions can decide, recommend one.
 
-Each run's `per_query.csv` artifact holds the metric per query. Every run is compared with the top run by a paired
-test over the queries both evaluated (two-sided randomization test by sign flips, or a paired t-test); the p-values
-are Holm-corrected over all comparisons. The cheapest configuration (by `query_p50_ms`) whose difference to the top
-is not significant at `alpha` is named beside the top one.
+Each run's `per_query.csv` artifact holds the metric per question. Every run is compared with the top run over the
+same questions (evaluate/significance.py): a paired 95% interval of its difference, a two-sided test (randomization
+or t, Holm-corrected), and a non-inferiority test against a margin (`--margin`, Holm-corrected). The recommendation
+is the cheapest configuration (by `query_p50_ms`) shown to lose less than the margin, else the top one. Beside it:
+the smallest difference the questions can detect, the questions needed to separate the top two, each leader's
+probability of being best, and with `--cross-validate K` a held-out estimate of the choice.
+
+Runs are only compared on one dataset (name, content hash and split); runs of others are left out with a note
+saying how many and how to choose them (`--dataset`).
 """
 from __future__ import annotations
 
-import csv
 import math
-import os
 import sys
-import tempfile
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,57 +23,15 @@ import numpy as np
 from retrieval_lab import tracking
 from retrieval_lab.commands.export import export_run
 from retrieval_lab.errors import LabError
+from retrieval_lab.evaluate.crossval import cross_validate, highest_mean, query_folds
+from retrieval_lab.evaluate.significance import (DEFAULT_MARGIN, TESTS, Margin, Recommendation, recommend,
+                                                 select_noninferior)
+from retrieval_lab.tracking import per_query_values
+
+__all__ = ["COST", "Candidate", "Ranking", "finished_runs", "per_query_values", "rank", "ranking_from",
+           "format_ranking", "cmd_best"]
 
 COST = "query_p50_ms"
-
-
-def randomization_test(a: np.ndarray, b: np.ndarray, trials: int = 10000, seed: int = 0) -> float:
-    """Two-sided paired randomization (sign-flip) test of mean(a - b) = 0; p in (0, 1]."""
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if len(d) == 0 or not np.any(d):
-        return 1.0
-    observed = abs(d.mean())
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, trials, 2000):
-        n = min(2000, trials - start)
-        signs = rng.integers(0, 2, size=(n, len(d)), dtype=np.int8) * 2 - 1
-        hits += int((np.abs(signs @ d) / len(d) >= observed - 1e-12).sum())
-    return (hits + 1) / (trials + 1)
-
-
-def paired_ttest(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import stats
-
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if len(d) < 2 or not np.any(d):
-        return 1.0
-    if np.allclose(d, d[0]):
-        return 0.0
-    return float(stats.ttest_rel(a, b).pvalue)
-
-
-TESTS = {"randomization": randomization_test, "ttest": paired_ttest}
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def against_top(top, others, test: str = "randomization", trials: int = 10000) -> tuple[list[float], list[float]]:
-    """Raw and Holm-adjusted p-values of each of `others` against `top`: per-query values over the same queries."""
-    a = np.asarray(top, dtype=np.float64)
-    raw = [TESTS[test](a, np.asarray(b, dtype=np.float64), trials) if test == "randomization"
-           else TESTS[test](a, np.asarray(b, dtype=np.float64)) for b in others]
-    return raw, holm(raw)
 
 
 @dataclass
@@ -80,27 +41,45 @@ class Candidate:
     mean: float
     cost: float | None
     per_query: dict[str, float] = field(default_factory=dict)
-    p: float | None = None
-    p_holm: float | None = None
     tags: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
-    @property
-    def significantly_worse(self) -> bool:
-        return self.p_holm is not None and self.p_holm < self._alpha
 
-    _alpha: float = 0.05
+@dataclass
+class CrossValidated:
+    rule: str
+    folds: int
+    seed: int
+    held_out_mean: float
+    held_out_low: float  # t interval over the questions' held-out values
+    held_out_high: float
+    sd_over_folds: float
+    picks: dict[str, int]  # configuration name -> folds whose choice it was
 
 
 @dataclass
 class Ranking:
-    metric: str
-    test: str
-    alpha: float
-    candidates: list[Candidate]  # best first
-    top: Candidate
-    cheapest: Candidate
-    queries: int
+    recommendation: Recommendation
+    candidates: list[Candidate]  # best first, as recommendation.rows
+    dataset: str = ""
+    left_out: list[str] = field(default_factory=list)  # why runs of the experiment are not in the ranking
+    cross_validation: list[CrossValidated] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        return self.recommendation.metric
+
+    @property
+    def top(self) -> Candidate:
+        return self.candidates[0]
+
+    @property
+    def pick(self) -> Candidate:
+        return self.candidates[self.recommendation.rows.index(self.recommendation.pick)]
+
+    @property
+    def queries(self) -> int:
+        return self.recommendation.queries
 
 
 def finished_runs(client, experiment: str, sweep: str | None = None) -> list:
@@ -123,79 +102,229 @@ def finished_runs(client, experiment: str, sweep: str | None = None) -> list:
     return out
 
 
-def per_query_values(client, run_id: str, metric: str) -> dict[str, float]:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(run_id, "per_query.csv", tmp)
-        except Exception as exc:
-            raise LabError(f"run {run_id} has no per_query.csv artifact ({exc})") from exc
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if metric not in (reader.fieldnames or []):
-                raise LabError(f"run {run_id}: per_query.csv has no column '{metric}'")
-            # a blank cell: the metric is not defined for that query (span metrics on queries without span gold)
-            return {row["query_id"]: float(row[metric]) for row in reader if row[metric] != ""}
+def dataset_key(run) -> tuple[str, str, str]:
+    tags = run.data.tags
+    return tags.get("dataset", "?"), tags.get("dataset_hash", ""), tags.get("split", "")
 
 
-def rank(client, experiment: str, metric: str = "ndcg_at_10", test: str = "randomization", alpha: float = 0.05,
-         sweep: str | None = None, trials: int = 10000) -> Ranking:
-    if test not in TESTS:
-        raise LabError(f"unknown test '{test}': use one of {', '.join(TESTS)}")
-    runs = [r for r in finished_runs(client, experiment, sweep) if metric in r.data.metrics]
-    if not runs:
-        raise LabError(f"experiment '{experiment}' has no FINISHED configuration run with metric '{metric}'")
-    runs.sort(key=lambda r: -r.data.metrics[metric])
-    top_run = runs[0]
-    dataset_hash = top_run.data.tags.get("dataset_hash")
-    split = top_run.data.tags.get("split")
-    # Only runs over the same queries can be paired.
-    runs = [r for r in runs if r.data.tags.get("dataset_hash") == dataset_hash and r.data.tags.get("split") == split]
+def dataset_label(key: tuple[str, str, str]) -> str:
+    name, digest, split = key
+    return f"{name}@{digest[:8]} ({split or '?'} split)" if digest else f"{name} ({split or '?'} split)"
+
+
+def _matches(key: tuple[str, str, str], wanted: str) -> bool:
+    name, digest, _ = key
+    if "@" in wanted:
+        want_name, want_hash = wanted.split("@", 1)
+        return name == want_name and digest.startswith(want_hash)
+    return name == wanted or (len(wanted) >= 4 and digest.startswith(wanted))
+
+
+def choose_dataset(runs: list, wanted: str | None) -> tuple[list, tuple[str, str, str], list[str]]:
+    """The runs of one dataset (name, content hash, split: only runs over the same questions can be paired), and a
+    note for each group left out. Without `wanted`, the dataset with the most runs (a tie: the newest run's)."""
+    groups: dict[tuple[str, str, str], list] = defaultdict(list)
+    for run in runs:  # newest first: dict order puts the newest run's dataset first
+        groups[dataset_key(run)].append(run)
+    if wanted:
+        chosen = [k for k in groups if _matches(k, wanted)]
+        if not chosen:
+            raise LabError(f"--dataset {wanted}: no run of this experiment is on that dataset (they are on: "
+                           f"{', '.join(f'{dataset_label(k)}: {len(v)} runs' for k, v in groups.items())})\n"
+                           "  fix: --dataset NAME, or NAME@HASH where runs of one name differ in content")
+        if len(chosen) > 1:
+            raise LabError(f"--dataset {wanted} matches {len(chosen)} datasets that differ in content or split: "
+                           f"{', '.join(f'{dataset_label(k)}: {len(groups[k])} runs' for k in chosen)}\n"
+                           f"  fix: --dataset {chosen[0][0]}@{chosen[0][1][:8]} (name@hash, as listed)")
+        key = chosen[0]
+    else:
+        key = max(groups, key=lambda k: len(groups[k]))  # first of the largest: the newest run's on a tie
+    notes = []
+    for other, members in groups.items():
+        if other == key:
+            continue
+        name, digest, split = other
+        why = ("another dataset" if name != key[0] else "the same name with other content (documents, questions "
+               "or judgements changed)" if digest != key[1] else "another split")
+        notes.append(f"left out {len(members)} run{'s' if len(members) != 1 else ''} on {dataset_label(other)}: "
+                     f"{why}; choose it with --dataset {name}" + (f"@{digest[:8]}" if name == key[0] else ""))
+    return groups[key], key, notes
+
+
+def ranking_from(candidates: list[Candidate], metric: str, margin: Margin | None = None, alpha: float = 0.05,
+                 test: str = "randomization", trials: int = 10000, resamples: int = 2000) -> Ranking:
+    """Rank candidates on the questions they were all evaluated on. A candidate missing questions that others have
+    is an error naming it: compared on fewer questions its mean would not be comparable."""
+    if not candidates:
+        raise LabError("no configuration to rank")
+    every = set().union(*(c.per_query for c in candidates))
+    if not every:
+        raise LabError(f"no run has a value of '{metric}' for any question: nothing to compare")
+    for c in candidates:
+        missing = sorted(every - set(c.per_query))
+        if missing:
+            raise LabError(
+                f"run '{c.name}' ({c.run_id}) has no '{metric}' for {len(missing)} of the {len(every)} questions the "
+                f"other runs were evaluated on (e.g. {', '.join(missing[:3])}): its mean is not comparable\n"
+                f"  fix: re-run that configuration on the whole question set, or delete the run "
+                f"(mlflow runs delete --run-id {c.run_id}) so that best leaves it out")
+    qids = sorted(every)
+    matrix = np.array([[c.per_query[q] for q in qids] for c in candidates], dtype=np.float64)
+    rec = recommend([c.name for c in candidates], matrix, [c.cost for c in candidates], metric, margin, alpha, test,
+                    trials, resamples)
+    return Ranking(rec, [candidates[row.index] for row in rec.rows])
+
+
+def cross_validated(ranking: Ranking, folds: int, seed: int = 0) -> list[CrossValidated]:
+    """Both selection rules re-run on K-1 folds of questions and scored on the fold left out, from the per-query
+    values already loaded (nothing is recomputed)."""
+    from retrieval_lab.evaluate.significance import mean_interval
+
+    rec = ranking.recommendation
+    # cheaper first: a tie on the training folds goes to the cheaper configuration
+    ordered = sorted(ranking.candidates, key=lambda c: (math.inf if c.cost is None else c.cost))
+    per_query = {c.run_id: c.per_query for c in ordered}
+    names = {c.run_id: c.name for c in ordered}
+    split = query_folds(ranking.top.per_query, folds, seed)
+    rules = {"highest mean": highest_mean,
+             f"cheapest non-inferior (margin {rec.margin})": select_noninferior(rec.margin, rec.alpha,
+                                                                             [c.cost for c in ordered])}
+    out = []
+    for rule, select in rules.items():
+        cv = cross_validate(per_query, split, select)
+        low, high = mean_interval(list(cv.held_out.values()))
+        sd = cv.held_out_sd if folds > 1 else math.nan
+        out.append(CrossValidated(rule, folds, seed, cv.held_out_mean, low, high, sd,
+                                  {names[k]: v for k, v in cv.picks.most_common()}))
+    return out
+
+
+def load_candidates(client, runs: list, metric: str) -> list[Candidate]:
     candidates = []
     for r in runs:
         try:
             values = per_query_values(client, r.info.run_id, metric)
         except LabError as exc:  # e.g. artifacts deleted: the run cannot be tested, say so and go on
-            print(f"warning: skipped {r.info.run_name}: {exc}", file=sys.stderr)
+            print(f"warning: left out {r.info.run_name}: {exc}", file=sys.stderr)
             continue
-        c = Candidate(r.info.run_id, r.info.run_name or r.info.run_id[:8], r.data.metrics[metric],
-                      r.data.metrics.get(COST), values, tags=dict(r.data.tags), metrics=dict(r.data.metrics))
-        c._alpha = alpha
-        candidates.append(c)
+        candidates.append(Candidate(r.info.run_id, r.info.run_name or r.info.run_id[:8], r.data.metrics[metric],
+                                    r.data.metrics.get(COST), values, dict(r.data.tags), dict(r.data.metrics)))
+    return candidates
+
+
+def rank(client, experiment: str, metric: str = "ndcg_at_10", test: str = "randomization", alpha: float = 0.05,
+         sweep: str | None = None, trials: int = 10000, margin: Margin | None = None, dataset: str | None = None,
+         resamples: int = 2000) -> Ranking:
+    if test not in TESTS:
+        raise LabError(f"unknown test '{test}': use one of {', '.join(TESTS)}")
+    finished = finished_runs(client, experiment, sweep)
+    runs = [r for r in finished if metric in r.data.metrics]
+    if not runs:
+        raise LabError(f"experiment '{experiment}' has no FINISHED configuration run with metric '{metric}'")
+    runs, key, notes = choose_dataset(runs, dataset)
+    without = len(finished) - sum(metric in r.data.metrics for r in finished)
+    if without:
+        notes.append(f"left out {without} run{'s' if without != 1 else ''} without the metric '{metric}'")
+    candidates = load_candidates(client, runs, metric)
     if not candidates:
         raise LabError(f"no run of experiment '{experiment}' has a readable per_query.csv")
-    top = candidates[0]
-    qids = sorted(set(top.per_query).intersection(*(set(c.per_query) for c in candidates[1:])))
-    if not qids:
-        raise LabError("the runs share no evaluated query: they cannot be compared")
-    raw, adjusted = against_top([top.per_query[q] for q in qids],
-                                [[c.per_query[q] for q in qids] for c in candidates[1:]], test, trials)
-    for c, p, ph in zip(candidates[1:], raw, adjusted):
-        c.p, c.p_holm = p, ph
-    eligible = [c for c in candidates if not c.significantly_worse and c.cost is not None]
-    cheapest = min(eligible, key=lambda c: (c.cost, -c.mean)) if eligible else top
-    return Ranking(metric, test, alpha, candidates, top, cheapest, len(qids))
+    ranking = ranking_from(candidates, metric, margin, alpha, test, trials, resamples)
+    ranking.dataset, ranking.left_out = dataset_label(key), notes
+    return ranking
+
+
+def _interval(low: float, high: float, digits: int = 4) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "-"
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]" if low < 0 or high < 0 else f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else str(value)
+
+
+def power_lines(rec: Recommendation) -> list[str]:
+    """The power line and its warning (also written on a sweep's parent run)."""
+    p = rec.power
+    if p is None:
+        return ["power: one configuration, nothing to separate"]
+    n = rec.queries
+    if n < 2:
+        return [f"power: {n} question: no difference can be detected; add questions"]
+    needed = ("no gap to detect" if p.needed is None else f"about {p.needed:,} questions would detect it at 80% power")
+    lines = [f"power: with these {n} questions, the smallest difference to the runner-up detectable at 80% power "
+             f"(alpha 0.05, paired t, per-question sd {p.sd:.4f}) is {p.detectable:.4f}; the top-two gap is "
+             f"{p.gap:.4f}: {needed}"]
+    if not p.separable:
+        lines.append(f"warning: these {n} questions cannot separate the top group: {p.top_group} configurations "
+                     f"have a paired 95% interval against the top that contains 0, and the top-two gap "
+                     f"({p.gap:.4f}) is {'below' if p.gap < p.detectable else 'near'} the detectable difference "
+                     f"({p.detectable:.4f}); treat them as one group, or add questions")
+    return lines
 
 
 def format_ranking(r: Ranking, limit: int = 30) -> str:
-    lines = [f"{len(r.candidates)} configurations, {r.queries} paired queries; {r.test} test against the top run, "
-             f"Holm-corrected, alpha {r.alpha}", ""]
-    header = f"{'#':>3}  {'run':<34} {r.metric:>12} {'delta':>8} {'p':>8} {'p_holm':>8} {'':3} {COST:>13}  run id"
+    rec = r.recommendation
+    alpha = rec.alpha
+    where = f"{r.dataset}: " if r.dataset else ""
+    lines = [f"{where}{len(r.candidates)} configurations, {r.queries} paired queries; against the top run: paired "
+             f"95% interval of the difference (t over questions), {rec.test} test Holm-corrected (alpha {alpha}), "
+             f"P(best) over 2,000 bootstrap resamples of the questions"]
+    lines += [f"  {note}" for note in r.left_out]
+    lines.append("")
+    width = max(3, *(len(c.name) for c in r.candidates[:limit]))
+    header = (f"{'#':>3}  {'run':<{width}}  {r.metric:>12}  {'95% interval':<18}  {'delta':>8}  "
+              f"{'95% interval':<20}  {'p_holm':>7}  {'':1}  {'P(best)':>7}  {COST:>12}  run id")
     lines.append(header)
-    for i, c in enumerate(r.candidates[:limit], 1):
-        delta = c.mean - r.top.mean
-        p = "" if c.p is None else f"{c.p:.4f}"
-        ph = "" if c.p_holm is None else f"{c.p_holm:.4f}"
-        mark = "*" if c.significantly_worse else ""
+    for i, (row, c) in enumerate(zip(rec.rows[:limit], r.candidates[:limit]), 1):
+        is_top = i == 1
+        delta = "" if is_top else f"{row.delta:+.4f}"
+        delta_ci = "" if is_top else _interval(row.delta_low, row.delta_high)
+        ph = "" if row.p_holm is None else f"{row.p_holm:.4f}"
+        mark = "*" if row.significantly_worse(alpha) else ("=" if row.noninferior else "")
         cost = "" if c.cost is None else f"{c.cost:.2f}"
-        lines.append(f"{i:>3}  {c.name[:34]:<34} {c.mean:>12.4f} {delta:>+8.4f} {p:>8} {ph:>8} {mark:3} {cost:>13}  "
-                     f"{c.run_id}")
+        lines.append(f"{i:>3}  {c.name:<{width}}  {row.mean:>12.4f}  {_interval(row.mean_low, row.mean_high):<18}  "
+                     f"{delta:>8}  {delta_ci:<20}  {ph:>7}  {mark:1}  {row.p_best:>7.3f}  {cost:>12}  {c.run_id}")
     if len(r.candidates) > limit:
         lines.append(f"  ... {len(r.candidates) - limit} more")
-    lines += ["", "  * significantly worse than the top run", "",
-              f"top:      {r.top.name}  {r.metric} {r.top.mean:.4f}  ({COST} {_fmt(r.top.cost)})  run {r.top.run_id}",
-              f"cheapest not significantly worse: {r.cheapest.name}  {r.metric} {r.cheapest.mean:.4f} "
-              f"({COST} {_fmt(r.cheapest.cost)}, p_holm {_fmt(r.cheapest.p_holm)})  run {r.cheapest.run_id}"]
+    m = rec.margin_absolute
+    lines += ["", f"  * significantly worse than the top run   = shown non-inferior: loses less than {m:.4f} to the "
+                  f"top ({rec.margin}; one-sided, Holm-corrected)", ""]
+    top = r.top
+    lines.append(f"top:         {top.name}  {r.metric} {top.mean:.4f} "
+                 f"{_interval(rec.top.mean_low, rec.top.mean_high)}  ({COST} {_fmt(top.cost)})  run {top.run_id}")
+    if rec.reason == "single":
+        lines.append("recommended: the only configuration (nothing to compare it with)")
+    elif rec.reason == "non-inferior":
+        pick, row = r.pick, rec.pick
+        lines.append(f"recommended: {pick.name}  {r.metric} {pick.mean:.4f}, delta {row.delta:+.4f} "
+                     f"{_interval(row.delta_low, row.delta_high)}  ({COST} {_fmt(pick.cost)})  run {pick.run_id}")
+        lines.append(f"  the cheapest configuration shown non-inferior: its loss to the top is below {m:.4f} "
+                     f"(one-sided upper bound {row.loss_bound:.4f} at Holm's level; non-inferiority p_holm "
+                     f"{row.ni_p_holm:.4g})")
+    else:
+        shown = [row for row in rec.rows[1:] if row.noninferior]
+        why = ("no cheaper configuration is shown to lose less than "
+               f"{m:.4f} ({rec.margin})" if not shown else "the top is the cheapest of those shown non-inferior")
+        lines.append(f"recommended: the top configuration, {top.name}: {why}")
+        if not shown and len(rec.rows) > 1:
+            lines.append("  (a difference that is not significant is not shown equality: with few questions, "
+                         "intervals are wide; see the power line)")
+    lines += power_lines(rec)
+    leaders = [(row, c) for row, c in zip(rec.rows, r.candidates) if row.p_best >= 0.01]
+    leaders.sort(key=lambda rc: -rc[0].p_best)
+    if leaders:
+        lines.append("probability of being best: " + ", ".join(f"{c.name} {row.p_best:.2f}"
+                                                                 for row, c in leaders[:5]))
+    for cv in r.cross_validation:
+        optimism = top.mean - cv.held_out_mean
+        lines += ["", f"cross-validated ({cv.folds} folds of questions, seed {cv.seed}), rule '{cv.rule}': "
+                      f"held-out {r.metric} {cv.held_out_mean:.4f} {_interval(cv.held_out_low, cv.held_out_high)} "
+                      f"(sd over folds {cv.sd_over_folds:.4f}) against the leaderboard's maximum {top.mean:.4f}: "
+                      f"optimism {optimism:+.4f}",
+                  "  chosen: " + ", ".join(f"{name} {count}/{cv.folds}" for name, count in cv.picks.items())]
     generators = sorted({c.tags.get("synth_generator", "?") for c in r.candidates
                          if c.tags.get("eval_set") == "synthetic"})
     if generators:
@@ -206,22 +335,46 @@ def format_ranking(r: Ranking, limit: int = 30) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else str(value)
+def selection_record(r: Ranking, chosen: Candidate, pick: str) -> dict:
+    """What the export records about the choice: the rule, the intervals, the tests, the power and held-out
+    estimates."""
+    rec = r.recommendation
+    row = rec.rows[r.candidates.index(chosen)]
+    record = {"metric": r.metric, "rule": pick, "dataset": r.dataset, "queries": r.queries, "test": rec.test,
+              "alpha": rec.alpha, "margin": str(rec.margin), "margin_absolute": rec.margin_absolute,
+              "top_run_id": r.top.run_id, "top_mean": r.top.mean,
+              "mean": row.mean, "mean_95": [row.mean_low, row.mean_high],
+              "delta_vs_top": row.delta, "delta_vs_top_95": [row.delta_low, row.delta_high],
+              "p_holm_vs_top": row.p_holm, "noninferior": row.noninferior if row is not rec.top else None,
+              "noninferiority_p_holm": row.ni_p_holm, "p_best": row.p_best,
+              "recommended_run_id": r.pick.run_id, "recommendation": rec.reason}
+    if rec.power is not None:
+        record["power"] = {"detectable_difference": rec.power.detectable, "top_two_gap": rec.power.gap,
+                           "questions_to_detect_gap": rec.power.needed, "top_group": rec.power.top_group,
+                           "separable": rec.power.separable}
+    if r.cross_validation:
+        record["cross_validation"] = [{"rule": cv.rule, "folds": cv.folds, "seed": cv.seed,
+                                       "held_out_mean": cv.held_out_mean,
+                                       "held_out_95": [cv.held_out_low, cv.held_out_high],
+                                       "sd_over_folds": cv.sd_over_folds, "picks": cv.picks}
+                                      for cv in r.cross_validation]
+    return record
 
 
 def cmd_best(args) -> int:
     client = tracking.client({})
-    ranking = rank(client, args.experiment, args.metric, args.test, args.alpha, args.sweep, args.trials)
+    margin = Margin.parse(args.margin)
+    ranking = rank(client, args.experiment, args.metric, args.test, args.alpha, args.sweep, args.trials, margin,
+                   args.dataset)
+    if args.cross_validate:
+        ranking.cross_validation = cross_validated(ranking, args.cross_validate, args.seed)
     print(format_ranking(ranking))
     if args.export:
-        chosen = ranking.top if args.pick == "top" else ranking.cheapest
-        path = export_run(client, chosen.run_id, Path(args.export), selection={
-            "metric": ranking.metric, "rule": args.pick, "test": ranking.test, "alpha": ranking.alpha,
-            "p_holm_vs_top": chosen.p_holm, "top_run_id": ranking.top.run_id})
+        chosen = ranking.top if args.pick == "top" else ranking.pick
+        path = export_run(client, chosen.run_id, Path(args.export), selection=selection_record(ranking, chosen,
+                                                                                                args.pick))
         print(f"\nexported {args.pick} configuration (run {chosen.run_id}) to {path}")
         print(f"  search:   retrieval-lab search --config {path} \"your query\"")
         print(f"  evaluate: retrieval-lab evaluate --config {path} dataset=nfcorpus")
     return 0
+

@@ -49,7 +49,7 @@ class Leaderboard:
     def top_group(self, alpha: float = 0.05, trials: int = 10000, test: str = "randomization") -> list[str]:
         """The top configuration and every one not significantly worse than it (paired test over the queries
         against the top, Holm-corrected over the comparisons), best first."""
-        from retrieval_lab.commands.best import against_top
+        from retrieval_lab.evaluate.significance import against_top
 
         order = self.order()
         rows = {name: row for name, row in zip(self.names, self.per_query)}

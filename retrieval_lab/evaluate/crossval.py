@@ -4,13 +4,16 @@ where the best test score of a grid would report the luck of the pick.
 
 The inputs are per-query values of a metric for each candidate, computed once; `cross_validate` splits the queries
 into seeded folds, picks on all folds but one the candidate with the highest mean, scores that pick on the fold left
-out, and names the final choice: the candidate picked most often (ties: the higher mean over all queries).
+out, and names the final choice: the candidate picked most often (ties: the higher mean over all queries). The
+selection rule is a parameter: the highest mean by default, or `significance.select_noninferior` (the cheapest shown
+non-inferior to the top), as `retrieval-lab best --cross-validate K` uses it on an experiment's logged runs.
 """
 from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -41,6 +44,7 @@ class CrossValidation:
     folds: list[Fold]
     chosen: str  # the final configuration: picked most often, ties broken by the mean over all queries
     full_means: dict[str, float]  # every candidate's mean over all queries (optimistic for the best of them)
+    held_out: dict[str, float] = field(default_factory=dict)  # query -> value of the pick made without its fold
 
     @property
     def held_out_mean(self) -> float:
@@ -55,10 +59,16 @@ class CrossValidation:
         return Counter(f.picked for f in self.folds)
 
 
-def cross_validate(per_query: dict[str, dict[str, float]], folds: list[list[str]]) -> CrossValidation:
+def highest_mean(matrix: np.ndarray) -> int:
+    return int(np.argmax(matrix.mean(axis=1)))  # first of the maxima: the earlier candidate wins a tie
+
+
+def cross_validate(per_query: dict[str, dict[str, float]], folds: list[list[str]],
+                   select: Callable[[np.ndarray], int] = highest_mean) -> CrossValidation:
     """`per_query`: candidate -> query id -> metric value, candidates in order of preference (an exact tie on the
     training folds goes to the earlier one, so list cheaper configurations first). Every candidate must have a value
-    for every query of the folds."""
+    for every query of the folds. `select(values)` (candidates x training queries, rows in `per_query`'s order)
+    returns the row it picks."""
     if not per_query:
         raise LabError("cross-validation needs at least one candidate")
     names = list(per_query)
@@ -70,15 +80,15 @@ def cross_validate(per_query: dict[str, dict[str, float]], folds: list[list[str]
                            f"(e.g. {missing[0]}): every candidate must be evaluated on the same queries")
     column = {q: i for i, q in enumerate(queries)}
     values = np.array([[per_query[name][q] for q in queries] for name in names], dtype=np.float64)
-    results = []
+    results, held_out = [], {}
     for index, fold in enumerate(folds):
         held = np.zeros(len(queries), dtype=bool)
         held[[column[q] for q in fold]] = True
-        train_means = values[:, ~held].mean(axis=1)
-        best = int(np.argmax(train_means))  # first of the maxima: the earlier candidate wins a tie
-        results.append(Fold(index, names[best], float(train_means[best]), float(values[best, held].mean()),
+        best = select(values[:, ~held])
+        results.append(Fold(index, names[best], float(values[best, ~held].mean()), float(values[best, held].mean()),
                             int(held.sum())))
+        held_out.update({q: float(values[best, column[q]]) for q in fold})
     full = dict(zip(names, values.mean(axis=1).tolist()))
     counts = Counter(f.picked for f in results)
     chosen = max(counts, key=lambda name: (counts[name], full[name]))
-    return CrossValidation(results, chosen, full)
+    return CrossValidation(results, chosen, full, held_out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval_lab.commands.best import against_top, holm, paired_ttest, randomization_test
+from retrieval_lab.evaluate.significance import against_top, holm, paired_ttest, randomization_test
 from retrieval_lab.commands.export import UnsafeConfigError, check_targets, read_export
 from retrieval_lab.sweep.report import pareto_front
 from retrieval_lab.sweep.state import config_hash, run_name_from_overrides

@@ -10,7 +10,7 @@ import pytest
 
 from retrieval_lab.chunking import build_passages
 from retrieval_lab.chunking.units import UnitConfig, unit_spans, unit_spans_of
-from retrieval_lab.commands.best import per_query_values
+from retrieval_lab.tracking import per_query_values
 from retrieval_lab.config import compose_config
 from retrieval_lab.evaluate import Evaluation
 from retrieval_lab.evaluate.spans import (TokenBudget, by_document, coverage_and_iou, merge, overlap,

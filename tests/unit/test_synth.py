@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from retrieval_lab.cli import main
-from retrieval_lab.commands.best import Candidate, Ranking, format_ranking
+from retrieval_lab.commands.best import Candidate, format_ranking, ranking_from
 from retrieval_lab.config import compose_config
 from retrieval_lab.data import dataset_from_config
 from retrieval_lab.data.beir import load_corpus, load_dataset
@@ -352,16 +352,15 @@ def test_doc2query_runs_a_local_seq2seq_model(source, tmp_path):
 
 
 def test_best_cautions_under_a_synthetic_leaderboard():
-    def candidate(name, mean, tags):
-        return Candidate(name, name, mean, 1.0, tags=tags)
+    def candidate(name, values, tags):
+        return Candidate(name, name, sum(values) / len(values), 1.0, dict(zip("abcd", values)), tags=tags)
 
-    real = [candidate("a", 0.5, {}), candidate("b", 0.4, {})]
-    ranking = Ranking("ndcg_at_10", "randomization", 0.05, real, real[0], real[0], 10)
-    assert "caution" not in format_ranking(ranking)
-    synthetic = [candidate("a", 0.5, {"eval_set": "synthetic", "synth_generator": "extract"}),
-                 candidate("b", 0.4, {"eval_set": "synthetic", "synth_generator": "extract"})]
-    ranking = Ranking("ndcg_at_10", "randomization", 0.05, synthetic, synthetic[0], synthetic[0], 10)
-    assert "caution: these runs are scored on synthetic questions (extract generator)" in format_ranking(ranking)
+    real = [candidate("a", [0.5, 0.6, 0.4, 0.5], {}), candidate("b", [0.4, 0.5, 0.3, 0.4], {})]
+    assert "caution" not in format_ranking(ranking_from(real, "ndcg_at_10", trials=100))
+    synthetic = [candidate("a", [0.5, 0.6, 0.4, 0.5], {"eval_set": "synthetic", "synth_generator": "extract"}),
+                 candidate("b", [0.4, 0.5, 0.3, 0.4], {"eval_set": "synthetic", "synth_generator": "extract"})]
+    assert ("caution: these runs are scored on synthetic questions (extract generator)"
+            in format_ranking(ranking_from(synthetic, "ndcg_at_10", trials=100)))
 
 
 def test_word_forms_write_another_form_of_the_same_stem():
