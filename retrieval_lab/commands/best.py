@@ -24,7 +24,7 @@ from retrieval_lab import tracking
 from retrieval_lab.commands.export import export_run
 from retrieval_lab.errors import LabError
 from retrieval_lab.evaluate.crossval import cross_validate, highest_mean, query_folds
-from retrieval_lab.evaluate.significance import (DEFAULT_MARGIN, TESTS, Margin, Recommendation, recommend,
+from retrieval_lab.evaluate.significance import (TESTS, Margin, Recommendation, power_lines, recommend,
                                                  select_noninferior)
 from retrieval_lab.tracking import per_query_values
 
@@ -243,26 +243,6 @@ def _fmt(value) -> str:
     if value is None:
         return "-"
     return f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else str(value)
-
-
-def power_lines(rec: Recommendation) -> list[str]:
-    """The power line and its warning (also written on a sweep's parent run)."""
-    p = rec.power
-    if p is None:
-        return ["power: one configuration, nothing to separate"]
-    n = rec.queries
-    if n < 2:
-        return [f"power: {n} question: no difference can be detected; add questions"]
-    needed = ("no gap to detect" if p.needed is None else f"about {p.needed:,} questions would detect it at 80% power")
-    lines = [f"power: with these {n} questions, the smallest difference to the runner-up detectable at 80% power "
-             f"(alpha 0.05, paired t, per-question sd {p.sd:.4f}) is {p.detectable:.4f}; the top-two gap is "
-             f"{p.gap:.4f}: {needed}"]
-    if not p.separable:
-        lines.append(f"warning: these {n} questions cannot separate the top group: {p.top_group} configurations "
-                     f"have a paired 95% interval against the top that contains 0, and the top-two gap "
-                     f"({p.gap:.4f}) is {'below' if p.gap < p.detectable else 'near'} the detectable difference "
-                     f"({p.detectable:.4f}); treat them as one group, or add questions")
-    return lines
 
 
 def format_ranking(r: Ranking, limit: int = 30) -> str:

@@ -80,6 +80,12 @@ def against_top(top, others, test: str = "randomization", trials: int = 10000) -
     return raw, holm(raw)
 
 
+def _constant(x: np.ndarray) -> bool:
+    """Equal up to rounding (per_query.csv keeps 6 decimals; `a - 0.1` differs from question to question in the
+    last bits)."""
+    return bool(np.ptp(x) <= 1e-12)
+
+
 # -- intervals -------------------------------------------------------------------------------------------------------
 def mean_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided Student-t interval of the mean; (mean, mean) when every value is equal, NaNs under 2 values."""
@@ -88,8 +94,8 @@ def mean_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     x = np.asarray(values, dtype=np.float64)
     if len(x) < 2:
         return math.nan, math.nan
-    if np.ptp(x) == 0:  # zero variance: the mean of these questions is exact (t is undefined)
-        return float(x[0]), float(x[0])
+    if _constant(x):  # zero variance: the mean of these questions is exact (t is undefined)
+        return float(x.mean()), float(x.mean())
     ci = stats.ttest_1samp(x, 0.0).confidence_interval(confidence)
     return float(ci.low), float(ci.high)
 
@@ -129,8 +135,8 @@ def noninferiority_p(d, margin: float) -> float:
     d = np.asarray(d, dtype=np.float64)
     if len(d) < 2:
         return 1.0
-    if np.ptp(d) == 0:  # zero variance: the loss on these questions is known exactly
-        return 0.0 if d[0] > -margin else 1.0
+    if _constant(d):  # zero variance: the loss on these questions is known exactly
+        return 0.0 if d.mean() > -margin else 1.0
     return float(stats.ttest_1samp(d, -margin, alternative="greater").pvalue)
 
 
@@ -141,8 +147,8 @@ def loss_upper_bound(d, confidence: float) -> float:
     d = np.asarray(d, dtype=np.float64)
     if len(d) < 2:
         return math.inf
-    if np.ptp(d) == 0:
-        return float(-d[0])
+    if _constant(d):
+        return float(-d.mean())
     return float(-stats.ttest_1samp(d, 0.0, alternative="greater").confidence_interval(confidence).low)
 
 
@@ -258,8 +264,8 @@ class Power:
     top_group: int  # configurations whose paired 95% interval against the top contains 0 (the top included)
 
     @property
-    def separable(self) -> bool:
-        return self.gap >= self.detectable and self.top_group == 1
+    def separable(self) -> bool:  # every other configuration's interval against the top excludes 0
+        return self.top_group == 1
 
 
 @dataclass
@@ -335,7 +341,7 @@ def top_power(values: np.ndarray, rows: list[Row], alpha: float = 0.05) -> Power
         return None
     d = values[rows[0].index] - values[rows[1].index]
     n = len(d)
-    sd = float(np.std(d, ddof=1)) if n > 1 else math.nan
+    sd = (0.0 if _constant(d) else float(np.std(d, ddof=1))) if n > 1 else math.nan
     gap = float(d.mean())
     group = 1 + sum(1 for r in rows[1:] if not (r.delta_high < 0))  # NaN interval (1 question): not separated
     if n < 2:
@@ -362,3 +368,24 @@ def select_noninferior(margin: Margin, alpha: float = 0.05, costs: list[float | 
         return top if costs[top] is not None and costs[top] <= costs[best] else best
 
     return select
+
+
+def power_lines(rec: Recommendation) -> list[str]:
+    """The power line and its warning, as `best` prints them and a sweep's parent run records them."""
+    p = rec.power
+    if p is None:
+        return ["power: one configuration, nothing to separate"]
+    n = rec.queries
+    if n < 2:
+        return [f"power: {n} question: no difference can be detected; add questions"]
+    needed = ("no gap to detect" if p.needed is None else f"about {p.needed:,} questions would detect it at 80% power")
+    lines = [f"power: with these {n} questions, the smallest difference to the runner-up detectable at 80% power "
+             f"(alpha 0.05, paired t, per-question sd {p.sd:.4f}) is {p.detectable:.4f}; the top-two gap is "
+             f"{p.gap:.4f}: {needed}"]
+    if not p.separable:
+        below = (f"; the top-two gap ({p.gap:.4f}) is below the detectable difference ({p.detectable:.4f})"
+                 if p.gap < p.detectable else "")
+        lines.append(f"warning: these {n} questions cannot separate the top group: {p.top_group} configurations "
+                     f"have a paired 95% interval against the top that contains 0{below}; treat them as equals, or "
+                     "add questions")
+    return lines

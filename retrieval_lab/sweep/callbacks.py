@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from retrieval_lab import tracking
 from retrieval_lab.errors import LabError
 from retrieval_lab.sweep.job import load_dataset
-from retrieval_lab.sweep.report import collect_rows, console_leaderboard, write_parent_report
+from retrieval_lab.sweep.report import collect_rows, console_leaderboard, recommendation_of, write_parent_report
 from retrieval_lab.sweep.resume import mark_orphans
 from retrieval_lab.sweep.state import SweepContext, code_version, host, maybe_fault, read_records
 
@@ -184,9 +184,10 @@ class SweepCallback(Callback):
         metric = self.metric or "ndcg_at_10"
         board = ""
         try:
-            rows = collect_rows(client, records)
-            board = console_leaderboard(rows, metric)
-            write_parent_report(client, ctx, records, metric, rows)
+            rows = collect_rows(client, records, metric)
+            rec, why = recommendation_of(rows, metric)
+            board = console_leaderboard(rows, metric, rec=rec, why=why)
+            write_parent_report(client, ctx, records, metric, rows, rec, why)
         except Exception as exc:  # the status below matters more than the report
             log.warning("parent report failed: %s", exc)
             print(f"warning: sweep report failed: {exc}", file=sys.stderr)

@@ -5,6 +5,10 @@ Plots, each drawn only when the sweep varies its parameter over two values or mo
 - rerank-depth curve (`reranker.depth`, `reranker.top_k`, ...),
 - quality vs query latency (p50) with the Pareto front (always, when two configurations or more finished).
 Other varied parameters become the plot's series, so a chunk-size curve is drawn per embedder.
+
+The leaderboard holds each configuration's difference to the top with its paired 95% interval and its probability of
+being best, and leaderboard.md ends with the power line (evaluate/significance.py, as `retrieval-lab best` prints
+them), from each run's per_query.csv.
 """
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ import io
 import math
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from retrieval_lab.errors import LabError
 
 LATENCY = "query_p50_ms"
 
@@ -36,9 +42,13 @@ class Row:
     status: str  # new | resumed | failed
     metrics: dict
     params: dict
+    per_query: dict = field(default_factory=dict)  # question -> value of the sweep's metric (per_query.csv)
 
 
-def collect_rows(client, records) -> list[Row]:
+def collect_rows(client, records, metric: str | None = None) -> list[Row]:
+    """The sweep's rows; with `metric`, each finished row's per-query values of it (for the intervals)."""
+    from retrieval_lab.tracking import per_query_values
+
     rows = []
     for rec in records:
         if not rec.run_id:
@@ -49,8 +59,34 @@ def collect_rows(client, records) -> list[Row]:
         except Exception:
             continue
         status = {"finished": "new", "skipped": "resumed"}.get(rec.status, "failed")
-        rows.append(Row(rec.run_id, rec.run_name, status, dict(run.data.metrics), dict(run.data.params)))
+        per_query = {}
+        if metric and status != "failed" and metric in run.data.metrics:
+            try:
+                per_query = per_query_values(client, rec.run_id, metric)
+            except LabError:  # no per-query values: the leaderboard goes without intervals, and says so
+                per_query = {}
+        rows.append(Row(rec.run_id, rec.run_name, status, dict(run.data.metrics), dict(run.data.params), per_query))
     return rows
+
+
+def recommendation_of(rows: list[Row], metric: str):
+    """`best`'s comparison of the finished rows against the top (intervals, P(best), power), or a sentence saying
+    why there is none."""
+    from retrieval_lab.evaluate.significance import recommend
+
+    ok = [r for r in rows if r.status != "failed" and metric in r.metrics]
+    if not ok:
+        return None, "no finished configuration"
+    lacking = [r.name for r in ok if not r.per_query]
+    if lacking:
+        return None, f"no per-query values for {len(lacking)} configurations (e.g. {lacking[0]})"
+    questions = set(ok[0].per_query)
+    if any(set(r.per_query) != questions for r in ok):
+        return None, "the configurations were evaluated on different questions"
+    qids = sorted(questions)
+    matrix = [[r.per_query[q] for q in qids] for r in ok]
+    rec = recommend([r.run_id for r in ok], matrix, [r.metrics.get(LATENCY) for r in ok], metric, trials=2000)
+    return rec, ""
 
 
 def varied_params(rows: list[Row]) -> list[str]:
@@ -58,27 +94,56 @@ def varied_params(rows: list[Row]) -> list[str]:
     return [k for k in keys if len({r.params.get(k) for r in rows}) > 1 and not k.startswith(("tracking.", "cache."))]
 
 
-def leaderboard(rows: list[Row], metric: str) -> tuple[list[str], list[list[str]]]:
+def leaderboard(rows: list[Row], metric: str, rec=None) -> tuple[list[str], list[list[str]]]:
+    """Rows best first; with `rec` (recommendation_of), the delta to the top with its paired 95% interval and the
+    probability of being best."""
     ok = [r for r in rows if r.status != "failed" and metric in r.metrics]
     ok.sort(key=lambda r: -r.metrics[metric])
+    stats = {row.name: row for row in rec.rows} if rec is not None else {}
+    if stats:  # the recommendation's order (its means are over the shared questions)
+        ok.sort(key=lambda r: [row.name for row in rec.rows].index(r.run_id))
     varied = varied_params(ok)
     extra = [m for m in ("recall_at_100", LATENCY, "index_seconds") if m != metric]
-    header = ["rank", "run", metric, *extra, *varied, "status", "run_id"]
+    compared = ["delta", "delta_95_low", "delta_95_high", "p_best"] if stats else []
+    header = ["rank", "run", metric, *compared, *extra, *varied, "status", "run_id"]
     table = []
     for i, r in enumerate(ok, 1):
-        table.append([str(i), r.name, f"{r.metrics[metric]:.4f}",
+        cells = []
+        if stats:
+            row = stats[r.run_id]
+            top = i == 1
+            cells = ["" if top else f"{row.delta:+.4f}", "" if top else _signed(row.delta_low),
+                     "" if top else _signed(row.delta_high), f"{row.p_best:.3f}"]
+        table.append([str(i), r.name, f"{r.metrics[metric]:.4f}", *cells,
                       *(f"{r.metrics[m]:.4g}" if m in r.metrics else "" for m in extra),
                       *(r.params.get(k, "") for k in varied), r.status, r.run_id])
     for r in rows:
         if r.status == "failed":
-            table.append(["-", r.name, "", *([""] * len(extra)), *(r.params.get(k, "") for k in varied),
-                          "failed", r.run_id])
+            table.append(["-", r.name, "", *([""] * (len(compared) + len(extra))),
+                          *(r.params.get(k, "") for k in varied), "failed", r.run_id])
     return header, table
 
 
-def markdown(header: list[str], table: list[list[str]]) -> str:
+def _signed(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:+.4f}"
+
+
+def summary_lines(rec, why: str = "") -> list[str]:
+    """What leaderboard.md and the console say under the table: the power line, or why there are no intervals."""
+    from retrieval_lab.evaluate.significance import power_lines
+
+    if rec is None:
+        return [f"no intervals: {why}"] if why else []
+    return [f"{rec.queries} questions; delta: difference to the top with its paired 95% interval (t over questions); "
+            "p_best: share of 2,000 bootstrap resamples of the questions in which the configuration is on top",
+            *power_lines(rec)]
+
+
+def markdown(header: list[str], table: list[list[str]], notes: list[str] = ()) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in table]
+    if notes:
+        lines += ["", *(f"{note}  " for note in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -177,15 +242,27 @@ def plot_files(rows: list[Row], metric: str, folder: Path) -> list[str]:
     return written
 
 
-def console_leaderboard(rows: list[Row], metric: str, limit: int = 20) -> str:
-    """The leaderboard as the sweep prints it: rank, run, the metric, recall@100, p50 latency, new or resumed."""
+def console_leaderboard(rows: list[Row], metric: str, limit: int = 20, rec=None, why: str = "") -> str:
+    """The leaderboard as the sweep prints it: rank, run, the metric, its delta to the top with the paired 95%
+    interval (with `rec`), recall@100, p50 latency, new or resumed; then the power line."""
     ok = sorted((r for r in rows if r.status != "failed" and metric in r.metrics), key=lambda r: -r.metrics[metric])
     if not ok:
         return ""
+    stats = {row.name: row for row in rec.rows} if rec is not None else {}
+    if stats:
+        order = [row.name for row in rec.rows]
+        ok.sort(key=lambda r: order.index(r.run_id))
     columns = [metric, *(m for m in ("recall_at_100", "judged_at_10")  # judged@10: on a judged set (judge)
                          if m != metric and any(m in r.metrics for r in ok))]
-    header = ["rank", "run", *columns, "p50 ms", "status"]
-    table = [[str(i), r.name, *(f"{r.metrics[c]:.4f}" if c in r.metrics else "-" for c in columns),
+    compared = ["delta [95% interval]"] if stats else []
+    header = ["rank", "run", metric, *compared, *columns[1:], "p50 ms", "status"]
+
+    def delta(i, r):
+        row = stats[r.run_id]
+        return [""] if i == 1 else [f"{row.delta:+.4f} [{_signed(row.delta_low)}, {_signed(row.delta_high)}]"]
+
+    table = [[str(i), r.name, f"{r.metrics[metric]:.4f}", *(delta(i, r) if stats else []),
+              *(f"{r.metrics[c]:.4f}" if c in r.metrics else "-" for c in columns[1:]),
               f"{r.metrics[LATENCY]:.1f}" if LATENCY in r.metrics else "-", r.status]
              for i, r in enumerate(ok[:limit], 1)]
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
@@ -198,21 +275,25 @@ def console_leaderboard(rows: list[Row], metric: str, limit: int = 20) -> str:
     lines = [line(header), *(line(row) for row in table)]
     if len(ok) > limit:
         lines.append(f"  ... {len(ok) - limit} more in leaderboard.md of the parent run")
+    lines += [f"  {note}" for note in summary_lines(rec, why)]
     return "\n".join(lines)
 
 
-def write_parent_report(client, ctx, records, metric: str, rows: list[Row] | None = None) -> list[str]:
+def write_parent_report(client, ctx, records, metric: str, rows: list[Row] | None = None, rec=None,
+                        why: str = "") -> list[str]:
     """Log leaderboard.csv/.md, the plots and summary metrics on the parent run; returns the artifact names."""
     from mlflow.entities import Metric
 
-    rows = collect_rows(client, records) if rows is None else rows
-    header, table = leaderboard(rows, metric)
+    if rows is None:
+        rows = collect_rows(client, records, metric)
+        rec, why = recommendation_of(rows, metric)
+    header, table = leaderboard(rows, metric, rec)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         buf = io.StringIO()
         csv.writer(buf).writerows([header, *table])
         (folder / "leaderboard.csv").write_text(buf.getvalue())
-        (folder / "leaderboard.md").write_text(markdown(header, table))
+        (folder / "leaderboard.md").write_text(markdown(header, table, summary_lines(rec, why)))
         names = ["leaderboard.csv", "leaderboard.md"] + plot_files(rows, metric, folder)
         client.log_artifacts(ctx.parent_run_id, tmp)
     import time
@@ -225,5 +306,11 @@ def write_parent_report(client, ctx, records, metric: str, rows: list[Row] | Non
     scored = [r.metrics[metric] for r in rows if r.status != "failed" and metric in r.metrics]
     if scored:
         values[f"best_{metric}"] = max(scored)
+    if rec is not None and rec.power is not None and math.isfinite(rec.power.detectable):
+        values["detectable_difference"] = rec.power.detectable  # at 80% power, alpha 0.05, top against runner-up
+        values["top_two_gap"] = rec.power.gap
+        values["top_group_size"] = rec.power.top_group
+        if rec.power.needed is not None:
+            values["questions_to_detect_top_two_gap"] = rec.power.needed
     client.log_batch(ctx.parent_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()])
     return names

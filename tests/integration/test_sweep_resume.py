@@ -49,7 +49,12 @@ def test_parent_and_children_with_tags_artifacts_and_leaderboard(tiny, tmp_path,
     assert "metric_vs_chunk_size.png" not in artifacts  # no chunk size in this sweep: no plot
     board = client.download_artifacts(parent.info.run_id, "leaderboard.csv", str(tmp_path / "dl"))
     lines = open(board).read().splitlines()
-    assert lines[0].startswith("rank,run,ndcg_at_10") and len(lines) == 5
+    assert lines[0].startswith("rank,run,ndcg_at_10,delta,delta_95_low,delta_95_high,p_best") and len(lines) == 5
+    second = dict(zip(lines[0].split(","), lines[2].split(",")))  # the runner-up: its paired interval holds its delta
+    assert float(second["delta_95_low"]) <= float(second["delta"]) <= float(second["delta_95_high"])
+    md = open(client.download_artifacts(parent.info.run_id, "leaderboard.md", str(tmp_path / "dl"))).read()
+    assert "power: with these" in md and "detectable at 80% power" in md
+    assert parent.data.metrics["detectable_difference"] > 0
     assert parent.data.metrics["configs_done"] == 4 and parent.data.metrics["configs_failed"] == 0
     best = max(c.data.metrics["ndcg_at_10"] for c in children)
     assert parent.data.metrics["best_ndcg_at_10"] == best
