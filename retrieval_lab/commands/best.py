@@ -120,6 +120,10 @@ def _matches(key: tuple[str, str, str], wanted: str) -> bool:
     return name == wanted or (len(wanted) >= 4 and digest.startswith(wanted))
 
 
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
 def choose_dataset(runs: list, wanted: str | None) -> tuple[list, tuple[str, str, str], list[str]]:
     """The runs of one dataset (name, content hash, split: only runs over the same questions can be paired), and a
     note for each group left out. Without `wanted`, the dataset with the most runs (a tie: the newest run's)."""
@@ -130,11 +134,11 @@ def choose_dataset(runs: list, wanted: str | None) -> tuple[list, tuple[str, str
         chosen = [k for k in groups if _matches(k, wanted)]
         if not chosen:
             raise LabError(f"--dataset {wanted}: no run of this experiment is on that dataset (they are on: "
-                           f"{', '.join(f'{dataset_label(k)}: {len(v)} runs' for k, v in groups.items())})\n"
+                           f"{', '.join(f'{dataset_label(k)}: {_runs(len(v))}' for k, v in groups.items())})\n"
                            "  fix: --dataset NAME, or NAME@HASH where runs of one name differ in content")
         if len(chosen) > 1:
             raise LabError(f"--dataset {wanted} matches {len(chosen)} datasets that differ in content or split: "
-                           f"{', '.join(f'{dataset_label(k)}: {len(groups[k])} runs' for k in chosen)}\n"
+                           f"{', '.join(f'{dataset_label(k)}: {_runs(len(groups[k]))}' for k in chosen)}\n"
                            f"  fix: --dataset {chosen[0][0]}@{chosen[0][1][:8]} (name@hash, as listed)")
         key = chosen[0]
     else:
@@ -146,7 +150,7 @@ def choose_dataset(runs: list, wanted: str | None) -> tuple[list, tuple[str, str
         name, digest, split = other
         why = ("another dataset" if name != key[0] else "the same name with other content (documents, questions "
                "or judgements changed)" if digest != key[1] else "another split")
-        notes.append(f"left out {len(members)} run{'s' if len(members) != 1 else ''} on {dataset_label(other)}: "
+        notes.append(f"left out {_runs(len(members))} on {dataset_label(other)}: "
                      f"{why}; choose it with --dataset {name}" + (f"@{digest[:8]}" if name == key[0] else ""))
     return groups[key], key, notes
 
@@ -185,6 +189,10 @@ def cross_validated(ranking: Ranking, folds: int, seed: int = 0) -> list[CrossVa
     ordered = sorted(ranking.candidates, key=lambda c: (math.inf if c.cost is None else c.cost))
     per_query = {c.run_id: c.per_query for c in ordered}
     names = {c.run_id: c.name for c in ordered}
+    if not 2 <= folds <= ranking.queries:
+        raise LabError(f"--cross-validate {folds}: cross-validation needs 2 <= folds <= queries, got {folds} folds "
+                       f"for {ranking.queries} queries\n  fix: --cross-validate {min(5, max(2, ranking.queries))} "
+                       "(5 folds is usual; at most one fold per question)")
     split = query_folds(ranking.top.per_query, folds, seed)
     rules = {"highest mean": highest_mean,
              f"cheapest non-inferior (margin {rec.margin})": select_noninferior(rec.margin, rec.alpha,
@@ -224,7 +232,7 @@ def rank(client, experiment: str, metric: str = "ndcg_at_10", test: str = "rando
     runs, key, notes = choose_dataset(runs, dataset)
     without = len(finished) - sum(metric in r.data.metrics for r in finished)
     if without:
-        notes.append(f"left out {without} run{'s' if without != 1 else ''} without the metric '{metric}'")
+        notes.append(f"left out {_runs(without)} without the metric '{metric}'")
     candidates = load_candidates(client, runs, metric)
     if not candidates:
         raise LabError(f"no run of experiment '{experiment}' has a readable per_query.csv")
