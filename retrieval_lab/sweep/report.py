@@ -134,8 +134,8 @@ def summary_lines(rec, why: str = "") -> list[str]:
 
     if rec is None:
         return [f"no intervals: {why}"] if why else []
-    return [f"{rec.queries} questions; delta: difference to the top with its paired 95% interval (t over questions); "
-            "p_best: share of 2,000 bootstrap resamples of the questions in which the configuration is on top",
+    return [f"delta: the difference to the top with its paired 95% interval (t over the {rec.queries} questions); "
+            "p_best: the share of 2,000 bootstrap resamples of the questions in which the configuration is on top",
             *power_lines(rec)]
 
 

@@ -59,7 +59,7 @@ def test_a_sweep_prints_one_line_per_configuration_then_the_leaderboard(tiny, tm
     assert f"{board[0][1]} {board[0][2]}" == best["name"] and board[0][3] == best["metric"]
     # the leaderboard says what the questions can decide: delta intervals, the power line (and its warning)
     assert "delta [95% interval]" in proc.stdout and re.search(r"^  power: with these \d+ questions", proc.stdout, re.M)
-    notes = [line for line in proc.stdout.splitlines() if re.match(r"  (power:|warning:|\d+ questions; delta)", line)]
+    notes = [line for line in proc.stdout.splitlines() if re.match(r"  (power:|warning:|delta: the difference)", line)]
     # header, 4 configuration lines, summary, leaderboard header + 4 rows, its notes, next steps: nothing else
     assert len(proc.stdout.splitlines()) == 12 + len(notes), proc.stdout
 
