@@ -306,8 +306,13 @@ def format_ranking(r: Ranking, limit: int = 30) -> str:
     if leaders:
         lines.append("probability of being best: " + ", ".join(f"{c.name} {row.p_best:.2f}"
                                                                  for row, c in leaders[:5]))
+    previous = None
     for cv in r.cross_validation:
         optimism = top.mean - cv.held_out_mean
+        if previous is not None and (cv.picks, cv.held_out_mean) == (previous.picks, previous.held_out_mean):
+            lines.append(f"  rule '{cv.rule}': the same choices in every fold")
+            continue
+        previous = cv
         lines += ["", f"cross-validated ({cv.folds} folds of questions, seed {cv.seed}), rule '{cv.rule}': "
                       f"held-out {r.metric} {cv.held_out_mean:.4f} {_interval(cv.held_out_low, cv.held_out_high)} "
                       f"(sd over folds {cv.sd_over_folds:.4f}) against the leaderboard's maximum {top.mean:.4f}: "
@@ -330,12 +335,13 @@ def selection_record(r: Ranking, chosen: Candidate, pick: str) -> dict:
     row = rec.rows[r.candidates.index(chosen)]
     record = {"metric": r.metric, "rule": pick, "dataset": r.dataset, "queries": r.queries, "test": rec.test,
               "alpha": rec.alpha, "margin": str(rec.margin), "margin_absolute": rec.margin_absolute,
-              "top_run_id": r.top.run_id, "top_mean": r.top.mean,
-              "mean": row.mean, "mean_95": [row.mean_low, row.mean_high],
-              "delta_vs_top": row.delta, "delta_vs_top_95": [row.delta_low, row.delta_high],
-              "p_holm_vs_top": row.p_holm, "noninferior": row.noninferior if row is not rec.top else None,
-              "noninferiority_p_holm": row.ni_p_holm, "p_best": row.p_best,
-              "recommended_run_id": r.pick.run_id, "recommendation": rec.reason}
+              "top_run_id": r.top.run_id, "top_mean": rec.top.mean,
+              "mean": row.mean, "mean_95": [row.mean_low, row.mean_high]}
+    if row is not rec.top:
+        record.update({"delta_vs_top": row.delta, "delta_vs_top_95": [row.delta_low, row.delta_high],
+                       "p_holm_vs_top": row.p_holm, "noninferior": row.noninferior,
+                       "noninferiority_p_holm": row.ni_p_holm})
+    record.update({"p_best": row.p_best, "recommended_run_id": r.pick.run_id, "recommendation": rec.reason})
     if rec.power is not None:
         record["power"] = {"detectable_difference": rec.power.detectable, "top_two_gap": rec.power.gap,
                            "questions_to_detect_gap": rec.power.needed, "top_group": rec.power.top_group,

@@ -128,15 +128,16 @@ def _signed(value: float) -> str:
     return "" if math.isnan(value) else f"{value:+.4f}"
 
 
-def summary_lines(rec, why: str = "") -> list[str]:
+def summary_lines(rec, why: str = "", p_best: bool = True) -> list[str]:
     """What leaderboard.md and the console say under the table: the power line, or why there are no intervals."""
     from retrieval_lab.evaluate.significance import power_lines
 
     if rec is None:
         return [f"no intervals: {why}"] if why else []
-    return [f"delta: the difference to the top with its paired 95% interval (t over the {rec.queries} questions); "
-            "p_best: the share of 2,000 bootstrap resamples of the questions in which the configuration is on top",
-            *power_lines(rec)]
+    legend = f"delta: the difference to the top with its paired 95% interval (t over the {rec.queries} questions)"
+    if p_best:
+        legend += "; p_best: the share of 2,000 bootstrap resamples of the questions in which it is on top"
+    return [legend, *power_lines(rec)]
 
 
 def markdown(header: list[str], table: list[list[str]], notes: list[str] = ()) -> str:
@@ -275,7 +276,7 @@ def console_leaderboard(rows: list[Row], metric: str, limit: int = 20, rec=None,
     lines = [line(header), *(line(row) for row in table)]
     if len(ok) > limit:
         lines.append(f"  ... {len(ok) - limit} more in leaderboard.md of the parent run")
-    lines += [f"  {note}" for note in summary_lines(rec, why)]
+    lines += [f"  {note}" for note in summary_lines(rec, why, p_best=False)]
     return "\n".join(lines)
 
 
