@@ -21,10 +21,11 @@ def exported(data_root, tmp_path_factory):
     return tmp, uri, proc.stdout
 
 
-def test_best_names_top_and_cheapest_with_holm_corrected_tests(exported):
+def test_best_names_top_and_the_recommendation_with_intervals_and_power(exported):
     _, _, out = exported
-    assert "2 configurations, 300 paired queries" in out and "Holm" in out
-    assert "top:" in out and "cheapest not significantly worse:" in out
+    assert "scifact@" in out and "2 configurations, 300 paired queries" in out and "Holm" in out
+    assert "95% interval" in out and "top:" in out and "recommended:" in out
+    assert "power: with these 300 questions" in out and "probability of being best:" in out
     assert "exported top configuration" in out
 
 
@@ -40,6 +41,9 @@ def test_export_holds_identity_and_reproduces_every_logged_metric_exactly(export
     assert data["models"][0]["name"] == "bm25" and data["models"][0]["k1"] in (0.9, 1.2)
     assert data["metrics"]["ndcg_at_10"] == logged.data.metrics["ndcg_at_10"]
     assert data["code_version"] == "test-code-v1" and data["config_hash"] == logged.data.tags["config_hash"]
+    selection = data["selection"]  # the choice with its interval and the power of the questions behind it
+    assert selection["queries"] == 300 and selection["mean_95"][0] < data["metrics"]["ndcg_at_10"] < selection["mean_95"][1]
+    assert selection["power"]["detectable_difference"] > 0 and selection["margin"] == "0.01 absolute"
 
     from retrieval_lab.pipeline import run_experiment
     from retrieval_lab.commands.export import config_from_export, read_export
