@@ -4,6 +4,7 @@ per-query results of one fixed study (14 configurations) on SciFact (300 test qu
     nice -n 15 .venv/bin/python benchmarks/recommendation.py study --dataset scifact    # evaluates the 14 once
     nice -n 15 .venv/bin/python benchmarks/recommendation.py study --dataset nfcorpus
     nice -n 15 .venv/bin/python benchmarks/recommendation.py simulate                   # 4 sizes x 200 subsets
+    nice -n 15 .venv/bin/python benchmarks/recommendation.py simulate --margin 0.02 --datasets scifact
     .venv/bin/python benchmarks/recommendation.py table                                 # markdown for BENCHMARKS.md
 
 `study` evaluates each configuration once on every test query through the chain `retrieval-lab run` builds
@@ -100,7 +101,7 @@ def percentile_bootstrap(d: np.ndarray, rng) -> tuple[float, float]:
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def simulate_one(names, matrix, costs, n: int, subsets: int, seed: int) -> dict:
+def simulate_one(names, matrix, costs, n: int, subsets: int, seed: int, margin: float = MARGIN) -> dict:
     from retrieval_lab.evaluate.crossval import cross_validate, query_folds
     from retrieval_lab.evaluate.significance import Margin, recommend
 
@@ -116,7 +117,7 @@ def simulate_one(names, matrix, costs, n: int, subsets: int, seed: int) -> dict:
         inside[rng.choice(q, size=n, replace=False)] = True
         sub, other = matrix[:, inside], matrix[:, ~inside]
         held = other.mean(axis=1)
-        rec = recommend(names, sub, costs, margin=Margin(MARGIN), trials=2000, resamples=100,
+        rec = recommend(names, sub, costs, margin=Margin(margin), trials=2000, resamples=100,
                         seed=int(rng.integers(1 << 31)))
         top, new = rec.top, rec.pick
         old_eligible = [r for r in rec.rows if not r.significantly_worse(rec.alpha)]
@@ -130,8 +131,8 @@ def simulate_one(names, matrix, costs, n: int, subsets: int, seed: int) -> dict:
             acc["delta_cover_boot"].append(low <= truth <= high)
         named = rec.reason == "non-inferior"
         acc["ni_named"].append(named)
-        acc["false_ni"].append(named and held[top.index] - held[new.index] > MARGIN)
-        acc["old_false"].append(old is not top and held[top.index] - held[old.index] > MARGIN)
+        acc["false_ni"].append(named and held[top.index] - held[new.index] > margin)
+        acc["old_false"].append(old is not top and held[top.index] - held[old.index] > margin)
         best_held = held.max()
         acc["regret_max"].append(best_held - held[top.index])
         acc["regret_old"].append(best_held - held[old.index])
@@ -144,7 +145,8 @@ def simulate_one(names, matrix, costs, n: int, subsets: int, seed: int) -> dict:
         cv = cross_validate(per_query, query_folds(sub_ids, 5, int(rng.integers(1 << 31))))
         acc["optimism_cv"].append(cv.held_out_mean - held[top.index])
     out = {key: float(np.mean(values)) for key, values in acc.items()}
-    out.update({"optimism_max_sd": float(np.std(acc["optimism_max"])), "optimism_cv_sd": float(np.std(acc["optimism_cv"])),
+    out.update({"optimism_max_sd": float(np.std(acc["optimism_max"])),
+                "optimism_cv_sd": float(np.std(acc["optimism_cv"])),
                 "exact_coverage": exact_coverage(n, q - n), "subsets": subsets, "n": n})
     return out
 
@@ -163,9 +165,10 @@ def cmd_simulate(args) -> None:
         costs = [rows[name]["query_p50_ms"] for name in names]
         for n in args.sizes:
             t0 = time.perf_counter()
-            record = simulate_one(names, matrix, costs, n, args.subsets, args.seed)
-            record.update({"seconds": time.perf_counter() - t0, "uptime": os.getloadavg()})
-            results.put("simulate", dataset, str(n), record)
+            record = simulate_one(names, matrix, costs, n, args.subsets, args.seed, args.margin)
+            record.update({"seconds": time.perf_counter() - t0, "uptime": os.getloadavg(), "margin": args.margin})
+            key = dataset if args.margin == MARGIN else f"{dataset}, margin {args.margin}"
+            results.put("simulate", key, str(n), record)
             print(dataset, n, {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}, flush=True)
 
 
@@ -202,6 +205,7 @@ def main(argv=None) -> int:
     p.add_argument("--subsets", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--datasets", nargs="+")
+    p.add_argument("--margin", type=float, default=MARGIN, help="non-inferiority margin (absolute)")
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("table")
     p.set_defaults(func=cmd_table)

@@ -244,7 +244,8 @@ def rank(client, experiment: str, metric: str = "ndcg_at_10", test: str = "rando
 def _interval(low: float, high: float, digits: int = 4) -> str:
     if math.isnan(low) or math.isnan(high):
         return "-"
-    return f"[{low:+.{digits}f}, {high:+.{digits}f}]" if low < 0 or high < 0 else f"[{low:.{digits}f}, {high:.{digits}f}]"
+    sign = "+" if low < 0 or high < 0 else ""  # deltas carry their sign, scores do not
+    return f"[{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
 
 
 def _fmt(value) -> str:
