@@ -258,24 +258,25 @@ def format_ranking(r: Ranking, limit: int = 30) -> str:
     rec = r.recommendation
     alpha = rec.alpha
     where = f"{r.dataset}: " if r.dataset else ""
-    lines = [f"{where}{len(r.candidates)} configurations, {r.queries} paired queries; against the top run: paired "
+    count = f"{len(r.candidates)} configuration{'s' if len(r.candidates) != 1 else ''}"
+    lines = [f"{where}{count}, {r.queries} paired queries; against the top run: paired "
              f"95% interval of the difference (t over questions), {rec.test} test Holm-corrected (alpha {alpha}), "
              f"P(best) over 2,000 bootstrap resamples of the questions"]
     lines += [f"  {note}" for note in r.left_out]
     lines.append("")
     width = max(3, *(len(c.name) for c in r.candidates[:limit]))
     header = (f"{'#':>3}  {'run':<{width}}  {r.metric:>12}  {'95% interval':<18}  {'delta':>8}  "
-              f"{'95% interval':<20}  {'p_holm':>7}  {'':1}  {'P(best)':>7}  {COST:>12}  run id")
+              f"{'95% interval':<20}  {'p_holm':>7}  {'':2}  {'P(best)':>7}  {COST:>12}  run id")
     lines.append(header)
     for i, (row, c) in enumerate(zip(rec.rows[:limit], r.candidates[:limit]), 1):
         is_top = i == 1
         delta = "" if is_top else f"{row.delta:+.4f}"
         delta_ci = "" if is_top else _interval(row.delta_low, row.delta_high)
         ph = "" if row.p_holm is None else f"{row.p_holm:.4f}"
-        mark = "*" if row.significantly_worse(alpha) else ("=" if row.noninferior else "")
+        mark = ("*" if row.significantly_worse(alpha) else "") + ("=" if row.noninferior else "")  # can be both
         cost = "" if c.cost is None else f"{c.cost:.2f}"
         lines.append(f"{i:>3}  {c.name:<{width}}  {row.mean:>12.4f}  {_interval(row.mean_low, row.mean_high):<18}  "
-                     f"{delta:>8}  {delta_ci:<20}  {ph:>7}  {mark:1}  {row.p_best:>7.3f}  {cost:>12}  {c.run_id}")
+                     f"{delta:>8}  {delta_ci:<20}  {ph:>7}  {mark:2}  {row.p_best:>7.3f}  {cost:>12}  {c.run_id}")
     if len(r.candidates) > limit:
         lines.append(f"  ... {len(r.candidates) - limit} more")
     m = rec.margin_absolute

@@ -131,3 +131,17 @@ def test_cross_validate_needs_enough_questions(store, capsys):
     err = capsys.readouterr().err
     assert "got 6 folds for 5 queries" in err and "fix: --cross-validate 5" in err
     assert main(["best", "--experiment", "mixed", "--dataset", "nfcorpus", "--cross-validate", "5"]) == 0  # the fix
+
+
+def test_a_configuration_significantly_worse_yet_within_the_margin_is_recommended_and_marked_both():
+    rng = np.random.default_rng(7)
+    top = rng.uniform(0.2, 0.9, 400)
+    close = top - 0.003 + rng.normal(0, 0.005, 400)  # worse for sure, by far less than 0.01
+    questions = [f"q{i}" for i in range(400)]
+    candidates = [Candidate("id-top", "top", float(top.mean()), 10.0, dict(zip(questions, top.tolist()))),
+                  Candidate("id-close", "close", float(close.mean()), 1.0, dict(zip(questions, close.tolist())))]
+    out = format_ranking(ranking_from(candidates, "ndcg_at_10", trials=500))
+    row = next(line for line in out.splitlines() if line.startswith("  2  close"))
+    assert " *= " in row
+    assert "recommended: close" in out and "the cheapest configuration shown non-inferior" in out
+    assert out.startswith("2 configurations, 400 paired queries")
