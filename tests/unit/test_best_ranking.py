@@ -145,3 +145,29 @@ def test_a_configuration_significantly_worse_yet_within_the_margin_is_recommende
     assert " *= " in row
     assert "recommended: close" in out and "the cheapest configuration shown non-inferior" in out
     assert out.startswith("2 configurations, 400 paired queries")
+
+
+def test_the_sweep_leaderboard_carries_the_intervals_and_the_power_line():
+    from retrieval_lab.sweep.report import (Row, console_leaderboard, leaderboard, markdown, recommendation_of,
+                                            summary_lines)
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.2, 0.9, 40)
+    rows = [Row(f"id{i}", f"k1={k1}", "new", {"ndcg_at_10": float((base - shift).mean()), "query_p50_ms": 1.0}, {},
+                dict(zip(QUESTIONS + [f"x{j}" for j in range(10)], (base - shift + rng.normal(0, 0.05, 40)).tolist())))
+            for i, (k1, shift) in enumerate([(0.9, 0.0), (1.2, 0.01), (1.5, 0.2)])]
+    rows.append(Row("", "k1=-1", "failed", {}, {}))
+    rec, why = recommendation_of(rows, "ndcg_at_10")
+    assert why == "" and rec.queries == 40
+    header, table = leaderboard(rows, "ndcg_at_10", rec)
+    assert header[:7] == ["rank", "run", "ndcg_at_10", "delta", "delta_95_low", "delta_95_high", "p_best"]
+    third = dict(zip(header, table[2]))
+    assert float(third["delta_95_low"]) < float(third["delta"]) < float(third["delta_95_high"]) < 0
+    assert table[-1][header.index("status")] == "failed"
+    md = markdown(header, table, summary_lines(rec))
+    assert "power: with these 40 questions" in md and "p_best: the share of 2,000 bootstrap resamples" in md
+    board = console_leaderboard(rows, "ndcg_at_10", rec=rec)
+    assert "delta [95% interval]" in board and "power: with these 40 questions" in board
+    rows[1].per_query.pop("q0")  # a configuration evaluated on other questions: no intervals, and it says why
+    rec, why = recommendation_of(rows, "ndcg_at_10")
+    assert rec is None and "different questions" in console_leaderboard(rows, "ndcg_at_10", rec=rec, why=why)
