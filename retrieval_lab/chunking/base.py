@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from retrieval_lab.chunking.tokens import check_tokenizer_name
+from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 
 AGGREGATIONS = ("max", "sum", "first")
@@ -19,9 +20,7 @@ class ChunkerConfig:
 
     def validate(self, prefix: str = "chunker") -> None:
         check_tokenizer_name(self.tokenizer, f"{prefix}.tokenizer")
-        if self.aggregate not in AGGREGATIONS:
-            raise ConfigError(f"{prefix}.aggregate", f"unknown aggregation '{self.aggregate}'",
-                              f"use one of {', '.join(AGGREGATIONS)}")
+        check_choice(f"{prefix}.aggregate", self.aggregate, AGGREGATIONS)
 
 
 def windows(units: list[Span], size: int, stride: int) -> list[Span]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from retrieval_lab.cache import default_cache_dir
 from retrieval_lab.data.beir import Dataset, available_splits, load_dataset
-from retrieval_lab.data.folder import holds_documents, import_into_cache, supported_suffixes
+from retrieval_lab.data.folder import holds_documents, import_into_cache, is_import, supported_suffixes
 from retrieval_lab.data.pull import pull, unpack_zip
 from retrieval_lab.errors import ConfigError, DataError
 
@@ -94,6 +94,12 @@ def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:
     from that questions file (see questions_path), for any corpus."""
     questions = questions_path(cfg)
     name, folder = dataset_folder(cfg, cache_root)
+    if questions is None and is_import(folder):  # name the user's folder, not the import in the cache
+        raise DataError(Path(str(cfg.get("path"))).expanduser(), "a folder of documents has no questions to "
+                        "evaluate (its import holds the documents only)",
+                        fix="set dataset.questions=FILE, a .jsonl or .csv of questions with evidence quotes or docs "
+                            "(README: own documents); write one with `retrieval-lab judge` or `retrieval-lab data "
+                            "synth`")
     return load_dataset(folder, split=cfg.split, name=name,
                         ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)),
                         questions=questions or None)
