@@ -47,9 +47,13 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
             pull(name, path, folder.parent, cfg.get("md5"))
         return name, folder
     local = Path(path).expanduser()
+    if not local.exists():  # moved or renamed: dataset.path wins over dataset.root, so only it can point at the data
+        raise DataError(local, "dataset.path: not found (moved, renamed, or on another machine)",
+                        fix="point dataset.path at where it is now, as an override after the command: "
+                            "`retrieval-lab run dataset.path=NEW_PLACE ...`, `retrieval-lab evaluate --config "
+                            "FILE dataset.path=NEW_PLACE` or `retrieval-lab search --config FILE QUERY "
+                            "dataset.path=NEW_PLACE`")
     if local.suffix == ".zip":
-        if not local.exists():
-            raise ConfigError("dataset.path", f"{local} does not exist")
         key = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
         folder = Path(cache_root or default_cache_dir()).expanduser() / "datasets" / f"{local.stem}-{key}"
         if not folder.exists():
