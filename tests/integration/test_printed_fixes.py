@@ -115,20 +115,27 @@ def test_dataset_on_error_value_then_the_unreadable_file(place, capsys):
     assert "2 queries" in succeeds(evaluate(*base, "dataset.on_error=skip"), capsys)
 
 
-def test_cached_import_reports_its_skipped_files_on_every_run(place, capsys, caplog):
-    """The second run over a folder reuses its import: it still names the file left out, and counts it."""
+def test_cached_import_reports_its_skipped_files_on_every_run(place, capsys, caplog, monkeypatch):
+    """The second run over a folder reuses its import: it still names the file left out, and counts it in MLflow."""
+    from mlflow.tracking import MlflowClient
+
     docs = docs_folder(place / "docs", skip="birds.md")
     questions = place / "questions.jsonl"
     questions.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS if q["doc"] != "birds.md"), encoding="utf-8")
-    args = evaluate(f"dataset.path={docs}", f"dataset.questions={questions}")
+    uri = f"sqlite:///{place / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    args = ["evaluate", f"dataset.path={docs}", f"dataset.questions={questions}"]
     for attempt in range(2):
         caplog.clear()
         with caplog.at_level("WARNING", logger="retrieval_lab.data.folder"):
-            out = succeeds(args, capsys)
+            out = succeeds([*args, *(["--experiment", "pets"] if attempt else [])], capsys)
         said = "\n".join(r.getMessage() for r in caplog.records)
         assert "skipped birds.md: empty file" in said, (attempt, said)
         assert re.search(r"import_skipped_files\s+1\b", out), out
     assert "as imported before" in said  # the second time, from the import's manifest
+    client = MlflowClient(uri)
+    logged = client.search_runs([client.get_experiment_by_name("pets").experiment_id])
+    assert [r.data.metrics["import_skipped_files"] for r in logged] == [1.0]  # the run that reused the import
 
 
 def test_folder_without_questions_names_the_folder_and_dataset_questions_fixes_it(place, capsys):
