@@ -246,8 +246,7 @@ def client(node: Any = None):
         return MlflowClient(tracking_uri=uri)
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)  # inherited by sweep workers started after this
-    return ServerClient(MlflowClient(tracking_uri=uri), uri_source(node),
-                        None if node.get("uri") else node.get("server_dir"))
+    return ServerClient(MlflowClient(tracking_uri=uri), uri_source(node), node.get("server_dir"))
 
 
 def ensure_experiment(name: str, node: Any = None) -> str:

@@ -22,7 +22,7 @@ from retrieval_lab.chunking.semantic import SemanticChunker, SemanticConfig, loa
 from retrieval_lab.chunking.sentences import SentencesChunker, SentencesConfig, sentence_spans
 from retrieval_lab.chunking.tokens import TokenCounter, load_tokenizer
 from retrieval_lab.config import check_choice, to_container, typed
-from retrieval_lab.errors import ConfigError, LabError
+from retrieval_lab.errors import LabError
 from retrieval_lab.types import Corpus, _digest
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ from typing import Protocol
 
 from retrieval_lab.chunking.tokens import check_tokenizer_name
 from retrieval_lab.config import check_choice
-from retrieval_lab.errors import ConfigError
 
 AGGREGATIONS = ("max", "sum", "first")
 Span = tuple[int, int]  # character [start, end) in the document text

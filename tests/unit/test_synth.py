@@ -294,7 +294,8 @@ def test_llm_endpoint_that_keeps_failing_or_answers_garbage(source, tmp_path, st
                                                                              np.random.default_rng(0))
     blank = stub(empty=True)  # chat completions, every one empty: the endpoint is named, not "--queries 0"
     with pytest.raises(SynthError, match=rf"LLM endpoint {blank.url}/chat/completions answered every request with "
-                                         r"an empty message \(model stub-model\); empty answers are not cached\n  fix: check that --model"):
+                                         r"an empty message \(model stub-model\); empty answers are not cached\n"
+                                         r"  fix: check that --model"):
         llm(blank.url, tmp_path / "c4").generate(corpus_of(source), 2, np.random.default_rng(0))
     with pytest.raises(SynthError, match="needs --model"):
         make_generator("llm")
