@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from retrieval_lab.data.formats import FORMATS, UnreadableFile, library_versions, reader
 from retrieval_lab.config import check_choice
+from retrieval_lab.data.formats import FORMATS, UnreadableFile, library_versions, reader
 from retrieval_lab.errors import ConfigError, DataError, LabError
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
     dest.mkdir(parents=True, exist_ok=True)
     _write_atomic(dest / CORPUS, "".join(line + "\n" for line in records))
     manifest = {"importer": IMPORTER_VERSION, "libraries": library_versions(), "source": str(source),
-                "created": _utc(time.time_ns()), "files": {rel: _compact(e) for rel, e in entries.items()}}
+                "created": _utc(time.time_ns()), "excluded": report.excluded,
+                "files": {rel: _compact(e) for rel, e in entries.items()}}
     _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return report
 
@@ -244,7 +245,9 @@ def manifest_report(dest: Path, source: Path | None = None, include: list[str] |
     """What the import in `dest` holds and left out, from its manifest (no file is read again): reported by every
     run that reuses the import."""
     manifest = json.loads((Path(dest) / MANIFEST).read_text(encoding="utf-8"))
-    report = ImportReport(source=Path(source or manifest.get("source") or dest), dest=Path(dest), include=include)
+    known = include is not None and "excluded" in manifest  # imports made before the count was recorded: no line
+    report = ImportReport(source=Path(source or manifest.get("source") or dest), dest=Path(dest),
+                          include=include if known else None, excluded=manifest.get("excluded", 0))
     for rel, entry in (manifest.get("files") or {}).items():
         status = entry.get("status")
         if status == "imported":
