@@ -265,20 +265,29 @@ class Cache:
         os.rename(tmp, final)
 
     def get_or_compute(self, stage: str, inputs: Any,
-                       compute: Callable[[], tuple[dict[str, np.ndarray] | None, Any, dict]]) -> Entry:
-        """Load the entry for `inputs` or compute, store and return it. `compute` returns (arrays, payload, meta)."""
+                       compute: Callable[[], tuple[dict[str, np.ndarray] | None, Any, dict]],
+                       valid: Callable[[Any], bool] | None = None) -> Entry:
+        """Load the entry for `inputs` or compute, store and return it. `compute` returns (arrays, payload, meta).
+        With `valid`, a payload it rejects is returned but never stored, and a stored one it rejects (written before
+        the check existed) counts as a miss: a failed answer is asked again, not replayed from the cache."""
         key = content_key(stage, inputs)
         if not self.enabled:
             arrays, payload, meta = compute()
             return Entry(arrays or {}, payload, meta or {}, hit=False)
+
+        def usable(entry: Entry | None) -> bool:
+            return entry is not None and (valid is None or valid(entry.payload))
+
         entry = self.load(stage, key)
-        if entry is not None:
+        if usable(entry):
             return entry
         with self._lock(stage, key):
             entry = self.load(stage, key)  # another process may have filled it while we waited
-            if entry is not None:
+            if usable(entry):
                 return entry
             arrays, payload, meta = compute()
+            if valid is not None and not valid(payload):
+                return Entry(arrays or {}, payload, meta or {}, hit=False)
             self.save(stage, key, arrays, payload, meta, inputs)
         entry = self.load(stage, key)
         if entry is None:

@@ -45,6 +45,21 @@ def typed(cls: type[T], node: Any, prefix: str, ignore: tuple[str, ...] = ()) ->
     return cls(**kwargs)
 
 
+def check_choice(key: str, value: Any, allowed, *, nullable: bool = False, what: str = "") -> Any:
+    """The one check of an option that takes one of a fixed set of values: returns `value`, or raises a ConfigError
+    naming the key and every allowed value, with the closest one as the fix (values are case-sensitive: `Fail` is
+    not `fail`). `what` says why the set is what it is (e.g. "offered by backend bm25s")."""
+    allowed = list(allowed)
+    if value in allowed or (nullable and value is None):
+        return value
+    shown = ", ".join(map(str, allowed)) + (" or null" if nullable else "")
+    text = str(value)
+    close = [a for a in allowed if str(a).lower() == text.lower()] or \
+        difflib.get_close_matches(text, [str(a) for a in allowed], n=1)
+    fix = f"set {key}={close[0]}" if close else f"set {key} to one of: {shown}"
+    raise ConfigError(key, f"{value!r} is not one of the allowed values{' ' + what if what else ''}: {shown}", fix)
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

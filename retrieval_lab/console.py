@@ -49,13 +49,26 @@ def configure_logging() -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "retrieval_lab_console", False)]:
         root.removeHandler(old)  # called again (in-process callers): replace ours, keep anyone else's
-    handler = logging.StreamHandler()
+    handler = CurrentStderrHandler()
     handler.retrieval_lab_console = True
     handler.setLevel(log_level())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(FirstTimeOnly())
     root.addHandler(handler)
     root.setLevel(log_level())
+
+
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is when a record comes (as logging's last-resort handler does), so a command
+    called in-process with stderr redirected or captured, then restored, never writes to a closed stream."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 class FirstTimeOnly(logging.Filter):

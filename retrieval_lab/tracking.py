@@ -73,8 +73,13 @@ CHECK_HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_T
                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
 
 
-def server_command(host: str = "127.0.0.1", port: int | str = 5000) -> str:
+def server_command(host: str = "127.0.0.1", port: int | str = 5000, server_dir: str | None = None) -> str:
+    """The command that starts the server a URI names; with tracking=server, the exact --dir it was started with."""
     if host in ("127.0.0.1", "localhost"):
+        if server_dir:
+            from retrieval_lab.commands.server import server_dir as resolved, start_command
+
+            return start_command(resolved(server_dir), port)
         return f"retrieval-lab server start --port {port}"
     return f"mlflow server --host {host} --port {port} --workers 1"  # on that host
 
@@ -92,12 +97,13 @@ def uri_source(node: Any = None) -> str:
     return f"the default store under tracking.root={node.get('root') or 'mlruns'}"
 
 
-def _store_fix(uri: str) -> str:
+def _store_fix(uri: str, server_dir: str | None = None) -> str:
     if uri.startswith(("http://", "https://")):
         from urllib.parse import urlsplit
 
         parts = urlsplit(uri)
-        return (f"start the server (`{server_command(parts.hostname or '127.0.0.1', parts.port or 5000)}`), or set "
+        command = server_command(parts.hostname or "127.0.0.1", parts.port or 5000, server_dir)
+        return (f"start the server (`{command}`), or set "
                 "MLFLOW_TRACKING_URI / tracking.uri to a running server or to a writable sqlite path "
                 "(sqlite:////abs/path/mlflow.db); tracking.enabled=false runs without tracking")
     return ("set MLFLOW_TRACKING_URI / tracking.uri to a sqlite path in a writable folder "
@@ -184,7 +190,8 @@ def check_store(node: Any = None) -> str:
         if uri.startswith(("http://", "https://")):
             unreachable = re.search(r"Errno|Max retries|timed out|Connection(Error| refused| reset)", str(exc))
             what = "no tracking server answers" if unreachable else "the tracking server refused the request"
-        raise TrackingStoreError(uri, source, f"{what} ({_short_reason(exc)})", _store_fix(uri)) from None
+        raise TrackingStoreError(uri, source, f"{what} ({_short_reason(exc)})",
+                                 _store_fix(uri, node.get("server_dir"))) from None
     return uri
 
 
@@ -203,9 +210,10 @@ class ServerClient:
     """An MlflowClient for a tracking server whose calls raise TrackingStoreError, naming the URI, when the server
     is still unreachable (or still failing with 5xx) after the HTTP retries."""
 
-    def __init__(self, inner, source: str):
+    def __init__(self, inner, source: str, server_dir: str | None = None):
         self._inner = inner
         self._source = source
+        self._server_dir = server_dir
 
     def __getattr__(self, name: str):
         attr = getattr(self._inner, name)
@@ -223,12 +231,13 @@ class ServerClient:
                 raise TrackingStoreError(uri, self._source, f"the tracking server stayed down through {retries} "
                                          f"retries ({_short_reason(exc)}); what this job had not logged yet is "
                                          "lost, runs logged before are in the server's store",
-                                         _store_fix(uri)) from exc
+                                         _store_fix(uri, self._server_dir)) from exc
 
         return call
 
 
 def client(node: Any = None):
+    node = node or {}
     quiet_mlflow_environment()
     from mlflow.tracking import MlflowClient
 
@@ -237,7 +246,7 @@ def client(node: Any = None):
         return MlflowClient(tracking_uri=uri)
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)  # inherited by sweep workers started after this
-    return ServerClient(MlflowClient(tracking_uri=uri), uri_source(node))
+    return ServerClient(MlflowClient(tracking_uri=uri), uri_source(node), node.get("server_dir"))
 
 
 def ensure_experiment(name: str, node: Any = None) -> str:

@@ -21,8 +21,8 @@ from retrieval_lab.chunking.recursive import RecursiveChunker, RecursiveConfig
 from retrieval_lab.chunking.semantic import SemanticChunker, SemanticConfig, load_encoder
 from retrieval_lab.chunking.sentences import SentencesChunker, SentencesConfig, sentence_spans
 from retrieval_lab.chunking.tokens import TokenCounter, load_tokenizer
-from retrieval_lab.config import to_container, typed
-from retrieval_lab.errors import ConfigError, LabError
+from retrieval_lab.config import check_choice, to_container, typed
+from retrieval_lab.errors import LabError
 from retrieval_lab.types import Corpus, _digest
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,7 @@ def chunker_config(node: Any, prefix: str = "chunker") -> tuple[str, ChunkerConf
     """(name, validated typed config) of the `chunker` node: every error names its key, before any work."""
     data = to_container(node) or {}
     name = data.get("name", "none")
-    if name not in CHUNKERS:
-        raise ConfigError(f"{prefix}.name", f"unknown chunker '{name}'", f"use one of {', '.join(CHUNKERS)}")
+    check_choice(f"{prefix}.name", name, CHUNKERS)
     config = typed(CHUNKERS[name][0], data, prefix, ignore=("name",))
     config.validate(prefix)
     return name, config

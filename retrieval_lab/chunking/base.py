@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from retrieval_lab.chunking.tokens import check_tokenizer_name
-from retrieval_lab.errors import ConfigError
+from retrieval_lab.config import check_choice
 
 AGGREGATIONS = ("max", "sum", "first")
 Span = tuple[int, int]  # character [start, end) in the document text
@@ -19,9 +19,7 @@ class ChunkerConfig:
 
     def validate(self, prefix: str = "chunker") -> None:
         check_tokenizer_name(self.tokenizer, f"{prefix}.tokenizer")
-        if self.aggregate not in AGGREGATIONS:
-            raise ConfigError(f"{prefix}.aggregate", f"unknown aggregation '{self.aggregate}'",
-                              f"use one of {', '.join(AGGREGATIONS)}")
+        check_choice(f"{prefix}.aggregate", self.aggregate, AGGREGATIONS)
 
 
 def windows(units: list[Span], size: int, stride: int) -> list[Span]:

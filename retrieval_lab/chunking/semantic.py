@@ -17,6 +17,7 @@ import numpy as np
 
 from retrieval_lab.chunking.base import ChunkerConfig, Span
 from retrieval_lab.chunking.sentences import sentence_spans
+from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 
 ENCODERS = ("wordllama",)
@@ -37,9 +38,7 @@ class SemanticConfig(ChunkerConfig):
             raise ConfigError(f"{prefix}.percentile", f"must be within [0, 100], got {self.percentile}")
         if self.max_size <= 0:
             raise ConfigError(f"{prefix}.max_size", f"must be a positive number of tokens, got {self.max_size}")
-        if self.encoder not in ENCODERS:
-            raise ConfigError(f"{prefix}.encoder", f"unknown sentence encoder '{self.encoder}'",
-                              f"use one of {', '.join(ENCODERS)}")
+        check_choice(f"{prefix}.encoder", self.encoder, ENCODERS)
 
 
 class StaticEncoder:

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from retrieval_lab.chunking import Passages
+from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.types import Corpus
 
@@ -29,8 +30,7 @@ class UnitConfig:
     window: int = 1  # window: neighbouring chunks on each side
 
     def validate(self, prefix: str = "unit") -> None:
-        if self.name not in UNITS:
-            raise ConfigError(f"{prefix}.name", f"unknown returned unit '{self.name}'", f"use one of {', '.join(UNITS)}")
+        check_choice(f"{prefix}.name", self.name, UNITS)
         if self.window < 0:
             raise ConfigError(f"{prefix}.window", f"must be >= 0, got {self.window}")
 

@@ -59,9 +59,28 @@ def server_uri(folder: str | os.PathLike | None = None) -> str:
     state = read_state(path)
     if state is None:
         raise ServerError(f"tracking=server: no tracking server was started in {path} (no {STATE_FILE})\n"
-                          f"  fix: run `retrieval-lab server start --dir {path}`, or set tracking.server_dir to the "
+                          f"  fix: run `{start_command(path)}`, or set tracking.server_dir to the "
                           "folder a running server uses, or tracking.uri=http://host:port for a server elsewhere")
+    if not running(path, state):  # left by a server that died (a reboot, a kill): say so now, not after retries
+        raise ServerError(f"tracking=server: the tracking server recorded in {path / STATE_FILE} is not running "
+                          f"(MLflow pid {state.get('mlflow_pid')} is gone and nothing answers {state['uri']})\n"
+                          f"  fix: run `{start_command(path, state.get('port'))}` (it restarts the server with "
+                          "its data on the same port), then run this command again")
     return state["uri"]
+
+
+def start_command(folder: Path, port: int | None = None) -> str:
+    """The exact `server start` that (re)starts the server of `folder`: its --dir, and its --port when known."""
+    return f"retrieval-lab server start --dir {folder}" + (f" --port {port}" if port else "")
+
+
+def running(folder: Path, state: dict) -> bool:
+    """The server `state` records is up: its MLflow process lives (this pid, started for this folder), or its URI
+    answers. Costs no network wait when the process is gone and the port refuses."""
+    pid = state.get("mlflow_pid")
+    if _alive(pid) and _is_our_mlflow(pid, folder):
+        return True
+    return healthy(state["uri"], timeout=2)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------------
@@ -183,10 +202,58 @@ def postmaster_pid(pgdata: Path) -> int | None:
         return None
 
 
+def _is_postmaster(pid: int, pgdata: Path) -> bool:
+    """`pid` is a live PostgreSQL server on `pgdata` (after a reboot, postmaster.pid may name a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return _alive(pid) and Path(os.fsdecode(cmdline[0])).name.startswith("postgres") \
+        and str(pgdata).encode() in cmdline
+
+
+def _clean_leftovers(folder: Path) -> list[str]:
+    """What a server that died (a reboot, a kill) left behind: a postmaster.pid naming no PostgreSQL server on
+    this folder (PostgreSQL refuses to start while the pid it names lives, even when recycled), processes started
+    for this folder that outlived their MLflow server (a uvicorn worker holding the port), temporary files."""
+    cleaned = []
+    pidfile = folder / "pgdata" / "postmaster.pid"
+    pid = postmaster_pid(folder / "pgdata")
+    if pidfile.exists() and (pid is None or not _is_postmaster(pid, folder / "pgdata")):
+        pidfile.unlink(missing_ok=True)
+        cleaned.append(f"stale {pidfile.name} (pid {pid})")
+    for stray in _processes_for(folder):
+        try:
+            os.kill(stray, signal.SIGKILL)
+            cleaned.append(f"process {stray}")
+        except ProcessLookupError:
+            pass
+    for name in (f".{STATE_FILE}.tmp", ".initdb-password"):
+        if (folder / name).exists():
+            (folder / name).unlink()
+            cleaned.append(name)
+    return cleaned
+
+
+def _processes_for(folder: Path) -> list[int]:
+    """Live processes started for the server of `folder` (their environment names it)."""
+    marker = f"RETRIEVAL_LAB_SERVER_DIR={folder}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def _start_postgres(folder: Path, creds: dict) -> int:
     pgdata = folder / "pgdata"
     port = _postmaster_port(pgdata)
-    if port is not None:
+    pid = postmaster_pid(pgdata)
+    if port is not None and pid is not None and _is_postmaster(pid, pgdata):
         return port
     port = free_port()
     log = folder / "logs" / "postgres.log"
@@ -205,8 +272,9 @@ def _start_postgres(folder: Path, creds: dict) -> int:
 
 def _stop_postgres(folder: Path) -> bool:
     pgdata = folder / "pgdata"
-    if not (pgdata / "PG_VERSION").exists() or _postmaster_port(pgdata) is None:
-        return False
+    pid = postmaster_pid(pgdata)
+    if not (pgdata / "PG_VERSION").exists() or pid is None or not _is_postmaster(pid, pgdata):
+        return False  # not running, or postmaster.pid names a recycled pid: nothing of ours to stop
     _run_pg([pg_bin("pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w", "-t", "60"], "stopping PostgreSQL")
     return True
 
@@ -331,6 +399,9 @@ def start(folder: Path, port: int) -> tuple[dict, bool]:
     if state:  # left by a server that died: end what is left of it, keep the data
         _stop_mlflow(folder, state.get("mlflow_pid"))
         (folder / STATE_FILE).unlink(missing_ok=True)
+    cleaned = _clean_leftovers(folder)
+    if cleaned:
+        print(f"recovered a server that had died in {folder}: removed {', '.join(cleaned)}", flush=True)
     port = port if port else free_port()
     if not _port_free(port):
         raise ServerError(f"port {port} on 127.0.0.1 is in use by another program\n  fix: pass --port N "
@@ -400,6 +471,6 @@ def cmd_server(args) -> int:
         print(state["uri"])
         return 0
     down = " and ".join(name for name, up in (("MLflow", mlflow_up), ("PostgreSQL", pg_up)) if not up)
-    print(f"not running: {down} down (last URI {state['uri']}); `retrieval-lab server start --dir {folder}` "
+    print(f"not running: {down} down (last URI {state['uri']}); `{start_command(folder, state.get('port'))}` "
           "restarts it with its data")
     return 1

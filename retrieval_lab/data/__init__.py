@@ -7,7 +7,7 @@ from pathlib import Path
 
 from retrieval_lab.cache import default_cache_dir
 from retrieval_lab.data.beir import Dataset, available_splits, load_dataset
-from retrieval_lab.data.folder import holds_documents, import_into_cache, supported_suffixes
+from retrieval_lab.data.folder import holds_documents, import_into_cache, is_import, supported_suffixes
 from retrieval_lab.data.pull import pull, unpack_zip
 from retrieval_lab.errors import ConfigError, DataError
 
@@ -47,9 +47,13 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
             pull(name, path, folder.parent, cfg.get("md5"))
         return name, folder
     local = Path(path).expanduser()
+    if not local.exists():  # moved or renamed: dataset.path wins over dataset.root, so only it can point at the data
+        raise DataError(local, "dataset.path: not found (moved, renamed, or on another machine)",
+                        fix="point dataset.path at where it is now, as an override after the command: "
+                            "`retrieval-lab run dataset.path=NEW_PLACE ...`, `retrieval-lab evaluate --config "
+                            "FILE dataset.path=NEW_PLACE` or `retrieval-lab search --config FILE QUERY "
+                            "dataset.path=NEW_PLACE`")
     if local.suffix == ".zip":
-        if not local.exists():
-            raise ConfigError("dataset.path", f"{local} does not exist")
         key = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
         folder = Path(cache_root or default_cache_dir()).expanduser() / "datasets" / f"{local.stem}-{key}"
         if not folder.exists():
@@ -94,6 +98,12 @@ def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:
     from that questions file (see questions_path), for any corpus."""
     questions = questions_path(cfg)
     name, folder = dataset_folder(cfg, cache_root)
+    if questions is None and is_import(folder):  # name the user's folder, not the import in the cache
+        raise DataError(Path(str(cfg.get("path"))).expanduser(), "a folder of documents has no questions to "
+                        "evaluate (its import holds the documents only)",
+                        fix="set dataset.questions=FILE, a .jsonl or .csv of questions with evidence quotes or docs "
+                            "(README: own documents); write one with `retrieval-lab judge` or `retrieval-lab data "
+                            "synth`")
     return load_dataset(folder, split=cfg.split, name=name,
                         ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)),
                         questions=questions or None)

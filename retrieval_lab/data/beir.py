@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval_lab.data.folder import skipped_files
 from retrieval_lab.data.evidence import Evidence, evidence_fingerprint, rationale_evidence
 from retrieval_lab.data.jsonl import json_objects
 from retrieval_lab.data.questions import load_questions
@@ -171,7 +172,7 @@ def load_dataset(folder: str | Path, split: str = "test", name: str | None = Non
                             "or `retrieval-lab data pull NAME`")
     if questions is not None:
         corpus = load_corpus(find_corpus_file(folder))
-        gold = load_questions(questions, corpus)
+        gold = load_questions(questions, corpus, skipped_files(folder))
         return Dataset(name=name or folder.name, split=split, path=folder, corpus=corpus, queries=gold.queries,
                        qrels=gold.qrels, ignore_identical_ids=ignore_identical_ids, evidence=gold.evidence)
     qrels_path = folder / "qrels" / f"{split}.tsv"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from retrieval_lab.config import check_choice
 from retrieval_lab.data.formats import FORMATS, UnreadableFile, library_versions, reader
 from retrieval_lab.errors import ConfigError, DataError, LabError
 
@@ -51,11 +52,16 @@ class ImportReport:
     excluded: int = 0  # files left out by the include patterns
     include: list[str] | None = None
     reused: int = 0  # documents taken unchanged from the previous import
+    cached: bool = False  # the whole import reused as it was (a report read from its manifest)
 
     def lines(self) -> list[str]:
-        out = [f"imported {len(self.imported)} documents from {self.source} into {self.dest} "
-               f"({self.parsed} files read, {self.reused} unchanged since the last import); "
-               f"skipped {len(self.skipped) + len(self.unsupported)}"]
+        if self.cached:
+            out = [f"{len(self.imported)} documents from {self.source}, as imported before (unchanged since; cached "
+                   f"in {self.dest}); skipped {len(self.skipped) + len(self.unsupported)}"]
+        else:
+            out = [f"imported {len(self.imported)} documents from {self.source} into {self.dest} "
+                   f"({self.parsed} files read, {self.reused} unchanged since the last import); "
+                   f"skipped {len(self.skipped) + len(self.unsupported)}"]
         if self.include is not None:
             out.append(f"  left out {self.excluded} files not matching include {', '.join(self.include)}")
         for path, reason in self.skipped:
@@ -84,8 +90,7 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
     (corpus.jsonl, manifest.json), reusing the documents of an earlier import (`reuse_from`, default `dest` itself)
     whose files did not change. With on_error="fail" the first unreadable document raises a DataError naming it, and
     nothing is written."""
-    if on_error not in ON_ERROR:
-        raise ConfigError("dataset.on_error", f"{on_error!r} is not one of {', '.join(ON_ERROR)}")
+    check_choice("dataset.on_error", on_error, ON_ERROR)
     include = include_patterns(include)
     source = Path(source).expanduser().resolve()
     dest = Path(dest).expanduser().resolve()
@@ -150,7 +155,8 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
     dest.mkdir(parents=True, exist_ok=True)
     _write_atomic(dest / CORPUS, "".join(line + "\n" for line in records))
     manifest = {"importer": IMPORTER_VERSION, "libraries": library_versions(), "source": str(source),
-                "created": _utc(time.time_ns()), "files": {rel: _compact(e) for rel, e in entries.items()}}
+                "created": _utc(time.time_ns()), "excluded": report.excluded,
+                "files": {rel: _compact(e) for rel, e in entries.items()}}
     _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return report
 
@@ -199,17 +205,17 @@ def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str 
     """The import of `source` (its files matching `include`, when given) under `<cache_root>/datasets/`, keyed by
     the content of its documents and the include patterns: made once per content; a changed folder reuses the
     unchanged documents of its latest earlier import."""
+    check_choice("dataset.on_error", on_error, ON_ERROR)  # a cached import must not accept what a new one refuses
     source = Path(source).expanduser().resolve()
     datasets = Path(cache_root).expanduser() / "datasets"
     include = include_patterns(include)
     key = content_key(source, include)
     dest = datasets / f"{source.name}-import-{key[:16]}"
     if (dest / MANIFEST).exists() and (dest / CORPUS).exists():
-        if on_error == "fail":  # the cached import may have skipped what this setting must refuse
-            files = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))["files"]
-            for rel, entry in files.items():
-                if entry["status"] == "skipped":
-                    _skipped(ImportReport(source, dest), source, rel, entry["reason"], on_error)
+        report = manifest_report(dest, source, include)
+        for rel, reason in report.skipped:  # the cached import may have skipped what on_error=fail must refuse
+            _skipped(ImportReport(source, dest), source, rel, reason, on_error)
+        _log_report(report)  # every run that uses the import says what it left out, not only the first
         return dest
     datasets.mkdir(parents=True, exist_ok=True)
     tmp = datasets / f".{dest.name}.{os.getpid()}.tmp"
@@ -225,10 +231,51 @@ def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report.dest = dest
+    _log_report(report)
+    return dest
+
+
+def _log_report(report: ImportReport) -> None:
     level = logging.WARNING if report.skipped else logging.INFO
     for line in report.lines():
         log.log(level, "%s", line)
-    return dest
+
+
+def manifest_report(dest: Path, source: Path | None = None, include: list[str] | None = None) -> ImportReport:
+    """What the import in `dest` holds and left out, from its manifest (no file is read again): reported by every
+    run that reuses the import."""
+    manifest = json.loads((Path(dest) / MANIFEST).read_text(encoding="utf-8"))
+    known = include is not None and "excluded" in manifest  # imports made before the count was recorded: no line
+    report = ImportReport(source=Path(source or manifest.get("source") or dest), dest=Path(dest),
+                          include=include if known else None, excluded=manifest.get("excluded", 0))
+    for rel, entry in (manifest.get("files") or {}).items():
+        status = entry.get("status")
+        if status == "imported":
+            report.imported.append(rel)
+            if entry.get("note"):
+                report.notes.append((rel, entry["note"]))
+        elif status == "skipped":
+            report.skipped.append((rel, entry.get("reason") or "unreadable"))
+        elif status == "unsupported":
+            report.unsupported.append(rel)
+    report.reused = len(report.imported) + len(report.skipped)
+    report.cached = True
+    return report
+
+
+def is_import(folder: str | Path) -> bool:
+    return (Path(folder) / MANIFEST).is_file()
+
+
+def skipped_files(folder: str | Path) -> dict[str, str]:
+    """{relative path: reason} of the documents an import left out as unreadable; {} for a folder that is not an
+    import of documents."""
+    if not is_import(folder):
+        return {}
+    try:
+        return dict(manifest_report(Path(folder)).skipped)
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def content_key(source: Path, include: list[str] | None = None) -> str:

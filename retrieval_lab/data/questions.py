@@ -57,6 +57,7 @@ from retrieval_lab.types import Corpus, Qrels, Queries
 SEPARATOR = "||"  # between quotes (or documents) in one CSV cell, written " || "
 FIELDS = ("question", "evidence", "doc", "id")
 DOC_BREAK = "\x00"  # between documents in the joined search text; normalized text never holds it
+SKIPPED_NOTE = "the import skipped that file as unreadable"
 MAX_DETAILED = 20  # unresolved quotes reported with their closest match; the rest are counted
 MAX_WINDOWS = 200  # candidate windows compared by difflib when looking for a quote's closest match
 
@@ -252,18 +253,25 @@ class CorpusText:
                 pos = text.find(word, pos + 1)
 
 
-def load_questions(path: str | Path, corpus: Corpus) -> Questions:
-    """Read a questions file and locate its evidence quotes in `corpus` (module docstring)."""
+def load_questions(path: str | Path, corpus: Corpus, skipped: dict[str, str] | None = None) -> Questions:
+    """Read a questions file and locate its evidence quotes in `corpus` (module docstring). `skipped`: {file:
+    reason} of the documents the corpus's import left out as unreadable, so a question citing one says so."""
     path = Path(path)
     rows = read_questions(path)
     index = CorpusText(corpus) if any(r.quotes for r in rows) else None
     row_of = corpus.index_of()
-    qrels, evidence, problems = Qrels(), {}, []
+    skipped = {_corpus_id(doc, {doc: 0}) or doc: reason for doc, reason in (skipped or {}).items()}
+    qrels, evidence, problems, cite_skipped = Qrels(), {}, [], {}
     for r in rows:
         docs = []
         for doc in r.docs:
             known = _corpus_id(doc, row_of)
-            if known is None:
+            unread = _corpus_id(doc, dict.fromkeys(skipped, 0)) if known is None else None
+            if unread is not None:
+                cite_skipped[unread] = skipped[unread]
+                problems.append((r.line, f"doc {doc!r} is not in the corpus: {SKIPPED_NOTE} "
+                                         f"({skipped[unread]})"))
+            elif known is None:
                 close = difflib.get_close_matches(doc, corpus.ids, n=3)
                 problems.append((r.line, f"doc {doc!r} is not in the corpus"
                                  + (f" (closest ids: {', '.join(close)})" if close else "")))
@@ -294,7 +302,7 @@ def load_questions(path: str | Path, corpus: Corpus) -> Questions:
         if spans:
             evidence[r.query_id] = spans
     if problems:
-        raise _unresolved(path, problems)
+        raise _unresolved(path, problems, cite_skipped)
     if not qrels:
         raise DataError(path, "no question has a relevant document (all judged not relevant, or none judged yet)",
                         fix="judge more of the pool (retrieval-lab judge), or give each question a doc or evidence")
@@ -367,7 +375,7 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _unresolved(path: Path, problems: list[tuple[int, str]]) -> DataError:
+def _unresolved(path: Path, problems: list[tuple[int, str]], cite_skipped: dict[str, str] | None = None) -> DataError:
     line, first = problems[0]
     lines = [first]
     for other_line, message in problems[1:MAX_DETAILED]:
@@ -376,9 +384,15 @@ def _unresolved(path: Path, problems: list[tuple[int, str]]) -> DataError:
         lines.append(f"... and {len(problems) - MAX_DETAILED} more")
     if len(problems) > 1:
         lines.append(f"({len(problems)} problems in all)")
-    return DataError(path, "\n  ".join(lines), line,
-                     "copy each quote from the document text (case, spacing, line breaks and hyphenation may differ); "
-                     "name its document with `doc` when the quote occurs in several")
+    fixes = []
+    if cite_skipped:  # the import reads a repaired file again: its content keys the import
+        files = ", ".join(cite_skipped)
+        fixes.append(f"repair or replace {files} in the documents folder (save it again as a readable file, e.g. "
+                     "a text PDF, not a scan), or remove the questions citing it")
+    if any(SKIPPED_NOTE not in message for _, message in problems):
+        fixes.append("copy each quote from the document text (case, spacing, line breaks and hyphenation may "
+                     "differ); name its document with `doc` when the quote occurs in several")
+    return DataError(path, "\n  ".join(lines), line, "; ".join(fixes))
 
 
 def read_questions(path: Path, require_gold: bool = True) -> list[QuestionRow]:

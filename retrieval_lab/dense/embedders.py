@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from retrieval_lab.cache import Cache, file_sha256
-from retrieval_lab.config import typed
+from retrieval_lab.config import check_choice, typed
 from retrieval_lab.dense.onnx_export import onnx_model_bytes
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
 from retrieval_lab.paths import cache_root
@@ -69,9 +69,7 @@ class EmbedderConfig:
         return self.model or self.name
 
     def validate(self, prefix: str = "embedder") -> None:
-        if self.backend is not None and self.backend not in BACKENDS:
-            raise ConfigError(f"{prefix}.backend", f"unknown backend '{self.backend}'",
-                              f"use one of {', '.join(BACKENDS)}")
+        check_choice(f"{prefix}.backend", self.backend, BACKENDS, nullable=True)
         if self.batch_size <= 0:
             raise ConfigError(f"{prefix}.batch_size", f"must be a positive integer, got {self.batch_size}")
         if self.max_tokens is not None and self.max_tokens <= 0:

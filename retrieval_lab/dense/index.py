@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval_lab.config import typed
+from retrieval_lab.config import check_choice, typed
 from retrieval_lab.dense.embedders import progress_bar
 from retrieval_lab.errors import ConfigError
 
@@ -63,8 +63,7 @@ class IndexConfig:
     #                                query here with 2 threads while other processes loaded the 2 cores
 
     def validate(self, prefix: str = "index") -> None:
-        if self.name not in INDEXES:
-            raise ConfigError(f"{prefix}.name", f"unknown index '{self.name}'", f"use one of {', '.join(INDEXES)}")
+        check_choice(f"{prefix}.name", self.name, INDEXES)
         for key in ("M", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "train_size", "ann_recall_k",
                     "threads", "query_threads"):
             value = getattr(self, key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from retrieval_lab.config import typed
+from retrieval_lab.config import check_choice, typed
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.fusion.convex import convex
 from retrieval_lab.fusion.normalization import NORMALIZATIONS, normalize
@@ -25,11 +25,8 @@ class FusionConfig:
     k: float = 60.0  # rrf only: rank offset
 
     def validate(self, inputs: int, prefix: str = "retriever.fusion") -> None:
-        if self.method not in FUSIONS:
-            raise ConfigError(f"{prefix}.method", f"unknown fusion '{self.method}'", f"use one of {', '.join(FUSIONS)}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ConfigError(f"{prefix}.normalization", f"unknown normalization '{self.normalization}'",
-                              f"use one of {', '.join(NORMALIZATIONS)}")
+        check_choice(f"{prefix}.method", self.method, FUSIONS)
+        check_choice(f"{prefix}.normalization", self.normalization, NORMALIZATIONS)
         if self.weights is not None:
             if len(self.weights) != inputs:
                 raise ConfigError(f"{prefix}.weights", f"{len(self.weights)} weights for {inputs} inputs",
@@ -83,9 +80,7 @@ def hybrid_nodes(retriever_node, first_stages: dict) -> list[tuple[str, object]]
         if name == "hybrid":
             raise ConfigError(f"retriever.inputs.{label}.name", "a hybrid input cannot itself be a hybrid",
                               "list every first stage directly under retriever.inputs")
-        if name not in first_stages:
-            raise ConfigError(f"retriever.inputs.{label}.name", f"unknown first stage '{name}'",
-                              f"use one of {', '.join(first_stages)}")
+        check_choice(f"retriever.inputs.{label}.name", name, first_stages)
         out.append((f"retriever.inputs.{label}", node))
     if not out:
         raise ConfigError("retriever.inputs", "a hybrid retriever needs at least one input",

@@ -14,7 +14,8 @@ from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import ChunkerConfig, chunk_corpus, chunker_config
 from retrieval_lab.chunking.tokens import from_hf
 from retrieval_lab.chunking.units import UnitConfig, unit_spans
-from retrieval_lab.config import typed
+from retrieval_lab.config import check_choice, typed
+from retrieval_lab.data.folder import ON_ERROR
 from retrieval_lab.dense import dense_stage
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.evaluate import METRICS
@@ -91,8 +92,8 @@ def first_stage_specs(cfg: DictConfig) -> list[FirstStageSpec]:
                 raise ConfigError(spec.key, f"'{spec.label}' names a stage of the chain",
                                   f"rename the input (reserved: {', '.join(STAGE_LABELS)})")
         return specs
-    raise ConfigError("retriever.name", f"unknown retriever '{name}'",
-                      f"use one of {', '.join([*FIRST_STAGES, 'hybrid'])}")
+    check_choice("retriever.name", name, [*FIRST_STAGES, "hybrid"])
+    raise AssertionError("unreachable")
 
 
 def read_config(cfg: DictConfig) -> PipelineConfig:
@@ -107,6 +108,7 @@ def read_config(cfg: DictConfig) -> PipelineConfig:
     unit.validate()
     if not cfg.dataset.get("split"):
         raise ConfigError("dataset.split", "missing", "set dataset.split=test (or train, dev)")
+    check_choice("dataset.on_error", cfg.dataset.get("on_error") or "skip", ON_ERROR)
     cache = cfg.get("cache") or {}
     return PipelineConfig(chunker_name, chunker, specs, fusion, first_stage_depth, reranker, unit, settings,
                           bool(cfg.dataset.get("ignore_identical_ids", False)), cache.get("dir"),

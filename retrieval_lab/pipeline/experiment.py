@@ -9,6 +9,7 @@ from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages, chunk_stats, truncated_chunks
 from retrieval_lab.chunking.units import unit_spans_of
 from retrieval_lab.data import Dataset, dataset_from_config
+from retrieval_lab.data.folder import is_import, skipped_files
 from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.judged import pool_metrics
 from retrieval_lab.evaluate.spans import span_metrics
@@ -48,6 +49,8 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     evaluation = evaluate(trace.documents, dataset.qrels, settings.eval.metrics, settings.eval.k)
     timings = {**trace.costs, **trace.latency_metrics()}
     extra = chunk_stats(retriever.passages, len(dataset.corpus))
+    if is_import(dataset.path):  # a folder of documents: how many files its import left out, on every run
+        extra["import_skipped_files"] = float(len(skipped_files(dataset.path)))
     extra.update(pool_metrics(trace.documents, dataset.queries, dataset.qrels))  # a judged set: its coverage
     extra.update(truncation_stats(stages, retriever.passages))
     extra.update(case_mismatch(dataset.queries, dataset.corpus, stages))

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from retrieval_lab.config import typed
+from retrieval_lab.config import check_choice, typed
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.fusion.normalization import minmax
 from retrieval_lab.rerank.cross_encoder import BACKENDS, CrossEncoderScorer
@@ -38,16 +38,12 @@ class RerankerConfig:
         return self.type != "none" and self.name != "none"
 
     def validate(self, prefix: str = "reranker") -> None:
-        if self.type not in RERANKERS:
-            raise ConfigError(f"{prefix}.type", f"unknown reranker type '{self.type}'",
-                              f"use one of {', '.join(RERANKERS)}")
+        check_choice(f"{prefix}.type", self.type, RERANKERS)
         if self.depth <= 0:
             raise ConfigError(f"{prefix}.depth", f"must be a positive integer, got {self.depth}")
         if self.batch_size <= 0:
             raise ConfigError(f"{prefix}.batch_size", f"must be a positive integer, got {self.batch_size}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"{prefix}.backend", f"unknown backend '{self.backend}'",
-                              f"use one of {', '.join(BACKENDS)}")
+        check_choice(f"{prefix}.backend", self.backend, BACKENDS)
         if self.max_length is not None and self.max_length <= 0:
             raise ConfigError(f"{prefix}.max_length", f"must be a positive integer or null, got {self.max_length}")
         if not 0 <= self.interpolate <= 1:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from retrieval_lab.chunking import Passages
+from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.sparse.bm25s_backend import Bm25sIndex
 from retrieval_lab.sparse.rank_bm25_backend import RankBm25Index
@@ -27,13 +28,9 @@ class BM25Config:
     rm3: RM3Config = field(default_factory=RM3Config)
 
     def validate(self, prefix: str = "retriever") -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"{prefix}.backend", f"unknown backend '{self.backend}'",
-                              f"use one of {', '.join(BACKENDS)}")
-        variants = BACKENDS[self.backend].VARIANTS
-        if self.variant not in variants:
-            raise ConfigError(f"{prefix}.variant", f"'{self.variant}' is not offered by backend {self.backend}",
-                              f"use one of {', '.join(variants)}")
+        check_choice(f"{prefix}.backend", self.backend, BACKENDS)
+        check_choice(f"{prefix}.variant", self.variant, BACKENDS[self.backend].VARIANTS,
+                     what=f"(offered by backend {self.backend})")
         if not self.k1 >= 0:
             raise ConfigError(f"{prefix}.k1", f"must be >= 0, got {self.k1}")
         if not 0 <= self.b <= 1:

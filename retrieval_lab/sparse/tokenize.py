@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 
 STOPWORD_LISTS = ("en", "en_plus")
@@ -18,15 +19,11 @@ class TokenizerConfig:
     pattern: str = r"(?u)\b\w\w+\b"
 
     def validate(self, prefix: str) -> None:
-        if self.stopwords is not None and self.stopwords not in STOPWORD_LISTS:
-            raise ConfigError(f"{prefix}.stopwords", f"unknown list '{self.stopwords}'",
-                              f"use one of {', '.join(STOPWORD_LISTS)} or null")
+        check_choice(f"{prefix}.stopwords", self.stopwords, STOPWORD_LISTS, nullable=True)
         if self.stemmer is not None:
             import Stemmer
 
-            if self.stemmer not in Stemmer.algorithms():
-                raise ConfigError(f"{prefix}.stemmer", f"unknown stemmer '{self.stemmer}'",
-                                  f"use null or one of {', '.join(Stemmer.algorithms())}")
+            check_choice(f"{prefix}.stemmer", self.stemmer, Stemmer.algorithms(), nullable=True)
         try:
             re.compile(self.pattern)
         except re.error as exc:

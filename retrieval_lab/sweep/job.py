@@ -74,7 +74,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
     chash = ""
     run_id = None
     try:
-        validate(cfg)
+        check_main_metric(metric, validate(cfg).eval)
         dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "cache.dir"))
         resolved = tracking.resolved_config(cfg)
         chash = config_hash(resolved, dataset.fingerprint, ctx.code_version)
@@ -139,6 +139,19 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
                 where = f"error.txt of run {run_id}" if run_id else "retrieval-lab -v sweep ..."
                 print(f"  traceback: {where}", file=sys.stderr, flush=True)
         return math.nan  # not an exception: Hydra would print its own traceback; the callback sets the exit code
+
+
+def check_main_metric(metric: str, settings) -> None:
+    """Before any work: a ranking metric at a cutoff (`ndcg_at_10`) needs that metric and that cutoff in `eval`
+    (else every configuration would run, then fail to report it). Other names (span metrics) are checked after."""
+    family, _, k = metric.rpartition("_at_")
+    if family not in settings.metrics or not k.isdigit():
+        return
+    if int(k) not in settings.k:
+        ks = sorted(settings.k)
+        raise ConfigError("sweep.metric", f"{metric!r} needs the cutoff {k} in eval.k, which is {ks}",
+                          f"add it (eval.k=[{','.join(map(str, sorted({*ks, int(k)})))}]), or rank by a cutoff "
+                          f"computed: sweep.metric={family}_at_{ks[-1]}")
 
 
 def main_metric(outcome, metric: str) -> float:

@@ -20,7 +20,10 @@ import contextlib
 import io
 import logging
 import os
+import signal
+import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -72,28 +75,73 @@ def _run_job(hydra_context, sweep_config: DictConfig, task_function,
     return result, out.getvalue(), err.getvalue()
 
 
+# Ray retries a cluster address that does not answer for minutes; a sweep must fail long before that.
+CONNECT_TIMEOUT_S = 10.0  # a TCP connection to the address, before ray.init
+JOIN_TIMEOUT_S = 60.0     # ray.init itself (an address that accepts connections but is no Ray cluster)
+
+
+def unreachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why nothing answers at a `HOST:PORT` or `ray://HOST:PORT` address (None when a TCP connection opens, or
+    for `auto` and addresses without a port, which Ray resolves itself)."""
+    host, _, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"no answer on {host}:{port} within {timeout:.0f} s ({exc.strerror or type(exc).__name__})"
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """TimeoutError in the main thread after `seconds` (nothing elsewhere: signals reach the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"no answer within {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _start(ray_cfg: DictConfig) -> None:
     import ray
 
     arguments = init_arguments(ray_cfg)
     address = arguments["address"]
     log.info("starting Ray: %s", {k: v for k, v in arguments.items() if k != "runtime_env"})
-    try:
-        ray.init(**arguments)
-    except Exception as exc:  # a wrong address or token is the user's to fix: no traceback
-        if address == "local":
-            what = "cannot start a local Ray cluster"
-            fix = ("check the hydra.launcher.ray.local arguments, or join a running cluster with "
-                   "hydra.launcher.ray.init.address=HOST:6379")
-        else:
-            what = f"cannot join the Ray cluster at {address} (hydra.launcher.ray.init.address)"
-            fix = (f"check that it runs (`ray status --address {address}`); a cluster with token authentication "
-                   "(what `ray start` sets up by default in Ray 2.60) needs RAY_AUTH_MODE=token in this shell and "
-                   "the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
-        reason = " ".join(str(exc).split())
-        print(f"error: hydra/launcher=ray: {what}: {type(exc).__name__}: {reason[:400]}\n  fix: {fix}",
-              file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+    reason = None if address == "local" else unreachable(str(address))
+    if reason is None:
+        try:
+            with _deadline(JOIN_TIMEOUT_S):
+                ray.init(**arguments)
+        except Exception as exc:  # a wrong address or token is the user's to fix: no traceback
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+    if reason is None:
+        return
+    if address == "local":
+        what = "cannot start a local Ray cluster"
+        fix = ("check the hydra.launcher.ray.local arguments, or join a running cluster with "
+               "hydra.launcher.ray.init.address=HOST:6379")
+    else:
+        what = f"cannot join the Ray cluster at {address} (hydra.launcher.ray.init.address)"
+        fix = (f"check that a cluster runs there (`ray status --address {address}`; start one on that host with "
+               "`ray start --head`), and that this machine reaches it; or drop hydra.launcher.ray.init.address "
+               "(hydra.launcher.ray.init.address=null) to start a cluster on this machine for the sweep. A cluster "
+               "with token authentication (what `ray start` sets up by default in Ray 2.60) needs "
+               "RAY_AUTH_MODE=token in this shell and the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+    print(f"error: hydra/launcher=ray: {what}: {reason}\n  fix: {fix}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 
 
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:

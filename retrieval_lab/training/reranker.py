@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.training.common import loss_curve, peak_rss_mb, resolve_model, save_model, train_once
 from retrieval_lab.training.embedder import passage_texts, positives
@@ -58,8 +59,7 @@ class RerankerTrainConfig:
     teacher: str | None = None  # loss=distill: the registered cross-encoder whose logits are the labels
 
     def validate(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError("loss", f"unknown loss '{self.loss}'", f"use one of {', '.join(LOSSES)}")
+        check_choice("loss", self.loss, LOSSES)
         for key in ("epochs", "batch_size", "lr", "max_length"):
             if not getattr(self, key) > 0:
                 raise ConfigError(key, f"must be > 0, got {getattr(self, key)}")

@@ -249,3 +249,30 @@ def test_a_sweep_waits_through_a_server_restart_and_a_killed_worker_and_loses_no
     (dead,) = [c for c in children if c.info.status == "KILLED"]  # the dead attempt, marked by Ray's retry of it
     assert dead.data.tags["killed_reason"].startswith("an earlier attempt of job")
     assert store_rows(server, "server_restart") == {r.info.run_id: r.info.status for r in [parent, *children]}
+
+
+def test_an_unreachable_ray_cluster_fails_in_seconds_naming_the_address_and_the_fix(tmp_path):
+    """A cluster address where nothing answers: Ray itself retries it for minutes (killed at 300 s before). The
+    sweep stops within seconds, names the address and the fix, and its parent run ends FAILED; following the fix
+    (no address: a cluster started on this machine for the sweep) runs the sweep."""
+    from tests.integration.sweep_util import tiny_beir
+
+    tiny = tiny_beir(tmp_path / "tiny")
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    db = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    base = [f"dataset.path={tiny}", "retriever.k1=0.9", f"tracking.uri={db}", "tracking.experiment=unreachable",
+            "hydra/launcher=ray"]
+    t0 = time.time()
+    failed = sweep([*base, f"hydra.launcher.ray.init.address={address}"], tmp_path, timeout=120)
+    assert time.time() - t0 < 60, "an unreachable cluster must fail within about a minute"
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    assert f"cannot join the Ray cluster at {address}" in failed.stderr and "no answer on" in failed.stderr
+    assert "hydra.launcher.ray.init.address=null" in failed.stderr
+    _, parents = runs(db, "unreachable", role="sweep")
+    assert [p.info.status for p in parents] in (["FAILED"], ["KILLED"]), parents
+
+    fixed = sweep([*base, "hydra.launcher.ray.init.address=null", "hydra.launcher.ray.local.num_cpus=1"], tmp_path,
+                  timeout=240)  # the printed fix, followed
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    _, done = runs(db, "unreachable", role="config")
+    assert [r.info.status for r in done] == ["FINISHED"]

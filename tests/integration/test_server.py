@@ -1,7 +1,7 @@
 """`retrieval-lab server`: MLflow on a throwaway PostgreSQL cluster, `tracking=server`, restarts, retries.
 
 Real PostgreSQL (Debian's `postgresql`, installed by `make postgres-deps`) and a real MLflow server on 127.0.0.1;
-about 40 s, most of it two server starts.
+about a minute, most of it server starts; a stale state after a reboot (SIGKILL) is recovered by the printed fix.
 """
 from __future__ import annotations
 
@@ -159,6 +159,8 @@ def test_server_start_run_restart_stop(workdir, no_env_uri):
     assert len(MlflowClient(uri).search_runs([experiment.experiment_id])) == 2
 
     state = json.loads((folder / "state.json").read_text())
+    stale_server_state_fails_at_once_and_the_printed_fix_restarts_it(workdir, folder, port, tiny)
+    state = json.loads((folder / "state.json").read_text())
     processes = server_processes(folder, state)
     assert server("stop", folder).returncode == 0
     assert not processes & set(live_processes())
@@ -193,3 +195,55 @@ def test_http_retry_defaults_apply_to_servers_only(monkeypatch, no_env_uri, tmp_
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "9"
     assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == tracking.HTTP_RETRY_DEFAULTS[
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]
+
+
+def printed_fix(stderr: str) -> list[str]:
+    """The command in backquotes on the error's `fix:` line, as a user would copy it (`retrieval-lab` replaced by
+    this interpreter running the CLI)."""
+    import re
+    import shlex
+
+    fix = next(line for line in stderr.splitlines() if line.strip().startswith("fix:"))
+    command = shlex.split(re.search(r"`([^`]+)`", fix).group(1))
+    assert command[0] == "retrieval-lab", fix
+    return command[1:]
+
+
+def stale_server_state_fails_at_once_and_the_printed_fix_restarts_it(workdir: Path, folder: Path, port: int,
+                                                                    tiny: Path) -> None:
+    """After a reboot, state.json and postmaster.pid remain while no server process runs (simulated: every process
+    killed with SIGKILL, and postmaster.pid naming a live pid that is not PostgreSQL, as a recycled pid would).
+    `run tracking=server` says so at once, with the exact --dir and --port; following it recovers the server.
+    (A step of the test above: it reuses that test's server, whose first start costs most of its time.)"""
+    import json
+    import signal
+    import time
+
+    state = json.loads((folder / "state.json").read_text())
+    for pid in server_processes(folder, state):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while server_processes(folder, state) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not server_processes(folder, state)
+    pidfile = folder / "pgdata" / "postmaster.pid"
+    lines = pidfile.read_text().splitlines()
+    pidfile.write_text("\n".join([str(os.getpid()), *lines[1:]]) + "\n")  # a recycled pid: this test's own
+
+    args = ["run", f"dataset.path={tiny}", "retriever=bm25", "tracking=server", f"tracking.server_dir={folder}",
+            "tracking.experiment=stale", f"hydra.run.dir={workdir}/hydra-stale"]
+    t0 = time.time()
+    failed = cli(args, cwd=workdir)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert time.time() - t0 < 25, "a dead server must be detected at once, not after the HTTP retries"
+    assert f"the tracking server recorded in {folder / 'state.json'} is not running" in failed.stderr
+    fix = printed_fix(failed.stderr)
+    assert fix == ["server", "start", "--dir", str(folder), "--port", str(port)], failed.stderr
+
+    restarted = cli(fix, cwd=workdir, timeout=240)  # exactly as printed
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert "recovered a server that had died" in restarted.stdout and "postmaster.pid" in restarted.stdout
+    assert uri_line(restarted.stdout) == f"http://127.0.0.1:{port}"
+    again = cli(args, cwd=workdir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"(http://127.0.0.1:{port})" in again.stdout

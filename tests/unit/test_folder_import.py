@@ -429,3 +429,21 @@ def test_r_manuals_option_resolves_its_questions_from_any_directory(tmp_path, mo
     assert questions_path(compose_config(["dataset.questions=mine.jsonl"]).dataset) == Path("mine.jsonl")
     with pytest.raises(ConfigError, match="dataset.questions"):
         questions_path(compose_config(["dataset.questions=nowhere.jsonl"]).dataset)
+
+
+def test_a_reused_import_reports_what_it_left_out_from_its_manifest(tmp_path, caplog):
+    """The second use of a cached import reads no file, yet says what the first import skipped and left out."""
+    from retrieval_lab.data.folder import manifest_report, skipped_files
+
+    src = make_docs(tmp_path / "docs")
+    add_bad_files(src)
+    first = import_into_cache(src, tmp_path / "cache", include=["*.pdf", "*.md"])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="retrieval_lab.data.folder"):
+        assert import_into_cache(src, tmp_path / "cache", include=["*.pdf", "*.md"]) == first
+    said = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"2 documents from {src}, as imported before" in said and "skipped 3" in said, said
+    assert "left out 5 files not matching include *.pdf, *.md" in said
+    assert "skipped broken.pdf: " in said and "skipped locked.pdf: " in said and "skipped empty.md: empty file" in said
+    assert sorted(skipped_files(first)) == ["broken.pdf", "empty.md", "locked.pdf"]
+    assert skipped_files(src) == {} and manifest_report(first).cached

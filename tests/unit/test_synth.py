@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -293,10 +294,42 @@ def test_llm_endpoint_that_keeps_failing_or_answers_garbage(source, tmp_path, st
                                                                              np.random.default_rng(0))
     blank = stub(empty=True)  # chat completions, every one empty: the endpoint is named, not "--queries 0"
     with pytest.raises(SynthError, match=rf"LLM endpoint {blank.url}/chat/completions answered every request with "
-                                         r"an empty message \(model stub-model\)\n  fix: check that --model"):
+                                         r"an empty message \(model stub-model\); empty answers are not cached\n"
+                                         r"  fix: check that --model"):
         llm(blank.url, tmp_path / "c4").generate(corpus_of(source), 2, np.random.default_rng(0))
     with pytest.raises(SynthError, match="needs --model"):
         make_generator("llm")
+
+
+def test_empty_answers_are_not_cached_so_the_fixed_endpoint_is_asked_again(source, tmp_path, stub, capsys,
+                                                                            monkeypatch):
+    """An endpoint answering 200 with empty messages, then fixed: the same command sends its requests again (it used
+    to replay the cached empty answers, send 0 requests and fail the same way)."""
+    monkeypatch.setenv("RETRIEVAL_LAB_DATA", str(source.parent))
+    server = stub(empty=True)
+    args = ["data", "synth", "--dataset", "tiny", "--generator", "llm", "--queries", "3", "--out", "tiny-fixed",
+            "--model", "stub-model", "--base-url", server.url, "--cache-dir", str(tmp_path / "cache")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "answered every request with an empty message" in err and "empty answers are not cached" in err
+    asked = len(server.calls)
+    assert asked >= 3
+    server.empty = False  # the endpoint is fixed
+    assert main(args) == 0
+    assert "3 requests (0 answers from the cache)" in capsys.readouterr().out
+    assert len(server.calls) == asked + 3
+
+
+def test_a_refused_connection_shows_each_retry_with_its_wait(source, tmp_path, caplog):
+    closed = StubServer()
+    closed.close()
+    with caplog.at_level("WARNING", logger="retrieval_lab.data.synth.llm"), pytest.raises(SynthError):
+        llm(closed.url, tmp_path / "c", retries=2, concurrency=1, backoff=0.01).generate(
+            corpus_of(source), 1, np.random.default_rng(0))
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert len(retries) == 2, retries
+    assert re.search(r"Connection refused from .*/chat/completions; retry 1 of 2 in 0\.0 s", retries[0]), retries
+    assert "retry 2 of 2 in" in retries[1]
 
 
 @pytest.mark.parametrize("server, says", [
@@ -311,7 +344,11 @@ def test_cli_llm_endpoint_down_or_garbage_is_a_clear_error_and_writes_nothing(so
     assert main(["data", "synth", "--dataset", "tiny", "--generator", "llm", "--queries", "2", "--out", "tiny-bad",
                  "--model", "stub-model", "--base-url", url, "--retries", "1", "--cache-dir", str(cache)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: LLM endpoint {url}/chat/completions ") and says in err and "\n  fix: " in err
+    error = err[err.index("error: "):]  # after the retries, each shown as it happened
+    assert error.startswith(f"error: LLM endpoint {url}/chat/completions ") and says in err and "\n  fix: " in err
+    shown = err[:err.index("error: ")].splitlines()
+    assert all(line.startswith("WARNING ") and "retry 1 of 1 in" in line for line in shown)
+    assert bool(shown) == ("always" in server)  # a 503 is retried (and shown); a body that is no API is not
     assert "Traceback" not in err
     assert not (source.parent / "tiny-bad").exists() and not (cache / "conf" / "dataset" / "tiny-bad.yaml").exists()
 

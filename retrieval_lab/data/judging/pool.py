@@ -128,6 +128,12 @@ def experiment_configurations(client, experiment: str, sweep: str | None = None)
     from retrieval_lab.commands.export import check_targets
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if client.get_experiment_by_name(experiment) is None:  # the fix names this experiment, so it works as printed
+        names = ", ".join(e.name for e in client.search_experiments()) or "none"
+        raise LabError(f"no MLflow experiment '{experiment}' in {client.tracking_uri} (experiments: {names})\n"
+                       f"  fix: run the configurations to judge into it first: `retrieval-lab sweep OVERRIDES "
+                       f"tracking.experiment={experiment}` (or a study: `retrieval-lab sweep STUDY "
+                       f"tracking.experiment={experiment}`), or pass --experiment with one of those listed")
     # runs scored on a judged set (they log pool_depth) re-score configurations: they are not new ones
     runs = [r for r in finished_runs(client, experiment, sweep) if "pool_depth" not in r.data.metrics]
     if not runs:

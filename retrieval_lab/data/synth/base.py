@@ -116,7 +116,7 @@ def sample_passages(corpus: Corpus, rng: np.random.Generator, window: int = 2,
 
 
 def take(passages: Iterable[Passage], n: int, ask: Callable[[list[Passage]], list[str | None]],
-         batch: int, what: str) -> list[SynthQuestion]:
+         batch: int, what: str, other: str = "another generator") -> list[SynthQuestion]:
     """Questions for the first passages that get one: `ask` turns a batch of passages into questions (None or empty:
     no question from that passage), until `n` are made; fewer than `n` possible is a SynthError."""
     out: list[SynthQuestion] = []
@@ -140,7 +140,7 @@ def take(passages: Iterable[Passage], n: int, ask: Callable[[list[Passage]], lis
     if pending:
         flush()
     if len(out) < n:
-        raise too_many(n, len(out), what + f" ({seen} passages tried)")
+        raise too_many(n, len(out), what + f" ({seen} passages tried)", other)
     return out
 
 
@@ -148,7 +148,8 @@ class TooFewQuestions(SynthError):
     """The corpus (or the generator's answers) gave fewer questions than asked for."""
 
 
-def too_many(asked: int, possible: int, what: str) -> SynthError:
+def too_many(asked: int, possible: int, what: str, other: str = "another generator") -> SynthError:
+    """`other`: what else would make questions from this corpus (the generator's own setting, when it has one)."""
+    fewer = f"ask for at most {possible} (--queries {possible}), or " if possible else ""  # --queries 0 is refused
     return TooFewQuestions(f"--queries {asked}: only {possible} questions can be made from {what}",
-                      f"ask for at most {possible} (--queries {possible}), or use a larger corpus or another "
-                      "generator")
+                           f"{fewer}use a larger corpus or {other}")

@@ -64,7 +64,9 @@ class ExtractGenerator:
             return [forms.vary(q, forms_rng, self.inflect) if q and forms else q for q in questions]
 
         return take(sample_passages(corpus, rng, self.window), n, ask, batch=256,
-                    what=f"{len(corpus)} documents (sentence windows with at least {self.terms} key terms)")
+                    what=f"{len(corpus)} documents (sentence windows with at least {self.terms} key terms, each "
+                         f"in {self.min_df}+ documents)",
+                    other="another generator (--generator title asks from the documents' headings)")
 
     def question(self, corpus: Corpus, passage: Passage, idf: dict[str, float], stop: frozenset[str],
                  rng: np.random.Generator) -> str | None:

@@ -4,7 +4,10 @@ POST `<base_url>/chat/completions` with the prompt as one user message. Requests
 429, a 5xx, a timeout or a refused connection is retried up to `retries` times with exponential backoff (`backoff`
 seconds doubled each time, or the server's Retry-After when it sends one); anything else (another 4xx, a body that
 is not a chat completion) fails at once. Each answer is cached by (model, prompt, passage, temperature) in the lab's
-cache (stage `synth_llm`), so a re-run costs nothing; the token counts of the requests made are summed and priced.
+cache (stage `synth_llm`), so a re-run costs nothing; an empty answer is never cached (it is asked again next time).
+Clear the cached answers of earlier runs with `retrieval-lab cache prune --stage synth_llm` (`--dir` for the cache root
+given as --cache-dir). Each retry is logged as it happens, with its wait. The token counts of the requests made are
+summed and priced.
 Standard library only.
 """
 from __future__ import annotations
@@ -109,15 +112,18 @@ class LlmGenerator:
         except TooFewQuestions:
             if self.usage.answered == 0:  # not a small corpus: the endpoint answers, but never with text
                 raise SynthError(f"LLM endpoint {self.url} answered every request with an empty message (model "
-                                 f"{self.model})", "check that --model names a chat model the server serves, "
-                                 "and try the prompt by hand with curl") from None
+                                 f"{self.model}); empty answers are not cached", "check that --model names a chat "
+                                 "model the server serves, and try the prompt by hand with curl; once it answers, "
+                                 "the same command asks again") from None
             raise
         log.info("llm: %s", self.report())
         return questions
 
     def ask_cached(self, cache, passage: str) -> str:
         inputs = {"model": self.model, "prompt": self.prompt, "passage": passage, "temperature": self.temperature}
-        entry = cache.get_or_compute(CACHE_STAGE, inputs, lambda: (None, self.ask(passage), {}))
+        # an empty answer is never cached: once the endpoint is fixed, the same command asks again
+        entry = cache.get_or_compute(CACHE_STAGE, inputs, lambda: (None, self.ask(passage), {}),
+                                     valid=lambda answer: bool(answer["question"].strip()))
         question = entry.payload["question"]
         with self.usage.lock:
             self.usage.cached += int(entry.hit)
@@ -151,8 +157,9 @@ class LlmGenerator:
                     wait = min(float(retry_after), MAX_RETRY_AFTER)
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 last = str(getattr(exc, "reason", exc) or type(exc).__name__)
-            if attempt < self.retries:
-                log.info("llm: %s from %s; retry %d of %d in %.2fs", last, self.url, attempt + 1, self.retries, wait)
+            if attempt < self.retries:  # shown as it happens: a refused connection must not wait in silence
+                log.warning("llm: %s from %s; retry %d of %d in %.1f s", last, self.url, attempt + 1, self.retries,
+                            wait)
                 time.sleep(wait)
         raise SynthError(f"LLM endpoint {self.url} failed {self.retries + 1} times; last: {last}",
                          "check that the server is running and reachable at --base-url (an OpenAI-compatible "
