@@ -139,3 +139,18 @@ def test_fingerprint_ignores_the_url(stub):
         assert config_identity(config(other)) == first  # same model elsewhere: same cache entries
     finally:
         other.close()
+
+
+def test_evaluate_reports_a_fingerprint_changed_since_the_export(stub, tmp_path):
+    from retrieval_lab.commands.export import fingerprint_changes, stage_identities
+    from retrieval_lab.config import compose_config
+
+    cfg = compose_config(["retriever=dense", "embedder=openai_compatible", f"embedder.base_url={stub.url}",
+                          "embedder.model=stub-embed", f"cache.dir={tmp_path / 'cache'}"])
+    export = {"models": stage_identities(cfg)}
+    assert fingerprint_changes(export, cfg) == []
+    stub.seed = "model-b"
+    served._PROBES.clear()
+    changes = fingerprint_changes(export, cfg)
+    assert [c.key for c in changes] == ["retriever served model 'stub-embed' fingerprint"]
+    assert changes[0].before == export["models"][0]["embedder"]["model"]["fingerprint"] != changes[0].after
