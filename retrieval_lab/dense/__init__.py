@@ -25,7 +25,7 @@ from retrieval_lab.chunking import Passages
 from retrieval_lab.dense.embedders import (Embedder, EmbedderConfig, ModelNotFoundError, config_identity,
                                            embedder_config, load_embedder, load_sentence_transformer,
                                            lookup_model, register_model, resolve_model)
-from retrieval_lab.dense import index as faiss_index
+from retrieval_lab.dense import chroma_index, index as faiss_index
 from retrieval_lab.dense.embedders import load_tokenizer
 from retrieval_lab.dense.index import IndexConfig, ann_recall, index_config
 from retrieval_lab.errors import ConfigError, LabError
@@ -178,6 +178,8 @@ class DenseRetriever:
         """Build (or load) the index; (cache hit, index bytes). Flat searches the memory-mapped embeddings."""
         config = self.index_config
         self._sizing = faiss_index.resolve_sizing(config, *vectors.shape)
+        if config.name == "chroma":
+            return self._build_chroma(vectors)
         if config.name == "flat":
             self._index = faiss_index.build_index(vectors, config, sizing=self._sizing)
             return False, int(vectors.nbytes)
@@ -192,6 +194,20 @@ class DenseRetriever:
         self._index = faiss_index.read(entry.folder, config, self._sizing)
         return entry.hit, int((entry.folder / faiss_index.INDEX_FILE).stat().st_size)
 
+    def _build_chroma(self, vectors: np.ndarray) -> tuple[bool, int]:
+        config = self.index_config
+        inputs = {"embeddings": self._embeddings_key, "index": config.build_params}
+
+        def write(folder: Path):
+            seconds = chroma_index.build(vectors, folder, config.M, config.ef_construction, config.ef_search,
+                                         config.space, self.embedder_config.progress)
+            return None, {"build_seconds": seconds, "kind": "chroma"}
+
+        entry = self.cache.get_or_write("indexes", inputs, write)
+        self._index = chroma_index.ChromaIndex(entry.folder, config.space)
+        size = sum(f.stat().st_size for f in (entry.folder / chroma_index.FOLDER).rglob("*") if f.is_file())
+        return entry.hit, int(size)
+
     def search(self, texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._index is None:
             raise LabError("dense retriever: search before index(passages)")
@@ -201,11 +217,16 @@ class DenseRetriever:
         else:
             queries = self.embedder.encode(list(texts), kind="query", progress=False)
         queries = np.asarray(queries)
-        rows, scores = faiss_index.search(self._index, queries, k, self._vectors, self._sizing.refine,
-                                          self.index_config.query_threads)
+        chroma = self.index_config.name == "chroma"
+        if chroma:
+            rows, scores = self._index.search(queries, k)
+        else:
+            rows, scores = faiss_index.search(self._index, queries, k, self._vectors, self._sizing.refine,
+                                              self.index_config.query_threads)
         kk = self.index_config.ann_recall_k
         if len(texts) > 1 and self.index_config.name != "flat":
-            exact_rows = faiss_index.exact_search(self._vectors, queries, kk)
+            exact_rows = (chroma_index.exact_rows(self._vectors, queries, kk, self.index_config.space) if chroma
+                          else faiss_index.exact_search(self._vectors, queries, kk))
             self.last_index_stats[f"ann_recall_at_{kk}"] = ann_recall(rows, exact_rows, kk)
         elif len(texts) > 1:
             self.last_index_stats[f"ann_recall_at_{kk}"] = 1.0
