@@ -240,8 +240,8 @@ class DenseRetriever:
         if counters is None:
             return {}
         used = counters.snapshot()
-        return {"spent_embedding_tokens": float(used["tokens"]), "embedding_requests": float(used["requests"]),
-                "embedding_retries": float(used["retries"]),
+        return {"spent_embedding_tokens": float(used["tokens"]), "spent_embedding_requests": float(used["requests"]),
+                "spent_embedding_retries": float(used["retries"]),
                 "spent_embedding_cost": cost(used["tokens"], self.embedder_config.price_per_1m_tokens)}
 
 
