@@ -154,3 +154,25 @@ def test_evaluate_reports_a_fingerprint_changed_since_the_export(stub, tmp_path)
     changes = fingerprint_changes(export, cfg)
     assert [c.key for c in changes] == ["retriever served model 'stub-embed' fingerprint"]
     assert changes[0].before == export["models"][0]["embedder"]["model"]["fingerprint"] != changes[0].after
+
+
+def test_a_run_logs_tokens_and_cost_and_a_replayed_run_spends_nothing(stub, tmp_path):
+    from retrieval_lab.config import compose_config
+    from retrieval_lab.pipeline import run_experiment
+    from tests.integration.sweep_util import tiny_beir
+
+    folder = tiny_beir(tmp_path / "tiny", docs=40, queries=8)
+    cfg = compose_config([f"dataset.path={folder}", "retriever=dense", "embedder=openai_compatible",
+                          f"embedder.base_url={stub.url}", "embedder.model=stub-embed",
+                          "embedder.price_per_1m_tokens=3.0", f"cache.dir={tmp_path / 'cache'}",
+                          "tracking.enabled=false", "eval.k=[1,5]", "eval.depth=5"])
+    first = run_experiment(cfg).timings
+    tokens = first["dense_embedding_passage_tokens"]
+    assert tokens > 0 and first["dense_embedding_passage_cost"] == pytest.approx(tokens * 3.0 / 1e6)
+    assert first["dense_spent_embedding_tokens"] > tokens  # the passages and the queries
+    assert first["dense_spent_embedding_cost"] == pytest.approx(first["dense_spent_embedding_tokens"] * 3.0 / 1e6)
+    sent = len(stub.requests)
+    again = run_experiment(cfg).timings
+    assert again["dense_cache_hit"] == 1.0 and len(stub.requests) == sent
+    assert again["dense_spent_embedding_tokens"] == 0 and again["dense_spent_embedding_cost"] == 0
+    assert again["dense_embedding_passage_tokens"] == tokens  # what the vectors cost, still on record
