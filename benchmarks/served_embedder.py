@@ -54,7 +54,7 @@ def main() -> int:
     rows = {}
     with infinity_server([(resolve_model("minilm_l6").path, "minilm-l6")], args.work / "infinity.log") as url:
         served = [*base, "embedder=openai_compatible", f"embedder.base_url={url}", "embedder.model=minilm-l6",
-                  "embedder.batch_size=32", "embedder.concurrency=2", f"cache.dir={args.work / 'cache-served'}"]
+                  "embedder.batch_size=32", "embedder.concurrency=2", "embedder.timeout_s=900", f"cache.dir={args.work / 'cache-served'}"]
         rows["served, first run"] = run(served)
         print(json.dumps(rows), flush=True)
         rows["served, second run"] = run(served)

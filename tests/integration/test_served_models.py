@@ -50,7 +50,9 @@ def server(tmp_path_factory):
 
 def served(url: str, **kw) -> list[str]:
     return ["embedder=openai_compatible", f"embedder.base_url={url}", "embedder.model=minilm-l6",
-            "embedder.max_retries=2", "embedder.price_per_1m_tokens=0.02", *[f"embedder.{k}={v}" for k, v in kw.items()]]
+            "embedder.max_retries=2", "embedder.price_per_1m_tokens=0.02", "embedder.batch_size=32",
+            "embedder.concurrency=2", "embedder.timeout_s=900",  # a local server on 2 busy cores queues requests
+            *[f"embedder.{k}={v}" for k, v in kw.items()]]
 
 
 def test_served_vectors_equal_the_local_embedders(server, data_root, tmp_path):
