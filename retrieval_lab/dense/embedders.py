@@ -40,7 +40,8 @@ from retrieval_lab.paths import cache_root
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("torch", "torch_bf16", "onnx", "onnx_int8", "static")
+BACKENDS = ("torch", "torch_bf16", "onnx", "onnx_int8", "static", "openai")
+SERVED_BACKEND = "openai"  # vectors from an OpenAI-compatible POST /embeddings (dense/served.py)
 KINDS = ("sentence_transformers", "onnx_graph", "static", "cross_encoder")
 ONNX_OPSET = 17
 
@@ -63,6 +64,19 @@ class EmbedderConfig:
     progress: bool | None = None     # progress bars; null: on unless $CI is set
     lowercase: bool = False          # lower-case queries and passages first: for case-sensitive models (WordLlama)
     #                                  when queries and documents differ in case
+    # backend openai (embedder=openai_compatible): a served model, dense/served.py
+    base_url: str | None = None      # e.g. https://api.openai.com/v1 or http://127.0.0.1:7997 (POST <base_url>/embeddings)
+    api_key_env: str | None = None   # environment variable holding the API key (Bearer); null: no key
+    dimensions: int | None = None    # asked of models that take it (text-embedding-3-*); null: the model's own
+    concurrency: int = 4             # requests in flight
+    max_retries: int = 5             # retries of 429 / 5xx / timeouts, with exponential backoff
+    retry_backoff_s: float = 1.0     # first wait, doubled per retry (a Retry-After header wins)
+    timeout_s: float = 60.0          # seconds one request may take
+    price_per_1m_tokens: float | None = None  # cost logged per run (embedding_cost); null: not priced
+
+    @property
+    def served(self) -> bool:
+        return self.backend == SERVED_BACKEND
 
     @property
     def model_ref(self) -> str:
@@ -78,12 +92,38 @@ class EmbedderConfig:
             raise ConfigError(f"{prefix}.query_threads", f"must be positive or null, got {self.query_threads}")
         if self.threads is not None and self.threads <= 0:
             raise ConfigError(f"{prefix}.threads", f"must be positive or null, got {self.threads}")
+        if self.served:
+            self._validate_served(prefix)
+        elif self.base_url is not None:
+            raise ConfigError(f"{prefix}.base_url", f"set, but {prefix}.backend is {self.backend}",
+                              f"for a served model use embedder=openai_compatible (backend {SERVED_BACKEND})")
         if self.name == "hf" and not self.model:
             raise ConfigError(f"{prefix}.model", "the hf embedder needs a model",
                               f"set {prefix}.model=<Hugging Face name or local folder>, e.g. BAAI/bge-small-en-v1.5")
         if not self.model_ref:
             raise ConfigError(f"{prefix}.model", "empty model name", "use minilm_l6, minilm_l3, wordllama, a "
                               "local folder or a Hugging Face name")
+
+
+    def _validate_served(self, prefix: str) -> None:
+        if not self.base_url or not re.match(r"^https?://[^/\s]+", self.base_url):
+            raise ConfigError(f"{prefix}.base_url", f"a served embedder needs an http(s) URL, got {self.base_url!r}",
+                              f"set {prefix}.base_url=https://api.openai.com/v1 (or your server, e.g. "
+                              "http://127.0.0.1:7997)")
+        if not self.model:
+            raise ConfigError(f"{prefix}.model", "a served embedder needs the model name the server knows",
+                              f"set {prefix}.model=text-embedding-3-small (or the name your server serves)")
+        for key in ("concurrency", "dimensions"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{prefix}.{key}", f"must be a positive integer, got {value}")
+        if self.max_retries < 0:
+            raise ConfigError(f"{prefix}.max_retries", f"must be >= 0, got {self.max_retries}")
+        for key in ("timeout_s", "retry_backoff_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{prefix}.{key}", f"must be positive, got {getattr(self, key)}")
+        if self.price_per_1m_tokens is not None and self.price_per_1m_tokens < 0:
+            raise ConfigError(f"{prefix}.price_per_1m_tokens", f"must be >= 0, got {self.price_per_1m_tokens}")
 
 
 def embedder_config(node: Any, prefix: str = "embedder") -> EmbedderConfig:
@@ -368,6 +408,10 @@ class Embedder:
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def _encode_many(self, batches):
+        """Vectors of each batch, in order (a served model overlaps its requests)."""
+        return map(self._encode_batch, batches)
+
     def _lengths(self, texts) -> np.ndarray:
         return np.fromiter(map(len, texts), dtype=np.int64)
 
@@ -393,11 +437,11 @@ class Embedder:
                  if self.config.sort_by_length and n > 1 else np.arange(n))
         bs = self.config.batch_size
         show = progress if progress is not None else (self.config.progress if n > bs else False)
+        batches = [order[start:start + bs] for start in range(0, n, bs)]
+        prepared = ([prepare(texts[i]) for i in rows.tolist()] for rows in batches)  # read batch by batch
         with progress_bar(n, f"encode {kind}s {self.config.name} [{self.backend}]", show, unit=f"{kind}s") as bar:
-            for start in range(0, n, bs):
-                rows = order[start:start + bs]
-                vectors = np.asarray(self._encode_batch([prepare(texts[i]) for i in rows.tolist()]),
-                                     dtype=np.float32)
+            for rows, vectors in zip(batches, self._encode_many(prepared)):
+                vectors = np.asarray(vectors, dtype=np.float32)
                 if self.config.normalize:  # row by row, as over the whole array
                     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
                 out[rows] = vectors
@@ -415,6 +459,16 @@ def embedder_identity(config: EmbedderConfig, spec: ModelSpec) -> dict:
     if config.lowercase:  # only when on, so the keys of embeddings computed before the option existed still hold
         identity["lowercase"] = True
     return identity
+
+
+def config_identity(config: EmbedderConfig, root: str | Path | None = None, key: str = "embedder") -> dict:
+    """The identity of the vectors `config` produces: weights by hash, or a served model by name and fingerprint
+    (one request to the server, once per process)."""
+    if config.served:
+        from retrieval_lab.dense.served import served_identity
+
+        return served_identity(config, key)
+    return embedder_identity(config, resolve_model(config.model_ref, root))
 
 
 def _set_threads(threads: int | None) -> None:
@@ -562,6 +616,8 @@ def hf_tokenizer(folder: Path):
 
 def load_tokenizer(config: EmbedderConfig, root: str | Path | None = None):
     """The embedder's Hugging Face tokenizer without loading the model (to count tokens); None if it has none."""
+    if config.served:  # the server tokenizes
+        return None
     spec = resolve_model(config.model_ref, root)
     if spec.kind == "static":
         from tokenizers import Tokenizer
@@ -576,8 +632,12 @@ def load_tokenizer(config: EmbedderConfig, root: str | Path | None = None):
         return None
 
 
-def load_embedder(config: EmbedderConfig, cache=None) -> Embedder:
+def load_embedder(config: EmbedderConfig, cache=None, key: str = "embedder") -> Embedder:
     """Load the model (once per call: keep the Embedder). `cache` stores ONNX exports (default cache if None)."""
+    if config.served:
+        from retrieval_lab.dense.served import OpenAICompatibleEmbedder
+
+        return OpenAICompatibleEmbedder(config, key)
     cache = cache if cache is not None else Cache()
     spec = resolve_model(config.model_ref, cache.root)
     backend = config.backend or spec.default_backend

@@ -33,7 +33,8 @@ from retrieval_lab.errors import ConfigError
 log = logging.getLogger(__name__)
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # "could not load AVX512 library" on every import
 
-INDEXES = ("flat", "hnsw", "ivf", "ivfpq")
+INDEXES = ("flat", "hnsw", "ivf", "ivfpq", "chroma")  # chroma: embedded Chroma's HNSW (dense/chroma_index.py)
+SPACES = ("ip", "cosine", "l2")
 LISTS_PER_SQRT_N = 4  # nlist = 4·sqrt(N)
 MIN_POINTS_PER_LIST = 39  # faiss warns when training k-means with fewer points per centroid
 TRAIN_POINTS_PER_LIST = 64  # training sample per list
@@ -56,7 +57,8 @@ class IndexConfig:
     refine: int = 4              # ivfpq: rescore refine·k candidates exactly from the embeddings (0: PQ scores)
     memory_budget_gb: float | None = None  # ivf/ivfpq: memory for the stored vectors; ivf above it -> PQ codes
     train_size: int | None = None  # ivf/ivfpq: vectors sampled to train the lists; null: 64 per list
-    ann_recall_k: int = 10       # ANN recall@k against exact search, logged for hnsw/ivf/ivfpq
+    space: str = "ip"            # chroma: ip | cosine | l2 (the FAISS indexes search inner product)
+    ann_recall_k: int = 10       # ANN recall@k against exact search, logged for hnsw/ivf/ivfpq/chroma
     threads: int | None = None   # faiss OpenMP threads; null: faiss default
     query_threads: int | None = 1  # faiss threads for one-query searches (latency); null: as `threads`. One thread
     #                                is immune to OpenMP oversubscription: flat over 100k vectors 4 ms vs 32 ms per
@@ -69,6 +71,11 @@ class IndexConfig:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise ConfigError(f"{prefix}.{key}", f"must be a positive integer, got {value}")
+        if self.space not in SPACES:
+            raise ConfigError(f"{prefix}.space", f"unknown space '{self.space}'", f"use one of {', '.join(SPACES)}")
+        if self.space != "ip" and self.name != "chroma":
+            raise ConfigError(f"{prefix}.space", f"index={self.name} searches inner product only",
+                              f"drop {prefix}.space (normalized embeddings make ip the cosine), or use index=chroma")
         if self.refine < 0:
             raise ConfigError(f"{prefix}.refine", f"must be >= 0, got {self.refine}")
         if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
@@ -86,6 +93,9 @@ class IndexConfig:
         """Parameters that change the built index (its cache key)."""
         if self.name == "hnsw":
             return {"name": "hnsw", "M": self.M, "ef_construction": self.ef_construction}
+        if self.name == "chroma":  # ef_search too: Chroma stores it in the collection
+            return {"name": "chroma", "M": self.M, "ef_construction": self.ef_construction,
+                    "ef_search": self.ef_search, "space": self.space}
         if self.is_ivf:
             return {"name": self.name, "nlist": self.nlist, "train_size": self.train_size, "pq_m": self.pq_m,
                     "memory_budget_gb": self.memory_budget_gb}

@@ -117,6 +117,8 @@ class FirstStageStep:
             entry = self.cache.get_or_compute(
                 "first_stage_runs", inputs, lambda: self._compute(queries, passages, n_docs, depth, aggregate))
             arrays, costs, hit = entry.arrays, entry.meta, entry.hit
+            if hit:  # money and tokens spent computing the run were spent then, not now
+                costs = {name: 0.0 if name.startswith("spent_") else value for name, value in costs.items()}
         else:
             arrays, _, costs = self._compute(queries, passages, n_docs, depth, aggregate)
             hit = False

@@ -18,6 +18,7 @@ from retrieval_lab.config import check_choice, typed
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.fusion.normalization import minmax
 from retrieval_lab.rerank.cross_encoder import BACKENDS, CrossEncoderScorer
+from retrieval_lab.rerank.http import APIS as HTTP_APIS, HttpRerankScorer
 from retrieval_lab.types import Queries, Run
 
 
@@ -32,6 +33,14 @@ class RerankerConfig:
     backend: str = "torch"  # torch | onnx (exported once, the torch scores) | onnx_int8 (dynamic int8, faster)
     interpolate: float = 0.0  # weight of the first-stage score mixed in (0 = reranker only)
     threads: int | None = None
+    # type http (reranker=http): a served /rerank API, rerank/http.py; batch_size = documents per request
+    base_url: str | None = None  # e.g. https://api.cohere.com/v2, http://127.0.0.1:7997
+    api: str = "cohere"  # cohere (Cohere, Jina, Voyage, infinity, vLLM) | tei (Hugging Face TEI)
+    api_key_env: str | None = None  # environment variable holding the key (Bearer); null: no key
+    max_retries: int = 5  # retries of 429 / 5xx / timeouts with exponential backoff
+    retry_backoff_s: float = 1.0
+    timeout_s: float = 60.0
+    price_per_1m_tokens: float | None = None  # cost logged per run (rerank_spent_cost); null: not priced
 
     @property
     def active(self) -> bool:
@@ -48,6 +57,25 @@ class RerankerConfig:
             raise ConfigError(f"{prefix}.max_length", f"must be a positive integer or null, got {self.max_length}")
         if not 0 <= self.interpolate <= 1:
             raise ConfigError(f"{prefix}.interpolate", f"must be within [0, 1], got {self.interpolate}")
+        if self.type == "http":
+            self._validate_http(prefix)
+
+    def _validate_http(self, prefix: str) -> None:
+        if not self.base_url or not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{prefix}.base_url", f"a served reranker needs an http(s) URL, got {self.base_url!r}",
+                              f"set {prefix}.base_url=http://127.0.0.1:7997 (POST <base_url>/rerank)")
+        if not self.model:
+            raise ConfigError(f"{prefix}.model", "a served reranker needs the model name the server knows",
+                              f"set {prefix}.model=rerank-v3.5 (or the name your server serves)")
+        if self.api not in HTTP_APIS:
+            raise ConfigError(f"{prefix}.api", f"unknown API '{self.api}'", f"use one of {', '.join(HTTP_APIS)}")
+        if self.max_retries < 0:
+            raise ConfigError(f"{prefix}.max_retries", f"must be >= 0, got {self.max_retries}")
+        for key in ("timeout_s", "retry_backoff_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{prefix}.{key}", f"must be positive, got {getattr(self, key)}")
+        if self.price_per_1m_tokens is not None and self.price_per_1m_tokens < 0:
+            raise ConfigError(f"{prefix}.price_per_1m_tokens", f"must be >= 0, got {self.price_per_1m_tokens}")
 
 
 def reranker_config(node, prefix: str = "reranker") -> RerankerConfig:
@@ -63,7 +91,7 @@ def _cross_encoder(config: RerankerConfig, cache_root, cache_enabled: bool):
 
 # type -> factory(config, cache root, cache enabled) -> scorer with `.score(pairs) -> np.ndarray`, `.identity`,
 # `.last_stats`
-RERANKERS: dict[str, Callable | None] = {"none": None, "cross_encoder": _cross_encoder}
+RERANKERS: dict[str, Callable | None] = {"none": None, "cross_encoder": _cross_encoder, "http": HttpRerankScorer}
 
 
 def make_scorer(config: RerankerConfig, cache_root: str | Path | None = None, cache_enabled: bool = True):
@@ -79,6 +107,7 @@ def rerank(run: Run, queries: Queries, text_of: dict[str, str], scorer, depth: i
     qtext = dict(zip(queries.ids, queries.texts))
     out = Run()
     n_pairs, computed, weighted_per_pair, reported_per_pair = 0, 0.0, 0.0, None
+    billed: dict[str, float] = {}  # a served reranker's tokens, cost, requests, retries spent now
     t0 = time.perf_counter()
     for qid, hits in run.items():
         n = min(depth, len(hits))
@@ -88,6 +117,9 @@ def rerank(run: Run, queries: Queries, text_of: dict[str, str], scorer, depth: i
             stats = getattr(scorer, "last_stats", {})
             n_pairs += n
             computed += stats.get("pairs_computed", n)
+            for name in ("tokens", "cost", "requests", "retries"):
+                if name in stats:
+                    billed[name] = billed.get(name, 0.0) + stats[name]
             if "seconds_per_pair" in stats:
                 reported_per_pair = stats["seconds_per_pair"]
                 weighted_per_pair += stats["seconds_per_pair"] * stats.get("pairs_computed", n)
@@ -112,7 +144,8 @@ def rerank(run: Run, queries: Queries, text_of: dict[str, str], scorer, depth: i
     return out, {"rerank_seconds": wall, "rerank_pairs": float(n_pairs), "rerank_pairs_computed": float(computed),
                  "rerank_seconds_per_pair": per_pair,
                  "rerank_ms_per_query": 1000 * per_pair * n_pairs / n_queries,
-                 "rerank_wall_ms_per_query": 1000 * wall / n_queries}
+                 "rerank_wall_ms_per_query": 1000 * wall / n_queries,
+                 **{f"rerank_spent_{name}": value for name, value in billed.items()}}
 
 
 __all__ = ["RerankerConfig", "RERANKERS", "reranker_config", "make_scorer", "rerank"]
