@@ -109,7 +109,7 @@ def sample_board(pool: dict, qrels: dict, qids: list[str], graded: bool):
     items = pool_items(runs, qids, DEPTH)
     order = {q: n for n, q in enumerate(qids)}
     board = Board.from_hits([i.hits for i in items], [order[i.query_id] for i in items], len(qids),
-                            pool["configurations"], DEPTH)
+                            pool["configurations"], DEPTH, [i.doc for i in items])
     truth = []
     for item in items:
         grade = qrels.get(item.query_id, {}).get(item.doc, 0)

@@ -75,12 +75,14 @@ def test_unjudged_units_count_at_the_grade_of_judged_units_with_as_many_votes():
     # units 0-3 retrieved by both configurations, 4-7 by one; judged: the 2-vote ones relevant, 1-vote not
     board = Board.from_hits([[(0, 1), (1, 2)]] * 4 + [[(0, 3)]] * 4, [0] * 8, 1, ["A", "B"], 10)
     grades = np.array([2, 2, 2, NAN, 0, 0, 0, NAN])
-    mean, variance = grade_estimates(board, grades)
-    assert mean[3] > 1.2 and mean[7] < 0.5 and variance[3] > 0 and variance[7] > 0
-    assert mean[0] == 2 and variance[0] == 0
+    est = grade_estimates(board, grades)
+    assert est.mean[3] > 1.2 and est.mean[7] < 0.5 and est.variance[3] > 0 and est.variance[7] > 0
+    assert est.mean[0] == 2 and est.variance[0] == 0 and est.kind[0] == -1
+    # the estimate each kind of unit shares is uncertain too: less so as more units of the kind are judged
+    assert est.kind[3] != est.kind[7] and all(v > 0 for v in est.kind_variance)
     # nothing judged: a uniform prior over the grades
-    mean, variance = grade_estimates(board, np.full(8, NAN))
-    assert mean[0] == pytest.approx(1.0) and variance[0] == pytest.approx(2 / 3)
+    est = grade_estimates(board, np.full(8, NAN))
+    assert est.mean[0] == pytest.approx(1.0) and est.variance[0] == pytest.approx(2 / 3)
 
 
 def question_board() -> Board:

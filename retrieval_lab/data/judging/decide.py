@@ -7,11 +7,14 @@ difference between two configurations is a weighted sum over units: a unit weigh
 configuration that ranks it, and it counts for a pair only when the two rank it differently (MTC's observation:
 units both retrieve at the same rank, or neither retrieves, can never change the comparison).
 
-Units nobody judged yet (the stated rule): each counts at its expected grade, estimated from the judged units that
-as many configurations retrieved (a unit most configurations retrieved is more often relevant), smoothed toward all
-judged units (Dirichlet pseudo-counts) and, before any judgement, toward a uniform prior over the grades; its grade
-is uncertain with that estimate's variance, independently of the others. So the difference of two configurations is
-known up to a normal error whose variance sums the unjudged units' (weight difference)^2 x variance.
+Units nobody judged yet (the stated rule): each counts at its expected grade, estimated from the judged units alike
+in how many configurations retrieved the same document for the question (a document most configurations retrieved
+is more often relevant) and in the best rank it got (1, 2-3, 4 and below), smoothed toward the judged units with as
+many configurations, those toward all judged units, and those toward a uniform prior over the grades (Dirichlet
+pseudo-counts at each level). The difference of two configurations is then known up to a normal error with two
+parts: each unjudged unit's own grade (variance: its estimate's, independently), and the estimate itself, shared by
+every unit of its kind (the variance of a Dirichlet mean, times the squared sum of those units' weight differences),
+so that a thousand unjudged units of one kind are not mistaken for a thousand independent coin flips.
 
 The stopping rule: the leader is the configuration of highest expected score; a configuration could still overtake
 it while the lower 95% confidence bound of (leader - it) is not above zero, the 95% simultaneous over the other
@@ -41,44 +44,74 @@ class Board:
     question: np.ndarray  # (units,) index of the unit's question
     questions: int
     names: tuple[str, ...]
-
-    @property
-    def votes(self) -> np.ndarray:
-        """How many configurations retrieved each unit (the estimate's bins)."""
-        return (self.weights > 0).sum(axis=1)
+    kind: np.ndarray  # (units, 2): configurations that retrieved the unit's document for its question; rank bucket
 
     @classmethod
     def from_hits(cls, hits: list[list[tuple[int, int]]], question: list[int], questions: int,
-                  names: list[str], depth: int) -> "Board":
-        """`hits[i]`: (configuration index, rank from 1) of unit i."""
+                  names: list[str], depth: int, documents: list[str] | None = None) -> "Board":
+        """`hits[i]`: (configuration index, rank from 1) of unit i; `documents[i]`: its document (units of one
+        document share its votes), else each unit is its own document."""
         weights = np.zeros((len(hits), len(names)))
         for i, unit_hits in enumerate(hits):
             for c, rank in unit_hits:
                 if rank <= depth:
                     weights[i, c] = max(weights[i, c], 1.0 / math.log2(rank + 1))
-        return cls(weights, np.asarray(question, dtype=int), max(questions, 1), tuple(names))
+        documents = documents or [str(i) for i in range(len(hits))]
+        by_document: dict[tuple[int, str], set[int]] = {}
+        for i, unit_hits in enumerate(hits):
+            by_document.setdefault((question[i], documents[i]), set()).update(c for c, _ in unit_hits)
+        votes = [len(by_document[(question[i], documents[i])]) for i in range(len(hits))]
+        best = [min((r for _, r in h), default=depth + 1) for h in hits]
+        bucket = [0 if r <= 1 else 1 if r <= 3 else 2 for r in best]
+        return cls(weights, np.asarray(question, dtype=int), max(questions, 1), tuple(names),
+                   np.array(list(zip(votes, bucket)), dtype=int).reshape(len(hits), 2))
 
 
-def grade_estimates(board: Board, grades: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expected grade and its variance for every unit (judged units: their grade, variance 0). `grades`: the grade
-    of each unit, NaN where unjudged. The estimate of an unjudged unit: the grade distribution of the judged units
-    with as many votes, with PRIOR_STRENGTH pseudo-units of all judged units' distribution, itself with
-    PRIOR_STRENGTH pseudo-units of a uniform one."""
+@dataclass(frozen=True)
+class Estimates:
+    mean: np.ndarray  # expected grade per unit (a judged unit: its grade)
+    variance: np.ndarray  # variance of an unjudged unit's own grade (0 when judged)
+    kind: np.ndarray  # per unit, the index of the estimate it shares (-1: judged)
+    kind_variance: np.ndarray  # per estimate, the variance of its mean
+
+
+def _dirichlet(counts: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    return (counts + PRIOR_STRENGTH * prior) / (counts.sum() + PRIOR_STRENGTH)
+
+
+def grade_estimates(board: Board, grades: np.ndarray) -> Estimates:
+    """Each unit's expected grade and uncertainty (module docstring). `grades`: NaN where unjudged."""
     judged = ~np.isnan(grades)
-    votes = board.votes
-    counts_all = np.array([(grades[judged] == g).sum() for g in GRADE_VALUES], dtype=float)
-    overall = (counts_all + PRIOR_STRENGTH / len(GRADE_VALUES)) / (counts_all.sum() + PRIOR_STRENGTH)
+    counts = lambda mask: np.array([(grades[mask & judged] == g).sum() for g in GRADE_VALUES], dtype=float)
+    overall = _dirichlet(counts(np.ones(len(grades), dtype=bool)), np.full(len(GRADE_VALUES), 1 / len(GRADE_VALUES)))
     mean = np.where(judged, np.nan_to_num(grades), 0.0)
     variance = np.zeros(len(grades))
+    kind_of = np.full(len(grades), -1)
+    kind_variance = []
+    votes, bucket = board.kind[:, 0], board.kind[:, 1]
     for v in np.unique(votes[~judged]):
-        in_bin = votes == v
-        counts = np.array([(grades[in_bin & judged] == g).sum() for g in GRADE_VALUES], dtype=float)
-        p = (counts + PRIOR_STRENGTH * overall) / (counts.sum() + PRIOR_STRENGTH)
-        mu = float(p @ GRADE_VALUES)
-        var = float(p @ (GRADE_VALUES - mu) ** 2)
-        target = in_bin & ~judged
-        mean[target], variance[target] = mu, var
-    return mean, variance
+        by_votes = votes == v
+        p_votes = _dirichlet(counts(by_votes), overall)
+        for r in np.unique(bucket[by_votes & ~judged]):
+            in_kind = by_votes & (bucket == r)
+            n = counts(in_kind).sum() + PRIOR_STRENGTH
+            p = _dirichlet(counts(in_kind), p_votes)
+            mu = float(p @ GRADE_VALUES)
+            var = float(p @ (GRADE_VALUES - mu) ** 2)
+            target = in_kind & ~judged
+            mean[target], variance[target], kind_of[target] = mu, var, len(kind_variance)
+            kind_variance.append(var / (n + 1))
+    return Estimates(mean, variance, kind_of, np.array(kind_variance))
+
+
+def difference_sd(estimates: Estimates, differences: np.ndarray, questions: int) -> np.ndarray:
+    """The standard error of each column's weighted sum of grades over the unjudged units (module docstring):
+    `differences` (units, k), weight differences per comparison."""
+    own = (differences ** 2 * estimates.variance[:, None]).sum(axis=0)
+    shared = np.zeros(differences.shape[1])
+    for k, var in enumerate(estimates.kind_variance):
+        shared += differences[estimates.kind == k].sum(axis=0) ** 2 * var
+    return np.sqrt(own + shared) / questions
 
 
 @dataclass(frozen=True)
@@ -142,14 +175,14 @@ class Decision:
 
 def decide(board: Board, grades: np.ndarray, confidence: float = CONFIDENCE) -> Decision:
     """The stopping rule (module docstring) for the judgements so far."""
-    mean, variance = grade_estimates(board, grades)
-    scores = mean @ board.weights / board.questions
+    estimates = grade_estimates(board, grades)
+    scores = estimates.mean @ board.weights / board.questions
     m = len(board.names)
     # the highest expected score; ties to the first configuration, so the leader does not flicker
     leader = int(np.argmax(scores))
     z = norm.ppf(1 - (1 - confidence) / max(m - 1, 1))
     lead_weights = board.weights[:, [leader]] - board.weights  # (units, configurations)
-    sd = np.sqrt((lead_weights ** 2 * variance[:, None]).sum(axis=0)) / board.questions
+    sd = difference_sd(estimates, lead_weights, board.questions)
     challengers = []
     for c in range(m):
         if c == leader:
@@ -168,11 +201,11 @@ def unit_values(board: Board, grades: np.ndarray, decision: Decision | None = No
     the same over every comparison with the leader that is not exact yet (judging on sharpens the ranking). 0 for
     judged units and units no open comparison depends on."""
     decision = decision or decide(board, grades)
-    mean, variance = grade_estimates(board, grades)
+    estimates = grade_estimates(board, grades)
     open_ = [c.index for c in decision.contenders] or [c.index for c in decision.challengers if not c.exact]
     if not open_:
         return np.zeros(len(grades))
     lead_weights = board.weights[:, [decision.leader]] - board.weights[:, open_]
-    share = lead_weights ** 2 * variance[:, None]
+    share = lead_weights ** 2 * estimates.variance[:, None]
     total = share.sum(axis=0)
     return (share / np.where(total > 0, total, 1.0)).sum(axis=1)

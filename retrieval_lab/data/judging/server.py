@@ -79,7 +79,8 @@ def term_spans(text: str, terms: set[str]) -> list[list[int]]:
 def pool_board(pool: Pool) -> Board:
     order = {q: n for n, q in enumerate(pool.questions.ids)}
     return Board.from_hits([item.hits for item in pool.items], [order[item.query_id] for item in pool.items],
-                           len(pool.questions), [c["name"] for c in pool.configurations], pool.depth)
+                           len(pool.questions), [c["name"] for c in pool.configurations], pool.depth,
+                           [item.doc for item in pool.items])
 
 
 class JudgingApp:
