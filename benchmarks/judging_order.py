@@ -126,7 +126,7 @@ def settled_from(values: list, good) -> int | None:
 
 
 def simulate_order(order: str, board, truth: np.ndarray) -> dict:
-    from scipy.stats import kendalltau
+    from scipy.stats import kendalltau, rankdata
 
     from retrieval_lab.data.judging.decide import decide
     from retrieval_lab.data.judging.order import next_unit
@@ -137,13 +137,16 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
     grades = np.full(len(truth), np.nan)
     done = np.zeros(len(truth), dtype=bool)
     last, decision = None, decide(board, grades)
-    leaders, taus, stop = [], [], None
+    leaders, taus, stop, tau_of = [], [], None, {}
     for t in range(1, len(truth) + 1):
         unit = next_unit(order, board, grades, done, last, decision=decision)
         grades[unit], done[unit], last = truth[unit], True, unit
         decision = decide(board, grades)
         leaders.append(decision.leader)
-        taus.append(kendalltau(decision.scores, complete).statistic)
+        ranks = tuple(rankdata(decision.scores))  # tau changes only when the ranking does
+        if ranks not in tau_of:
+            tau_of[ranks] = kendalltau(decision.scores, complete).statistic
+        taus.append(tau_of[ranks])
         if stop is None and decision.decided:
             y = decision.runner_up
             stop = {"judgements": t, "leader": board.names[decision.leader], "runner_up": y.name,

@@ -82,35 +82,33 @@ def _dirichlet(counts: np.ndarray, prior: np.ndarray) -> np.ndarray:
 def grade_estimates(board: Board, grades: np.ndarray) -> Estimates:
     """Each unit's expected grade and uncertainty (module docstring). `grades`: NaN where unjudged."""
     judged = ~np.isnan(grades)
-    counts = lambda mask: np.array([(grades[mask & judged] == g).sum() for g in GRADE_VALUES], dtype=float)
-    overall = _dirichlet(counts(np.ones(len(grades), dtype=bool)), np.full(len(GRADE_VALUES), 1 / len(GRADE_VALUES)))
-    mean = np.where(judged, np.nan_to_num(grades), 0.0)
-    variance = np.zeros(len(grades))
-    kind_of = np.full(len(grades), -1)
-    kind_variance = []
-    votes, bucket = board.kind[:, 0], board.kind[:, 1]
-    for v in np.unique(votes[~judged]):
-        by_votes = votes == v
-        p_votes = _dirichlet(counts(by_votes), overall)
-        for r in np.unique(bucket[by_votes & ~judged]):
-            in_kind = by_votes & (bucket == r)
-            n = counts(in_kind).sum() + PRIOR_STRENGTH
-            p = _dirichlet(counts(in_kind), p_votes)
-            mu = float(p @ GRADE_VALUES)
-            var = float(p @ (GRADE_VALUES - mu) ** 2)
-            target = in_kind & ~judged
-            mean[target], variance[target], kind_of[target] = mu, var, len(kind_variance)
-            kind_variance.append(var / (n + 1))
-    return Estimates(mean, variance, kind_of, np.array(kind_variance))
+    buckets, levels = 3, len(GRADE_VALUES)
+    kind_id = board.kind[:, 0] * buckets + board.kind[:, 1]
+    kinds = (int(board.kind[:, 0].max(initial=0)) + 1) * buckets
+    g = np.nan_to_num(grades).astype(int)
+    by_kind = np.bincount(kind_id[judged] * levels + g[judged], minlength=kinds * levels).reshape(-1, buckets, levels)
+    by_votes = by_kind.sum(axis=1)  # (votes, grades)
+    uniform = np.full(levels, 1 / levels)
+    overall = (by_votes.sum(axis=0) + PRIOR_STRENGTH * uniform) / (by_votes.sum() + PRIOR_STRENGTH)
+    p_votes = (by_votes + PRIOR_STRENGTH * overall) / (by_votes.sum(axis=1, keepdims=True) + PRIOR_STRENGTH)
+    p_kind = (by_kind + PRIOR_STRENGTH * p_votes[:, None, :]) / (by_kind.sum(axis=2, keepdims=True) + PRIOR_STRENGTH)
+    p_kind = p_kind.reshape(-1, levels)
+    mu = p_kind @ GRADE_VALUES
+    var = p_kind @ GRADE_VALUES ** 2 - mu ** 2
+    n = by_kind.reshape(-1, levels).sum(axis=1) + PRIOR_STRENGTH
+    mean = np.where(judged, np.nan_to_num(grades), mu[kind_id])
+    variance = np.where(judged, 0.0, var[kind_id])
+    return Estimates(mean, variance, np.where(judged, -1, kind_id), var / (n + 1))
 
 
 def difference_sd(estimates: Estimates, differences: np.ndarray, questions: int) -> np.ndarray:
     """The standard error of each column's weighted sum of grades over the unjudged units (module docstring):
     `differences` (units, k), weight differences per comparison."""
     own = (differences ** 2 * estimates.variance[:, None]).sum(axis=0)
-    shared = np.zeros(differences.shape[1])
-    for k, var in enumerate(estimates.kind_variance):
-        shared += differences[estimates.kind == k].sum(axis=0) ** 2 * var
+    unjudged = estimates.kind >= 0
+    sums = np.zeros((len(estimates.kind_variance), differences.shape[1]))
+    np.add.at(sums, estimates.kind[unjudged], differences[unjudged])
+    shared = (sums ** 2 * estimates.kind_variance[:, None]).sum(axis=0)
     return np.sqrt(own + shared) / questions
 
 
