@@ -100,7 +100,7 @@ def cmd_judge(args) -> int:
     print(f"order: {order}; assessor: {assessor}" + (f"; overlap {overlap:.0%} (judged by every assessor)"
                                                      if overlap else ""))
     print(f"{state['decision']['statement']}")
-    app.last_statement = state["decision"]["statement"]
+    app.tell(state)
     for line in agreement_lines(state["agreement"]):
         print(f"agreement: {line}")
     print("judging page (127.0.0.1 only; Ctrl-C stops it):")

@@ -241,3 +241,20 @@ def test_extending_pool_items_keeps_hits_and_numbers_the_new_configuration_after
     old = pool_items([Run({"q": [("a@0-5", 1.0), ("b@0-5", 0.5)]})], ["q"], 10)
     new = pool_items([Run({"q": [("b@0-5", 1.0), ("c@0-5", 0.5)]})], ["q"], 10, old, first=1)
     assert [(i.doc, i.hits) for i in new] == [("b", [(0, 2), (1, 1)]), ("a", [(0, 1)]), ("c", [(1, 2)])]
+
+
+def test_the_console_hears_of_the_decision_when_it_changes_not_at_every_judgement(tmp_path):
+    lines: list[str] = []
+    app = JudgingApp(tmp_path, pool_of(2), JudgementStore(tmp_path), CORPUS, order="decisive", report=lines.append)
+    app.tell(app.state())
+    judged = 0
+    while app.state()["left_for_me"]:
+        item = app.pool.items[app.state()["resume"]]
+        # c0 retrieves d1, d2, d4, d5 and c1 d0, d1, d3, d4 (pool_of): c0's own are the relevant ones
+        grade = 2 if item.doc in ("d2", "d5") else 0
+        app.judge({"query_id": item.query_id, "doc": item.doc, "start": 0, "end": 50, "grade": grade})
+        judged += 1
+    assert lines and len(lines) < judged
+    # decided before every passage was judged, said once (the runner-up did not change after)
+    decided = [line for line in lines if "decided: c0 leads c1 by at least" in line]
+    assert len(decided) == 1 and lines[-1] == decided[0] and int(decided[0][1:].split("/")[0]) < judged

@@ -96,7 +96,7 @@ class JudgingApp:
         self.notices: list[str] = []  # what changed under the page (a new configuration, the pool made again)
         self.watched: dict = {}  # pool.json's (mtime, size) when last read
         self._use_pool(pool)
-        self.last_statement = ""
+        self.last_key = None  # the decision last reported (tell)
         with self.store.locked():
             self.store.refresh()
             self.judged_set: JudgedSet = write_judged_set(folder, pool, store, corpus)
@@ -298,12 +298,18 @@ class JudgingApp:
             self.store.record(judgement)
             self.judged_set = write_judged_set(self.folder, self.pool, self.store, self.corpus)
         state = self.state(assessor)
-        statement = state["decision"]["statement"]
-        if statement.split(" (")[0] != self.last_statement.split(" (")[0] or state["decision"]["decided"]:
-            if statement != self.last_statement:
-                self.report(f"[{state['judged']}/{state['total']} judged] {statement}")
-            self.last_statement = statement
+        self.tell(state)
         return {"saved": True, **state}
+
+    def tell(self, state: dict) -> None:
+        """Report the decision when it changes: another leader, other contenders, decided or not, another runner-up
+        (not every move of the estimates)."""
+        d = state["decision"]
+        key = (d["leader"], d["decided"], tuple(d["contenders"]), (d["runner_up"] or {}).get("name"))
+        if key != self.last_key:
+            if self.last_key is not None:
+                self.report(f"[{state['judged']}/{state['total']} judged] {d['statement']}")
+            self.last_key = key
 
 
 def page_html() -> bytes:
