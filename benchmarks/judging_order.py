@@ -217,6 +217,9 @@ def main() -> None:
     parser.add_argument("--work", help="working folder (default: a temporary one); pooled runs are kept there")
     parser.add_argument("--pool-only", action="store_true", help="only run the sweeps and pool")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "judging_order.json"))
+    parser.add_argument("--report", nargs="+", metavar="JSON",
+                        help="only merge these results files (one per dataset, run side by side) into --out and "
+                             "print the table")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-judging-order-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -225,6 +228,14 @@ def main() -> None:
            "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "MLFLOW_DISABLE_TELEMETRY": "true",
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     os.environ.update(env)
+    if args.report:
+        results = json.loads(Path(args.out).read_text())
+        for extra in args.report:
+            more = json.loads(Path(extra).read_text())
+            results["datasets"].update(more["datasets"])
+            results["load_after"] = more["load_after"]
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        return report(results)
     pools = {d: pooled(d, data, env, work) for d in args.datasets}
     if args.pool_only:
         return

@@ -305,7 +305,7 @@ class JudgingApp:
         """Report the decision when it changes: another leader, other contenders, decided or not, another runner-up
         (not every move of the estimates)."""
         d = state["decision"]
-        key = (d["leader"], d["decided"], tuple(d["contenders"]), (d["runner_up"] or {}).get("name"))
+        key = (d["leader"], d["decided"], frozenset(d["contenders"]), d["decided"] and d["runner_up"]["name"])
         if key != self.last_key:
             if self.last_key is not None:
                 self.report(f"[{state['judged']}/{state['total']} judged] {d['statement']}")
