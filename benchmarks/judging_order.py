@@ -128,7 +128,7 @@ def settled_from(values: list, good) -> int | None:
 def simulate_order(order: str, board, truth: np.ndarray) -> dict:
     from scipy.stats import kendalltau, rankdata
 
-    from retrieval_lab.data.judging.decide import decide
+    from retrieval_lab.data.judging.decide import decide, grade_estimates
     from retrieval_lab.data.judging.order import next_unit
 
     complete = truth @ board.weights / board.questions
@@ -141,11 +141,15 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
     for t in range(1, len(truth) + 1):
         unit = next_unit(order, board, grades, done, last, decision=decision)
         grades[unit], done[unit], last = truth[unit], True, unit
-        decision = decide(board, grades)
-        leaders.append(decision.leader)
-        ranks = tuple(rankdata(decision.scores))  # tau changes only when the ranking does
+        if stop is None or order == "decisive":  # the decisive order needs the decision to choose the next unit
+            decision = decide(board, grades)
+            scores = decision.scores
+        else:  # once the rule has fired, only the ranking is followed: the scores alone
+            scores = grade_estimates(board, grades).mean @ board.weights / board.questions
+        leaders.append(int(np.argmax(scores)))
+        ranks = tuple(rankdata(scores))  # tau changes only when the ranking does
         if ranks not in tau_of:
-            tau_of[ranks] = kendalltau(decision.scores, complete).statistic
+            tau_of[ranks] = kendalltau(scores, complete).statistic
         taus.append(tau_of[ranks])
         if stop is None and decision.decided:
             y = decision.runner_up
@@ -158,11 +162,11 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
             "to_tau": settled_from(taus, lambda v: v >= 0.9), "stop": stop}
 
 
-def simulate_dataset(pool: dict, qrels: dict, questions: int, samples: int, dataset: str) -> dict:
+def simulate_dataset(pool: dict, qrels: dict, questions: int, seeds: range, dataset: str) -> dict:
     qids = sorted(pool["runs"][0])
     graded = dataset != "scifact"
     out = {"configurations": pool["configurations"], "samples": []}
-    for seed in range(samples):
+    for seed in seeds:
         chosen = random.Random(seed).sample(qids, questions)
         board, truth = sample_board(pool, qrels, chosen, graded)
         row = {"seed": seed, "units": len(truth)}
@@ -214,6 +218,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
     parser.add_argument("--questions", type=int, default=50)
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="question samples are seeded first-seed, ...")
     parser.add_argument("--work", help="working folder (default: a temporary one); pooled runs are kept there")
     parser.add_argument("--pool-only", action="store_true", help="only run the sweeps and pool")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "judging_order.json"))
@@ -229,11 +234,17 @@ def main() -> None:
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     os.environ.update(env)
     if args.report:
-        results = json.loads(Path(args.out).read_text())
-        for extra in args.report:
+        results = json.loads(Path(args.report[0]).read_text())
+        for extra in args.report[1:]:
             more = json.loads(Path(extra).read_text())
-            results["datasets"].update(more["datasets"])
+            for name, got in more["datasets"].items():  # samples of one dataset may come in several files
+                if name in results["datasets"]:
+                    results["datasets"][name]["samples"] += got["samples"]
+                else:
+                    results["datasets"][name] = got
+            results["samples"] = len(next(iter(results["datasets"].values()))["samples"])
             results["load_after"] = more["load_after"]
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
         return report(results)
     pools = {d: pooled(d, data, env, work) for d in args.datasets}
@@ -243,7 +254,8 @@ def main() -> None:
                "datasets": {}}
     for d in args.datasets:
         qrels = read_qrels(data / d / "qrels" / "test.tsv")
-        results["datasets"][d] = simulate_dataset(pools[d], qrels, args.questions, args.samples, d)
+        seeds = range(args.first_seed, args.first_seed + args.samples)
+        results["datasets"][d] = simulate_dataset(pools[d], qrels, args.questions, seeds, d)
     results["load_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))

@@ -132,6 +132,7 @@ class Decision:
     challengers: tuple[Challenger, ...]  # every other configuration, closest first
     judged: int
     units: int
+    estimates: Estimates | None = None  # what the scores were computed from (unit_values reuses them)
 
     @property
     def contenders(self) -> list[Challenger]:
@@ -190,7 +191,7 @@ def decide(board: Board, grades: np.ndarray, confidence: float = CONFIDENCE) -> 
         lower = difference if exact else difference - z * float(sd[c])
         challengers.append(Challenger(c, board.names[c], difference, lower, exact))
     challengers.sort(key=lambda ch: ch.lower)
-    return Decision(scores, leader, tuple(challengers), int((~np.isnan(grades)).sum()), len(grades))
+    return Decision(scores, leader, tuple(challengers), int((~np.isnan(grades)).sum()), len(grades), estimates)
 
 
 def unit_values(board: Board, grades: np.ndarray, decision: Decision | None = None) -> np.ndarray:
@@ -199,7 +200,7 @@ def unit_values(board: Board, grades: np.ndarray, decision: Decision | None = No
     the same over every comparison with the leader that is not exact yet (judging on sharpens the ranking). 0 for
     judged units and units no open comparison depends on."""
     decision = decision or decide(board, grades)
-    estimates = grade_estimates(board, grades)
+    estimates = decision.estimates or grade_estimates(board, grades)
     open_ = [c.index for c in decision.contenders] or [c.index for c in decision.challengers if not c.exact]
     if not open_:
         return np.zeros(len(grades))
