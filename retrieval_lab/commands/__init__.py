@@ -115,7 +115,9 @@ def add_commands(sub) -> None:
                                    "made; starting again with the same inputs resumes. The judged set "
                                    "(<folder>/judged.jsonl) re-scores the configurations with run/sweep "
                                    "dataset.questions=..., replaying their cached first stages; runs on it log "
-                                   "judged_at_10 and pool_depth.")
+                                   "judged_at_10 and pool_depth. The page and the console show the leading "
+                                   "configuration, those that could still overtake it, and when the judgements "
+                                   "decide it: 'decided: X leads Y by at least D with 95% confidence'.")
     p.add_argument("--experiment", required=True, help="MLflow experiment whose FINISHED configurations are pooled")
     p.add_argument("--questions", required=True, help="your questions: .jsonl or .csv as for dataset.questions "
                                                       "(evidence and doc optional)")
@@ -124,6 +126,16 @@ def add_commands(sub) -> None:
     p.add_argument("--port", type=int, default=5050, help="port on 127.0.0.1 (default 5050; 0 = any free port)")
     p.add_argument("--out", help="judging folder (default: beside the questions file, FILE.judged/)")
     p.add_argument("--sweep", help="only the configurations of this sweep id (tag sweep_id)")
+    p.add_argument("--order", default="question",
+                   help="which passage comes next: question (default: one question at a time, the most retrieved "
+                        "first), global (the most retrieved first across questions), decisive (the passage whose "
+                        "judgement settles most of the comparison between the leading configuration and those that "
+                        "could still overtake it)")
+    p.add_argument("--assessor", help="your name, recorded with each judgement (default: the OS user); a second "
+                                      "person runs a second page on the same questions with their own name")
+    p.add_argument("--overlap", type=float, default=0.0,
+                   help="share of the pool every assessor judges, to measure agreement (Cohen's kappa), e.g. 0.1 "
+                        "(default 0: each passage is judged once)")
     p.set_defaults(func=_judge)
 
 

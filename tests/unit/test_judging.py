@@ -91,7 +91,7 @@ def test_judging_api_saves_and_refuses_pairs_outside_the_pool(tmp_path):
     assert state["judged"] == 1 and state["resume"] == 1
     app.judge({"query_id": "q1", "doc": "c", "start": 0, "end": 37, "grade": 0})
     item = app.item(0)
-    assert item["judgement"] == {"grade": 2, "at": item["judgement"]["at"], "evidence": [[0, 15]]}
+    assert item["judgement"] == {"grade": 2, "at": item["judgement"]["at"], "assessor": "", "evidence": [[0, 15]]}
     assert [item["text"][s:e] for s, e in item["terms"]] == ["volumes", "resized", "mounted"]
     # a restart resumes after the last judged item
     restarted = JudgingApp(tmp_path, small_pool(), JudgementStore(tmp_path), CORPUS)

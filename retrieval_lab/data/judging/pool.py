@@ -211,11 +211,14 @@ def pooled_runs(configurations: list[Configuration], questions: Queries, depth: 
     return runs, dataset, cache_dir, corpus
 
 
-def pool_items(runs: list[Run], query_ids: list[str], depth: int) -> list[PoolItem]:
+def pool_items(runs: list[Run], query_ids: list[str], depth: int, existing: list[PoolItem] = (),
+               first: int = 0) -> list[PoolItem]:
     """Unique (question, unit) pairs of the runs' top `depth`, most often retrieved first, then best ranked, then
-    in question order."""
-    items: dict[tuple[str, str, int, int], PoolItem] = {}
-    for c, run in enumerate(runs):
+    in question order. `existing` items (of configurations 0..first-1) are extended by the runs, numbered from
+    `first`."""
+    items: dict[tuple[str, str, int, int], PoolItem] = {
+        i.key: PoolItem(i.query_id, i.doc, i.start, i.end, list(i.hits)) for i in existing}
+    for c, run in enumerate(runs, first):
         for qid in query_ids:
             for rank, (uid, _) in enumerate(run.get(qid, [])[:depth], 1):
                 doc, start, end = parse_unit_id(uid)
@@ -249,6 +252,21 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def extends(existing: Pool, wanted: dict) -> bool:
+    """Whether the wanted pool is the existing one with configurations added (nothing else changed)."""
+    have = existing.inputs()
+    return all(have[k] == wanted[k] for k in wanted if k != "runs") and set(have["runs"]) < set(wanted["runs"])
+
+
+def new_configurations(client, pool: Pool) -> list[str]:
+    """Names of the FINISHED configuration runs of the pool's experiment (and sweep) that are not in the pool."""
+    from retrieval_lab.commands.best import finished_runs
+
+    pooled = {c["run_id"] for c in pool.configurations}
+    return [r.info.run_name or r.info.run_id[:8] for r in finished_runs(client, pool.experiment, pool.sweep)
+            if r.info.run_id not in pooled and "pool_depth" not in r.data.metrics]
+
+
 def open_pool(folder: Path, configurations: list[Configuration], questions_file: Path, depth: int,
               experiment: str, sweep: str | None = None,
               report: Callable[[str], None] = lambda line: None) -> tuple[Pool, Corpus, bool]:
@@ -261,6 +279,22 @@ def open_pool(folder: Path, configurations: list[Configuration], questions_file:
     if existing is not None and existing.inputs() == wanted:
         corpus = load_corpus_of(existing.dataset, existing.cache_dir)
         if corpus.fingerprint == existing.corpus_fingerprint:
+            return existing, corpus, True
+        report("the corpus changed since the pool was made: pooling again")
+    elif existing is not None and extends(existing, wanted):
+        pooled = {c["run_id"] for c in existing.configurations}
+        new = [c for c in configurations if c.run_id not in pooled]
+        report(f"{len(new)} configuration(s) finished since the pool was made ({', '.join(c.name for c in new)}): "
+               "extending the pool with their passages; judgements made so far are kept")
+        runs, _, _, corpus = pooled_runs(new, existing.questions, depth, report)
+        if corpus.fingerprint == existing.corpus_fingerprint:
+            before = len(existing.items)
+            existing.items = pool_items(runs, existing.questions.ids, depth, existing.items,
+                                        len(existing.configurations))
+            existing.configurations = existing.configurations + [
+                {"run_id": c.run_id, "name": c.name, "study": c.study} for c in new]
+            report(f"  {len(existing.items) - before} new (question, passage) pairs")
+            write_atomically(folder / POOL_FILE, json.dumps(existing.to_json(), indent=1))
             return existing, corpus, True
         report("the corpus changed since the pool was made: pooling again")
     elif existing is not None:

@@ -1,0 +1,210 @@
+"""The comparison the judgements decide, and when to stop judging (adapted from Carterette, Allan and Sitaraman's
+minimal test collections, SIGIR 2006).
+
+The measure: each configuration's DCG@depth over the pool's units, averaged over the pool's questions, with a
+unit's grade (0, 1, 2) as its gain, exactly as nDCG's numerator counts it. DCG is linear in the grades, so the
+difference between two configurations is a weighted sum over units: a unit weighs 1/log2(rank+1) for every
+configuration that ranks it, and it counts for a pair only when the two rank it differently (MTC's observation:
+units both retrieve at the same rank, or neither retrieves, can never change the comparison).
+
+Units nobody judged yet (the stated rule): each counts at its expected grade, estimated from the judged units alike
+in how many configurations retrieved the same document for the question (a document most configurations retrieved
+is more often relevant) and in the best rank it got (1, 2-3, 4 and below), smoothed toward the judged units with as
+many configurations, those toward all judged units, and those toward a uniform prior over the grades (Dirichlet
+pseudo-counts at each level). The difference of two configurations is then known up to a normal error with two
+parts: each unjudged unit's own grade (variance: its estimate's, independently), and the estimate itself, shared by
+every unit of its kind (the variance of a Dirichlet mean, times the squared sum of those units' weight differences),
+so that a thousand unjudged units of one kind are not mistaken for a thousand independent coin flips.
+
+The stopping rule: the leader is the configuration of highest expected score; a configuration could still overtake
+it while the lower 95% confidence bound of (leader - it) is not above zero, the 95% simultaneous over the other
+configurations (Bonferroni). When none could, the decision is "X leads Y by at least D with 95% confidence", Y the
+configuration with the smallest such bound and D that bound. The confidence is over the labels not yet given, for
+these questions: whether the same lead holds for other questions is what `best`'s tests answer on the re-scored
+runs. Once every unit that tells the leader from a configuration is judged, that difference is exact.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+GRADE_VALUES = np.array([0.0, 1.0, 2.0])
+CONFIDENCE = 0.95
+PRIOR_STRENGTH = 2.0  # pseudo-units of the wider estimate behind each bin's estimate
+
+
+@dataclass(frozen=True)
+class Board:
+    """The pool as the rule sees it: a DCG weight per (unit, configuration) and each unit's question."""
+
+    weights: np.ndarray  # (units, configurations): 1/log2(rank+1) for ranks within the depth, else 0
+    question: np.ndarray  # (units,) index of the unit's question
+    questions: int
+    names: tuple[str, ...]
+    kind: np.ndarray  # (units, 2): configurations that retrieved the unit's document for its question; rank bucket
+
+    @classmethod
+    def from_hits(cls, hits: list[list[tuple[int, int]]], question: list[int], questions: int,
+                  names: list[str], depth: int, documents: list[str] | None = None) -> "Board":
+        """`hits[i]`: (configuration index, rank from 1) of unit i; `documents[i]`: its document (units of one
+        document share its votes), else each unit is its own document."""
+        weights = np.zeros((len(hits), len(names)))
+        for i, unit_hits in enumerate(hits):
+            for c, rank in unit_hits:
+                if rank <= depth:
+                    weights[i, c] = max(weights[i, c], 1.0 / math.log2(rank + 1))
+        documents = documents or [str(i) for i in range(len(hits))]
+        by_document: dict[tuple[int, str], set[int]] = {}
+        for i, unit_hits in enumerate(hits):
+            by_document.setdefault((question[i], documents[i]), set()).update(c for c, _ in unit_hits)
+        votes = [len(by_document[(question[i], documents[i])]) for i in range(len(hits))]
+        best = [min((r for _, r in h), default=depth + 1) for h in hits]
+        bucket = [0 if r <= 1 else 1 if r <= 3 else 2 for r in best]
+        return cls(weights, np.asarray(question, dtype=int), max(questions, 1), tuple(names),
+                   np.array(list(zip(votes, bucket)), dtype=int).reshape(len(hits), 2))
+
+
+@dataclass(frozen=True)
+class Estimates:
+    mean: np.ndarray  # expected grade per unit (a judged unit: its grade)
+    variance: np.ndarray  # variance of an unjudged unit's own grade (0 when judged)
+    kind: np.ndarray  # per unit, the index of the estimate it shares (-1: judged)
+    kind_variance: np.ndarray  # per estimate, the variance of its mean
+
+
+def _dirichlet(counts: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    return (counts + PRIOR_STRENGTH * prior) / (counts.sum() + PRIOR_STRENGTH)
+
+
+def grade_estimates(board: Board, grades: np.ndarray) -> Estimates:
+    """Each unit's expected grade and uncertainty (module docstring). `grades`: NaN where unjudged."""
+    judged = ~np.isnan(grades)
+    buckets, levels = 3, len(GRADE_VALUES)
+    kind_id = board.kind[:, 0] * buckets + board.kind[:, 1]
+    kinds = (int(board.kind[:, 0].max(initial=0)) + 1) * buckets
+    g = np.nan_to_num(grades).astype(int)
+    by_kind = np.bincount(kind_id[judged] * levels + g[judged], minlength=kinds * levels).reshape(-1, buckets, levels)
+    by_votes = by_kind.sum(axis=1)  # (votes, grades)
+    uniform = np.full(levels, 1 / levels)
+    overall = (by_votes.sum(axis=0) + PRIOR_STRENGTH * uniform) / (by_votes.sum() + PRIOR_STRENGTH)
+    p_votes = (by_votes + PRIOR_STRENGTH * overall) / (by_votes.sum(axis=1, keepdims=True) + PRIOR_STRENGTH)
+    p_kind = (by_kind + PRIOR_STRENGTH * p_votes[:, None, :]) / (by_kind.sum(axis=2, keepdims=True) + PRIOR_STRENGTH)
+    p_kind = p_kind.reshape(-1, levels)
+    mu = p_kind @ GRADE_VALUES
+    var = p_kind @ GRADE_VALUES ** 2 - mu ** 2
+    n = by_kind.reshape(-1, levels).sum(axis=1) + PRIOR_STRENGTH
+    mean = np.where(judged, np.nan_to_num(grades), mu[kind_id])
+    variance = np.where(judged, 0.0, var[kind_id])
+    return Estimates(mean, variance, np.where(judged, -1, kind_id), var / (n + 1))
+
+
+def difference_sd(estimates: Estimates, differences: np.ndarray, questions: int) -> np.ndarray:
+    """The standard error of each column's weighted sum of grades over the unjudged units (module docstring):
+    `differences` (units, k), weight differences per comparison."""
+    own = (differences ** 2 * estimates.variance[:, None]).sum(axis=0)
+    unjudged = estimates.kind >= 0
+    sums = np.zeros((len(estimates.kind_variance), differences.shape[1]))
+    np.add.at(sums, estimates.kind[unjudged], differences[unjudged])
+    shared = (sums ** 2 * estimates.kind_variance[:, None]).sum(axis=0)
+    return np.sqrt(own + shared) / questions
+
+
+@dataclass(frozen=True)
+class Challenger:
+    index: int
+    name: str
+    difference: float  # expected score of the leader minus this one's
+    lower: float  # the lower confidence bound of that difference
+    exact: bool  # every unit that tells the two apart is judged
+
+    @property
+    def could_overtake(self) -> bool:
+        return self.lower <= 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    scores: np.ndarray  # expected score per configuration
+    leader: int
+    challengers: tuple[Challenger, ...]  # every other configuration, closest first
+    judged: int
+    units: int
+    estimates: Estimates | None = None  # what the scores were computed from (unit_values reuses them)
+
+    @property
+    def contenders(self) -> list[Challenger]:
+        return [c for c in self.challengers if c.could_overtake]
+
+    @property
+    def decided(self) -> bool:
+        return bool(self.challengers) and not self.contenders
+
+    @property
+    def runner_up(self) -> Challenger | None:
+        return min(self.challengers, key=lambda c: c.lower) if self.challengers else None
+
+    def leader_name(self, names) -> str:
+        return names[self.leader]
+
+    def statement(self, names, metric: str) -> str:
+        """One line for the console and the page."""
+        leader = names[self.leader]
+        if self.decided:
+            y = self.runner_up
+            if all(c.exact for c in self.challengers):
+                return f"decided: {leader} leads {y.name} by {y.difference:.4f} {metric} (exact: every unit that " \
+                       "tells them apart is judged)"
+            return f"decided: {leader} leads {y.name} by at least {y.lower:.4f} {metric} with " \
+                   f"{CONFIDENCE:.0%} confidence"
+        names_left = ", ".join(c.name for c in self.contenders)
+        return f"leader: {leader} ({self.scores[self.leader]:.4f} {metric}); could still overtake it: {names_left}"
+
+    def to_json(self, names, metric: str) -> dict:
+        return {"leader": names[self.leader], "decided": self.decided, "statement": self.statement(names, metric),
+                "metric": metric, "confidence": CONFIDENCE,
+                "scores": {n: round(float(s), 6) for n, s in zip(names, self.scores)},
+                "contenders": [c.name for c in self.contenders],
+                "runner_up": None if self.runner_up is None else {
+                    "name": self.runner_up.name, "difference": round(self.runner_up.difference, 6),
+                    "at_least": round(self.runner_up.lower, 6)}}
+
+
+def decide(board: Board, grades: np.ndarray, confidence: float = CONFIDENCE) -> Decision:
+    """The stopping rule (module docstring) for the judgements so far."""
+    estimates = grade_estimates(board, grades)
+    scores = estimates.mean @ board.weights / board.questions
+    m = len(board.names)
+    # the highest expected score; ties to the first configuration, so the leader does not flicker
+    leader = int(np.argmax(scores))
+    z = norm.ppf(1 - (1 - confidence) / max(m - 1, 1))
+    lead_weights = board.weights[:, [leader]] - board.weights  # (units, configurations)
+    sd = difference_sd(estimates, lead_weights, board.questions)
+    challengers = []
+    for c in range(m):
+        if c == leader:
+            continue
+        difference = float(scores[leader] - scores[c])
+        exact = bool(sd[c] == 0)
+        lower = difference if exact else difference - z * float(sd[c])
+        challengers.append(Challenger(c, board.names[c], difference, lower, exact))
+    challengers.sort(key=lambda ch: ch.lower)
+    return Decision(scores, leader, tuple(challengers), int((~np.isnan(grades)).sum()), len(grades), estimates)
+
+
+def unit_values(board: Board, grades: np.ndarray, decision: Decision | None = None) -> np.ndarray:
+    """How much judging each unit would settle the comparisons still open: for each configuration that could still
+    overtake the leader, the share of that difference's remaining variance the unit holds, summed. After a decision,
+    the same over every comparison with the leader that is not exact yet (judging on sharpens the ranking). 0 for
+    judged units and units no open comparison depends on."""
+    decision = decision or decide(board, grades)
+    estimates = decision.estimates or grade_estimates(board, grades)
+    open_ = [c.index for c in decision.contenders] or [c.index for c in decision.challengers if not c.exact]
+    if not open_:
+        return np.zeros(len(grades))
+    lead_weights = board.weights[:, [decision.leader]] - board.weights[:, open_]
+    share = lead_weights ** 2 * estimates.variance[:, None]
+    total = share.sum(axis=0)
+    return (share / np.where(total > 0, total, 1.0)).sum(axis=1)
