@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab.config import compose, to_container, typed
 from retrieval_lab.paths import cache_root
+from retrieval_lab.training.common import training_threads
 from retrieval_lab.training.embedder import EmbedderTrainConfig, train_embedder
 from retrieval_lab.training.reranker import RerankerTrainConfig, train_reranker
 
@@ -38,6 +40,10 @@ def train_config(kind: str, overrides: list[str] | tuple[str, ...] = ()) -> tupl
 def main_train(kind: str, overrides: list[str]) -> int:
     train = TRAINERS[kind][1]
     dataset, settings, cache_dir = train_config(kind, overrides)
+    threads = training_threads(settings.threads)
+    print(f"train-{kind}: seed {settings.seed}, {threads} torch threads, deterministic algorithms (the same weights "
+          f"again need the same seed, settings, data, thread count, torch version and CPU kind)", file=sys.stderr,
+          flush=True)
     summary = train(dataset, settings, cache_root=cache_root(cache_dir))
     shown = {k: v for k, v in summary.items() if k != "curve"}
     print(json.dumps(shown, indent=1, default=str))

@@ -223,7 +223,8 @@ def test_negatives_come_from_the_named_experiments_first_stage(tmp_path, monkeyp
     ranked = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train).documents
     for qid in tq.train.ids:
         judged = set(tq.dataset.qrels[qid])
-        assert dense[qid] == [d for d, _ in ranked[qid] if d not in judged][:5] and len(dense[qid]) == 5
+        in_order = sorted(ranked[qid], key=lambda hit: (-hit[1], hit[0]))  # ties by document id
+        assert dense[qid] == [d for d, _ in in_order if d not in judged][:5] and len(dense[qid]) == 5
     assert dense != from_bm25
     with pytest.raises(ConfigError, match="(?s)no experiment 'nope'.*toy-bm25") as caught:
         mine_negatives(tq, "nope", 5)
@@ -274,3 +275,18 @@ def test_models_saved_inside_the_cache_are_hashed_by_their_files(tmp_path):
         (folder / "model.safetensors").write_bytes(bytes([i]) * 8)
         hashes.add(weights_sha256(folder))
     assert len(hashes) == 2 and "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" not in hashes
+
+
+def test_mined_negatives_order_ties_by_document_id_whatever_order_the_first_stage_returns():
+    """Equal scores are common (BM25 on short queries, duplicates in fused runs); the negatives, and so the rows
+    sampled from them, must not depend on which tied document a first stage happened to list first."""
+    from types import SimpleNamespace
+
+    from retrieval_lab.training.negatives import unjudged
+    from retrieval_lab.types import Qrels
+
+    tq = SimpleNamespace(dataset=SimpleNamespace(qrels=Qrels({"q": {"d1": 1, "d9": 0}})))
+    hits = [("d5", 3.0), ("d1", 2.0), ("d4", 1.0), ("d2", 1.0), ("d9", 1.0), ("d3", 1.0), ("d0", 0.5)]
+    mined = unjudged(tq, {"q": hits}, 4)
+    assert mined == {"q": ["d5", "d2", "d3", "d4"]}  # judged relevant d1 out; d9 (judged 0) may be a negative
+    assert unjudged(tq, {"q": hits[::-1]}, 4) == mined
