@@ -18,7 +18,7 @@ from typing import Any, Callable
 from retrieval_lab import tracking
 from retrieval_lab.cache import content_key
 from retrieval_lab.dense.embedders import resolve_model as resolve_spec
-from retrieval_lab.errors import ModelNotFoundError
+from retrieval_lab.errors import ConfigError, ModelNotFoundError
 from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries, write_heldout_split
 from retrieval_lab.training.registry import models_root, register
@@ -75,6 +75,22 @@ def deterministic(seed: int, threads: int):
     finally:
         torch.use_deterministic_algorithms(before_algorithms)
         torch.set_num_threads(before_threads)
+
+
+def per_seed(cfg, dataset_name: str, kind: str) -> list:
+    """`seeds=[0,1,2]`: the settings of one training per seed (seed=s), each registered as <name>-seed<s>."""
+    from dataclasses import replace
+
+    if not cfg.seeds:
+        return [cfg]
+    if len(set(cfg.seeds)) != len(cfg.seeds) or any(not isinstance(s, int) or s < 0 for s in cfg.seeds):
+        raise ConfigError("seeds", f"expected distinct whole numbers >= 0, got {cfg.seeds}", "e.g. seeds=[0,1,2]")
+    name = cfg.name or default_name(cfg.base, dataset_name, kind)
+    return [replace(cfg, seed=s, seeds=None, name=f"{name}-seed{s}") for s in cfg.seeds]
+
+
+def default_name(base: str, dataset_name: str, kind: str) -> str:
+    return f"{base}-{dataset_name}-{'ft' if kind == 'embedder' else 'ce'}"
 
 
 def peak_rss_mb() -> float:
@@ -136,6 +152,9 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
     the held-out selection split, registers the model under `cfg.name` (default `<base>-<dataset>-ft|ce`) with
     `registry_config(name)` as its conf group entry; returns a summary."""
     cfg.validate()
+    if cfg.seeds:
+        raise ConfigError("seeds", "one training trains one seed", "train each of per_seed(cfg, dataset) in turn "
+                                                                   "(retrieval-lab train-* seeds=[...] does)")
     if os.environ.get("RETRIEVAL_LAB_NO_TRACKING") != "1":
         tracking.check_store()  # an unusable store fails now, not after the training
     threads = training_threads(cfg.threads)
@@ -147,8 +166,8 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
     rows = build(tq, cfg)
     counts = count_rows(rows)
     digest = data_hash(rows)
-    name = cfg.name or f"{cfg.base}-{tq.dataset.name}-{'ft' if kind == 'embedder' else 'ce'}"
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads")}
+    name = cfg.name or default_name(cfg.base, tq.dataset.name, kind)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads", "seeds")}
     key = content_key(f"train_{kind}", {"base": base_hash, "settings": settings, "data": digest})
     folder = models_root(root) / kind / f"{name}-{key[:12]}"
     summary = {"name": name, "folder": str(folder), "dataset": tq.dataset.name, "split": cfg.split,

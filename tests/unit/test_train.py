@@ -290,3 +290,38 @@ def test_mined_negatives_order_ties_by_document_id_whatever_order_the_first_stag
     mined = unjudged(tq, {"q": hits}, 4)
     assert mined == {"q": ["d5", "d2", "d3", "d4"]}  # judged relevant d1 out; d9 (judged 0) may be a negative
     assert unjudged(tq, {"q": hits[::-1]}, 4) == mined
+
+
+def test_seeds_make_one_training_per_seed_each_under_its_own_name():
+    from retrieval_lab.errors import ConfigError
+    from retrieval_lab.training.cli import train_config
+    from retrieval_lab.training.common import per_seed
+
+    dataset, settings, _ = train_config("reranker", ["seeds=[0,1,2]", "name=ce"])
+    assert [(s.seed, s.name, s.seeds) for s in per_seed(settings, dataset.name, "reranker")] == [
+        (0, "ce-seed0", None), (1, "ce-seed1", None), (2, "ce-seed2", None)]
+    dataset, settings, _ = train_config("embedder", ["seeds=[3]"])
+    assert [s.name for s in per_seed(settings, dataset.name, "embedder")] == ["minilm_l6-scifact-ft-seed3"]
+    dataset, settings, _ = train_config("embedder", ["seed=4"])
+    assert per_seed(settings, dataset.name, "embedder") == [settings]  # no seeds: the one training
+    with pytest.raises(ConfigError, match="distinct whole numbers") as caught:
+        per_seed(train_config("embedder", ["seeds=[1,1]"])[1], "scifact", "embedder")
+    assert caught.value.key == "seeds"
+
+
+@pytest.mark.slow
+def test_train_embedder_with_seeds_registers_one_model_per_seed(tmp_path, monkeypatch, capsys):
+    from retrieval_lab.training.cli import main_train
+    from retrieval_lab.training.registry import lookup
+
+    folder = toy_splits(tmp_path / "toy")
+    monkeypatch.setenv("RETRIEVAL_LAB_NO_TRACKING", "1")
+    cache = tmp_path / "cache"
+    assert main_train("embedder", [f"dataset.path={folder}", "dataset.name=toy", "seeds=[0,1]", "batch_size=4",
+                                   "max_seq_length=32", "threads=1", "name=toy-ft", f"cache.dir={cache}"]) == 0
+    err = capsys.readouterr().err
+    assert "train-embedder: seed 0, 1 torch threads" in err and "train-embedder: seed 1, 1 torch threads" in err
+    models = [lookup("embedder", f"toy-ft-seed{s}", cache) for s in (0, 1)]
+    assert all(models) and models[0].folder != models[1].folder  # the seed is part of the training's identity
+    weights = [(m.folder / "model.safetensors").read_bytes() for m in models]
+    assert weights[0] != weights[1]
