@@ -131,12 +131,15 @@ bench-folder: $(STAMP)
 # BM25 (paired test); benchmarks/results/reproduce.json. Hours on 2 cores (SciFact trains four models, NFCorpus two).
 # `make reproduce DATASETS="scifact nfcorpus"` for the pipelines on some datasets, `make reproduce
 # PIPELINES=fast-scifact` for some pipelines; `$(PY) benchmarks/reproduce.py --plan` prints the commands.
+# `make reproduce SEEDS="0 1 2"`: every model trained once per seed (each seed's models in <cache>/seed-<s>), each
+# trained figure the mean +- sd over the seeds with the single-seed one and the paired test of the mean gain.
 DATASETS ?= scifact nfcorpus arguana cranfield
 PIPELINES ?=
+SEEDS ?= 0
 REPRODUCE_WORK ?= .cache/reproduce
 .PHONY: reproduce
 reproduce: $(STAMP)
-	nice -n 10 $(PY) benchmarks/reproduce.py --work $(REPRODUCE_WORK) --datasets $(DATASETS) \
+	nice -n 10 $(PY) benchmarks/reproduce.py --work $(REPRODUCE_WORK) --datasets $(DATASETS) --seeds $(SEEDS) \
 		$(if $(PIPELINES),--pipelines $(PIPELINES))
 
 # infinity-emb (an OpenAI-compatible /embeddings and /rerank server) in its own virtualenv: it pins numpy 1.26, which

@@ -7,6 +7,7 @@ recorded.
     ... benchmarks/reproduce.py --pipelines fast-scifact                       # make reproduce PIPELINES=fast-scifact
     ... benchmarks/reproduce.py --plan                                         # the commands, nothing run
     ... benchmarks/reproduce.py --cache .cache/reproduce/cache-<stamp>         # resume into that cache
+    ... benchmarks/reproduce.py --seeds 0 1 2                                  # make reproduce SEEDS="0 1 2"
 
 The training commands are the `requires` entries of experiments/<pipeline>.yaml (retrieval_lab/training/recipes.py
 reads them; a run with a model missing prints the same commands), run as subprocesses with RETRIEVAL_LAB_CACHE set
@@ -15,6 +16,14 @@ to the fresh cache and MLflow logging to a private store beside it. Each pipelin
 process, without tracking), and so is the lab's default BM25 (k1 0.9, b 0.4) on the same queries: the paired
 randomization test of `retrieval-lab best` gives each pipeline's p against BM25. The cache is never the user's
 shared one (~/.cache/retrieval-lab): default a new folder under --work. Results go to benchmarks/results/reproduce.json.
+
+Seeds (`--seeds 0 1 2`): every training command runs once per seed, each seed's models into a cache of their own
+(`<cache>/seed-<s>`, so the pipeline loads them under the names it knows), with each recipe's `seed=` shifted by the
+seed (the recipes say seed=0, or seed=1 for a model trained from another: seed 0 runs them as written). A pipeline is
+evaluated in each seed's cache and reported as the mean ± sd over the seeds, with the single-seed figure (the first
+seed) beside it and the paired randomization test of the mean gain over BM25 and, for a pipeline with a reranker,
+over its own first stage (`reranker=none`, trained with the same seed): retrieval_lab/evaluate/seeds.py. A pipeline
+with no model to train is evaluated once.
 """
 from __future__ import annotations
 
@@ -81,6 +90,28 @@ def recipes_of(pipelines) -> dict[str, list]:
     return {p: needed(compose_config(pipeline_overrides(p))) for p in pipelines}
 
 
+def seeded(recipe, seed: int):
+    """The recipe with its `seed=` shifted by `seed` (seed 0: as written; a recipe without one gets seed=<seed>)."""
+    from dataclasses import replace
+
+    shifted = [f"seed={int(o.split('=', 1)[1]) + seed}" if o.startswith("seed=") else o for o in recipe.overrides]
+    if not any(o.startswith("seed=") for o in recipe.overrides):
+        shifted.append(f"seed={seed}")
+    return replace(recipe, overrides=tuple(shifted))
+
+
+def seed_cache(cache: Path, seed: int) -> Path:
+    """Where the models of one seed are trained and that seed's pipeline is evaluated."""
+    return cache / f"seed-{seed}"
+
+
+def reranks(pipeline: str) -> bool:
+    """Whether the pipeline has a reranker (its gain over its own first stage is then reported)."""
+    from retrieval_lab.config import compose_config
+
+    return compose_config(pipeline_overrides(pipeline)).reranker.get("type", "none") != "none"
+
+
 def evaluate(overrides: list[str]) -> dict:
     """One pipeline on its test split, as `retrieval-lab run <overrides>` evaluates it (no tracking): nDCG@10,
     R@100, per-query nDCG@10, seconds."""
@@ -143,30 +174,39 @@ def train_env(cache: Path, work: Path) -> dict[str, str]:
     return dict(os.environ, RETRIEVAL_LAB_CACHE=str(cache), MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}")
 
 
-def plan_lines(pipelines, cache: Path, work: Path) -> list[str]:
+def plan_lines(pipelines, cache: Path, work: Path, seeds=(0,)) -> list[str]:
     """The commands this script runs, in order, as a user would type them."""
-    lines, trained = [], set()
-    prefix = f"RETRIEVAL_LAB_CACHE={shlex.quote(str(cache))} MLFLOW_TRACKING_URI=sqlite:///{work / 'mlflow.db'}"
+    lines, trained, baselines = [], set(), set()
     for pipeline, recipes in recipes_of(pipelines).items():
         dataset, recorded, where = RECORDED[pipeline]
         lines.append(f"# {pipeline}: recorded test nDCG@10 {recorded} ({where})")
-        for recipe in recipes:
-            if recipe.model not in trained:
-                trained.add(recipe.model)
-                lines.append(f"{prefix} {recipe.command}")
         if not recipes:
-            lines.append("# (no model to train: zoo models only)")
-        lines.append(shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, cache)]))
-        lines.append(shlex.join(["retrieval-lab", "run", *bm25_overrides(dataset, cache)])
-                     + "   # baseline of the paired test")
+            lines.append("# (no model to train: zoo models only; evaluated once)")
+        for seed in (seeds if recipes else seeds[:1]):
+            here = seed_cache(cache, seed)
+            prefix = f"RETRIEVAL_LAB_CACHE={shlex.quote(str(here))} MLFLOW_TRACKING_URI=sqlite:///{work / 'mlflow.db'}"
+            if recipes and len(seeds) > 1:
+                lines.append(f"# seed {seed}")
+            for recipe in recipes:
+                if (recipe.model, seed) not in trained:
+                    trained.add((recipe.model, seed))
+                    lines.append(f"{prefix} {seeded(recipe, seed).command}")
+            lines.append(shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, here)]))
+            if recipes and reranks(pipeline):
+                lines.append(shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, here), "reranker=none"])
+                             + "   # its first stage: baseline of the reranker's gain")
+        if dataset not in baselines:
+            baselines.add(dataset)
+            lines.append(shlex.join(["retrieval-lab", "run", *bm25_overrides(dataset, seed_cache(cache, seeds[0]))])
+                         + "   # baseline of the paired test")
     return lines
 
 
-def train(recipe, cache: Path, work: Path) -> dict:
+def train(recipe, cache: Path, work: Path, seed: int = 0) -> dict:
     """Run one training command (the `retrieval-lab` of this interpreter); its output goes to <work>/logs/."""
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"train-{recipe.model}.log"
+    log_path = logs / f"train-{recipe.model}-seed{seed}.log"
     reused = bool(_training_json(recipe, cache))  # registered there before: the trainer reuses it
     argv = [sys.executable, "-m", "retrieval_lab", f"train-{recipe.kind}", *recipe.overrides]
     t0 = time.perf_counter()
@@ -200,27 +240,90 @@ def save(out: Path, key: str, value) -> None:
 
 
 def table(rows: dict[str, dict], tolerance: float) -> str:
-    lines = ["| pipeline | recorded | reproduced | delta | within ±%g | vs BM25 (randomization p) | train s per model | "
-             "eval s | total s | load avg (1/5/15 min) |" % tolerance, "|---|---:|---:|---:|---|---|---|---:|---:|---|"]
+    """One line per pipeline: the figure over the seeds, the single-seed one beside it, the mean gains with their
+    paired p (single-seed gain and p in brackets)."""
+    from retrieval_lab.evaluate.seeds import gain_text, mean_sd
+
+    lines = ["| pipeline | recorded | reproduced: mean ± sd over seeds | single seed | mean - recorded | within ±%g | "
+             "first stage | gain over first stage: mean ± sd, p (single seed) | gain over BM25: mean, p (single seed) "
+             "| train s per seed | eval s | total s | load avg (1/5/15 min) |" % tolerance,
+             "|---|---:|---:|---:|---:|---|---:|---|---|---|---:|---:|---|"]
     for pipeline, row in rows.items():
-        trained = ", ".join(f"{m} {t['seconds']:.0f}" + (" (reused)" if t.get("reused") else "")
-                            + (f" (for {t['for']})" if t.get("for", pipeline) != pipeline else "")
-                            for m, t in row["training"].items()) or "-"
-        vs = row["vs_bm25"]
+        fig = row["ndcg_at_10"]
+        trained = ", ".join(f"{sum(t['seconds'] for t in models.values()):.0f}" for models in row["training"].values()
+                            if models) or "-"
+        first = row.get("first_stage")
+        over_first = (f"{gain_text(fig['over_first_stage'])} ({fig['over_first_stage']['single']:+.4f}, p "
+                      f"{fig['over_first_stage']['single_p']:.3g})") if first else "-"
+        bm25 = fig["over_bm25"]
+        evals = sum(r["seconds"] for r in row["per_seed"].values())
         lines.append(
-            f"| {pipeline} | {row['recorded']:.4f} | {row['best']['ndcg_at_10']:.4f} | {row['delta']:+.4f} | "
-            f"{'yes' if row['within_tolerance'] else 'NO'} | BM25 {row['bm25']['ndcg_at_10']:.4f}, "
-            f"{vs['delta']:+.4f}, p {vs['p']:.4g} | {trained} | {row['best']['seconds']:.0f} | "
+            f"| {pipeline} | {row['recorded']:.4f} | {mean_sd(fig)} | {fig['single']:.4f} (seed {fig['single_seed']}) "
+            f"| {row['delta']:+.4f} | {'yes' if row['within_tolerance'] else 'NO'} | "
+            f"{mean_sd(first) if first else '-'} | {over_first} | {bm25['mean']:+.4f}, p {bm25['p']:.3g} "
+            f"({bm25['single']:+.4f}, p {bm25['single_p']:.3g}) | {trained} | {evals:.0f} | "
             f"{row['total_seconds']:.0f} | {' '.join(f'{x:.1f}' for x in row['load_average'])} |")
     return "\n".join(lines)
+
+
+def reproduce_pipeline(pipeline: str, recipes, seeds, cache: Path, work: Path, trained: dict, bm25_of: dict,
+                       tolerance: float) -> dict:
+    """Train (once per model and seed) and evaluate one pipeline for each seed; its row of the results."""
+    from retrieval_lab.evaluate.seeds import mean_sd, over_seeds
+
+    t0 = time.perf_counter()
+    dataset, recorded, where = RECORDED[pipeline]
+    with_reranker = bool(recipes) and reranks(pipeline)
+    runs, first_stage, training = {}, {}, {}
+    for seed in (seeds if recipes else seeds[:1]):  # nothing trained: one evaluation says it all
+        here = seed_cache(cache, seed)
+        here.mkdir(parents=True, exist_ok=True)
+        training[seed] = {}
+        for recipe in recipes:
+            key = (recipe.model, seed)
+            if key not in trained:
+                command = seeded(recipe, seed)
+                print(f"{pipeline}: seed {seed}: training {recipe.model}: {command.command}", flush=True)
+                trained[key] = {**train(command, here, work, seed), "for": pipeline}
+                print(f"{pipeline}: seed {seed}: {recipe.model} trained in {trained[key]['seconds']:.0f} s", flush=True)
+            training[seed][recipe.model] = trained[key]
+        runs[seed] = evaluate(pipeline_overrides(pipeline, here))
+        if with_reranker:
+            first_stage[seed] = evaluate([*pipeline_overrides(pipeline, here), "reranker=none"])
+        print(f"{pipeline}: seed {seed}: nDCG@10 {runs[seed]['ndcg_at_10']:.4f}"
+              + (f" (first stage {first_stage[seed]['ndcg_at_10']:.4f})" if with_reranker else ""), flush=True)
+    if dataset not in bm25_of:
+        bm25_of[dataset] = evaluate(bm25_overrides(dataset, seed_cache(cache, seeds[0])))
+    bm25 = bm25_of[dataset]
+    per_query = {s: r["per_query"] for s, r in runs.items()}
+    figure = over_seeds(per_query)
+    figure["over_bm25"] = over_seeds(per_query, {s: bm25["per_query"] for s in runs})["gain"]
+    row = {"dataset": dataset, "recorded": recorded, "recorded_in": where, "seeds": list(runs),
+           "ndcg_at_10": figure, "per_seed": {s: summary(r) for s, r in runs.items()}, "bm25": summary(bm25),
+           "delta": figure["mean"] - recorded, "within_tolerance": abs(figure["mean"] - recorded) <= tolerance,
+           "training": training, "load_average": list(os.getloadavg()),
+           "command": shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, seed_cache(cache, seeds[0]))])}
+    if with_reranker:
+        first = {s: r["per_query"] for s, r in first_stage.items()}
+        row["first_stage"] = over_seeds(first)
+        figure["over_first_stage"] = over_seeds(per_query, first)["gain"]
+        row["per_seed_first_stage"] = {s: summary(r) for s, r in first_stage.items()}
+    row["total_seconds"] = time.perf_counter() - t0
+    print(f"{pipeline}: nDCG@10 {mean_sd(figure)} (single seed {figure['single']:.4f}; recorded {recorded}, "
+          f"{row['delta']:+.4f}); BM25 {bm25['ndcg_at_10']:.4f}, mean gain {figure['over_bm25']['mean']:+.4f} "
+          f"p {figure['over_bm25']['p']:.4g}", flush=True)
+    return row
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS,
                         help="reproduce the pipelines on these datasets (default: all)")
-    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES,
+    parser.add_argument("--pipelines", nargs="+", choices=list(RECORDED),
                         help="reproduce these pipelines only (instead of --datasets)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="train every model once per seed (each recipe's seed= shifted by it), each seed into "
+                             "<cache>/seed-<s>; figures are the mean ± sd over the seeds (default: 0)")
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "reproduce",
                         help="folder for the fresh cache, the MLflow store and the training logs")
     parser.add_argument("--cache", type=Path, default=None,
@@ -231,6 +334,8 @@ def main(argv=None) -> int:
     parser.add_argument("--plan", action="store_true", help="print the commands and exit")
     args = parser.parse_args(argv)
 
+    if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: give distinct seeds >= 0, e.g. --seeds 0 1 2")
     work = args.work.expanduser().resolve()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     cache = (args.cache or work / f"cache-{stamp}").expanduser().resolve()
@@ -238,38 +343,20 @@ def main(argv=None) -> int:
         parser.error(f"--cache {cache} is the shared default cache: reproduce from an empty one (omit --cache)")
     pipelines = args.pipelines or pipelines_of(args.datasets)
     if args.plan:
-        print("\n".join(plan_lines(pipelines, cache, work)))
+        print("\n".join(plan_lines(pipelines, cache, work, args.seeds)))
         return 0
 
     from_cold = not cache.exists() or not any(cache.iterdir())
     cache.mkdir(parents=True, exist_ok=True)
     use_shared_datasets()
-    print(f"cache {cache} ({'empty' if from_cold else 'existing: trained models are reused'}); "
-          f"logs and MLflow store under {work}", flush=True)
+    print(f"cache {cache} ({'empty' if from_cold else 'existing: trained models are reused'}), seeds "
+          f"{' '.join(map(str, args.seeds))}; logs and MLflow store under {work}", flush=True)
     start = time.perf_counter()
     rows, trained = {}, {}
     bm25_of: dict[str, dict] = {}  # dataset -> its BM25 baseline, evaluated once
     for pipeline, recipes in recipes_of(pipelines).items():
-        t0 = time.perf_counter()
-        for recipe in recipes:
-            if recipe.model not in trained:
-                print(f"{pipeline}: training {recipe.model}: {recipe.command}", flush=True)
-                trained[recipe.model] = {**train(recipe, cache, work), "for": pipeline}
-                print(f"{pipeline}: {recipe.model} trained in {trained[recipe.model]['seconds']:.0f} s", flush=True)
-        dataset, recorded, where = RECORDED[pipeline]
-        best = evaluate(pipeline_overrides(pipeline, cache))
-        if dataset not in bm25_of:
-            bm25_of[dataset] = evaluate(bm25_overrides(dataset, cache))
-        bm25 = bm25_of[dataset]
-        delta = best["ndcg_at_10"] - recorded
-        rows[pipeline] = {
-            "dataset": dataset, "recorded": recorded, "recorded_in": where, "best": summary(best),
-            "bm25": summary(bm25), "delta": delta, "within_tolerance": abs(delta) <= args.tolerance,
-            "vs_bm25": paired_vs(best, bm25), "training": {r.model: trained[r.model] for r in recipes},
-            "total_seconds": time.perf_counter() - t0, "load_average": list(os.getloadavg()),
-            "command": shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, cache)])}
-        print(f"{pipeline}: nDCG@10 {best['ndcg_at_10']:.4f} (recorded {recorded}, {delta:+.4f}); BM25 "
-              f"{bm25['ndcg_at_10']:.4f}, p {rows[pipeline]['vs_bm25']['p']:.4g}", flush=True)
+        rows[pipeline] = reproduce_pipeline(pipeline, recipes, args.seeds, cache, work, trained, bm25_of,
+                                            args.tolerance)
         save(args.out, pipeline, {**rows[pipeline], "cache": str(cache), "from_cold": from_cold, "finished": stamp})
     total = time.perf_counter() - start
     print()

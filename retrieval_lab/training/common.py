@@ -10,6 +10,7 @@ import resource
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +18,7 @@ from typing import Any, Callable
 from retrieval_lab import tracking
 from retrieval_lab.cache import content_key
 from retrieval_lab.dense.embedders import resolve_model as resolve_spec
-from retrieval_lab.errors import ModelNotFoundError
+from retrieval_lab.errors import ConfigError, ModelNotFoundError
 from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries, write_heldout_split
 from retrieval_lab.training.registry import models_root, register
@@ -35,11 +36,61 @@ def resolve_model(name: str, cache_root: str | Path | None = None):
     return spec
 
 
-def set_threads(threads: int) -> None:
-    if threads and threads > 0:
-        import torch
+def training_threads(threads: int) -> int:
+    """The torch thread count a training runs on: `threads`, or torch's default (the machine's physical cores) for
+    0. The count changes how float sums are split, so bit-identical weights need the same count."""
+    import torch
 
-        torch.set_num_threads(threads)
+    return threads if threads and threads > 0 else torch.get_num_threads()
+
+
+def runtime(threads: int) -> dict:
+    """What bit-identical weights depend on beyond the seed, settings and data: recorded in training.json."""
+    import torch
+
+    return {"threads": threads, "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@contextmanager
+def deterministic(seed: int, threads: int):
+    """Seed every generator a training draws from (Python's, numpy's, torch's: a fresh one-logit head and the
+    pooler are initialized from torch's, whose start state differs from process to process), fix the torch thread
+    count (stages run before the fit, such as mining negatives with a dense first stage, may change it), and use
+    torch's deterministic algorithms; the thread count and the algorithm switch are restored afterwards."""
+    import torch
+    from transformers import set_seed
+
+    before_threads, before_algorithms = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    set_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before_algorithms)
+        torch.set_num_threads(before_threads)
+
+
+def per_seed(cfg, dataset_name: str, kind: str) -> list:
+    """`seeds=[0,1,2]`: the settings of one training per seed (seed=s), each registered as <name>-seed<s>."""
+    from dataclasses import replace
+
+    if not cfg.seeds:
+        return [cfg]
+    if len(set(cfg.seeds)) != len(cfg.seeds) or any(not isinstance(s, int) or s < 0 for s in cfg.seeds):
+        raise ConfigError("seeds", f"expected distinct whole numbers >= 0, got {cfg.seeds}", "e.g. seeds=[0,1,2]")
+    name = cfg.name or default_name(cfg.base, dataset_name, kind)
+    return [replace(cfg, seed=s, seeds=None, name=f"{name}-seed{s}") for s in cfg.seeds]
+
+
+def default_name(base: str, dataset_name: str, kind: str) -> str:
+    return f"{base}-{dataset_name}-{'ft' if kind == 'embedder' else 'ce'}"
 
 
 def peak_rss_mb() -> float:
@@ -101,9 +152,13 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
     the held-out selection split, registers the model under `cfg.name` (default `<base>-<dataset>-ft|ce`) with
     `registry_config(name)` as its conf group entry; returns a summary."""
     cfg.validate()
+    if cfg.seeds:
+        raise ConfigError("seeds", "one training trains one seed", "train each of per_seed(cfg, dataset) in turn "
+                                                                   "(retrieval-lab train-* seeds=[...] does)")
     if os.environ.get("RETRIEVAL_LAB_NO_TRACKING") != "1":
         tracking.check_store()  # an unusable store fails now, not after the training
-    set_threads(cfg.threads)
+    threads = training_threads(cfg.threads)
+    _set_threads(threads)  # for the rows too: a teacher's logits or a dense first stage's negatives
     root = resolve_cache_root(cache_root)
     tq = training_queries(dataset_node, cfg.split, cfg.eval_splits, cfg.holdout, cfg.seed)
     base = resolve_model(cfg.base, root)  # before building rows: a wrong name fails fast
@@ -111,8 +166,8 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
     rows = build(tq, cfg)
     counts = count_rows(rows)
     digest = data_hash(rows)
-    name = cfg.name or f"{cfg.base}-{tq.dataset.name}-{'ft' if kind == 'embedder' else 'ce'}"
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads")}
+    name = cfg.name or default_name(cfg.base, tq.dataset.name, kind)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads", "seeds")}
     key = content_key(f"train_{kind}", {"base": base_hash, "settings": settings, "data": digest})
     folder = models_root(root) / kind / f"{name}-{key[:12]}"
     summary = {"name": name, "folder": str(folder), "dataset": tq.dataset.name, "split": cfg.split,
@@ -123,7 +178,10 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
         summary.update(json.loads((folder / "training.json").read_text()))
         summary["reused"] = True
     else:
-        summary.update(fit(base_folder, rows, cfg, folder))
+        log.info("training %s %s: seed %d, %d torch threads, deterministic algorithms", kind, name, cfg.seed, threads)
+        with deterministic(cfg.seed, threads):
+            summary.update(fit(base_folder, rows, cfg, folder))
+        summary.update(runtime(threads))
         summary["reused"] = False
         (folder / "training_queries.json").write_text(json.dumps(
             {"ids": tq.train.ids, "heldout": tq.heldout.ids, "split": cfg.split}))

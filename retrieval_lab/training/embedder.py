@@ -42,6 +42,7 @@ class EmbedderTrainConfig:
     negative_depth: int = 30  # mined from the BM25 top-N that are not relevant
     max_pairs: int = 0  # 0 = all (tests use a handful)
     threads: int = 0  # torch threads (0 = torch's default)
+    seeds: list[int] | None = None  # several seeds: one model per seed, registered as <name>-seed<s>
 
     def validate(self) -> None:
         for key in ("epochs", "batch_size", "lr", "max_seq_length"):

@@ -20,20 +20,25 @@ log = logging.getLogger(__name__)
 SPARE = 20
 
 
-def _unjudged(tq: TrainingQueries, ranked: dict[str, list[str]], depth: int) -> dict[str, list[str]]:
+def unjudged(tq: TrainingQueries, ranked: dict[str, list[tuple[str, float]]], depth: int) -> dict[str, list[str]]:
+    """Per query, the top-`depth` documents of its (doc, score) ranking that are not judged relevant. Equal scores
+    are ordered by document id, so the negatives (and the rows sampled from them) do not depend on the order in
+    which a first stage happens to return ties."""
     out = {}
-    for qid, docs in ranked.items():
+    for qid, hits in ranked.items():
         judged = {d for d, g in tq.dataset.qrels.get(qid, {}).items() if g >= 1}
-        out[qid] = [d for d in docs if d not in judged][:depth]
+        ordered = sorted(hits, key=lambda hit: (-float(hit[1]), hit[0]))
+        out[qid] = [d for d, _ in ordered if d not in judged][:depth]
     return out
 
 
 def bm25_negatives(tq: TrainingQueries, depth: int) -> dict[str, list[str]]:
     """Per training query, the BM25 top-`depth` documents that are not judged relevant (best first)."""
     passages = whole_documents(tq.dataset.corpus, title=True)
-    indices, _ = BM25(BM25Config()).index(passages).search(tq.train.texts, depth + SPARE)
-    ranked = {qid: [passages.ids[j] for j in row if j >= 0] for qid, row in zip(tq.train.ids, indices)}
-    return _unjudged(tq, ranked, depth)
+    indices, scores = BM25(BM25Config()).index(passages).search(tq.train.texts, depth + SPARE)
+    ranked = {qid: [(passages.ids[j], s) for j, s in zip(rows, row_scores) if j >= 0]
+              for qid, rows, row_scores in zip(tq.train.ids, indices, scores)}
+    return unjudged(tq, ranked, depth)
 
 
 def pipeline_negatives(tq: TrainingQueries, experiment: str, depth: int,
@@ -59,9 +64,9 @@ def pipeline_negatives(tq: TrainingQueries, experiment: str, depth: int,
     if cfg.eval.depth < depth + SPARE:
         cfg.eval.depth = depth + SPARE
     trace = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train)
-    ranked = {qid: [doc for doc, _ in trace.documents.get(qid, [])] for qid in tq.train.ids}
+    ranked = {qid: list(trace.documents.get(qid, [])) for qid in tq.train.ids}
     log.info("mined negatives for %d training queries from %s's first stage", len(ranked), experiment)
-    return _unjudged(tq, ranked, depth)
+    return unjudged(tq, ranked, depth)
 
 
 def mine_negatives(tq: TrainingQueries, source: str, depth: int,

@@ -55,6 +55,7 @@ class RerankerTrainConfig:
     max_positives_per_query: int = 1
     max_rows: int = 0  # 0 = all (tests use a handful)
     threads: int = 0
+    seeds: list[int] | None = None  # several seeds: one model per seed, registered as <name>-seed<s>
     layers: int = 0  # keep the body's first N transformer layers (0 = all): a shallower, cheaper reranker
     teacher: str | None = None  # loss=distill: the registered cross-encoder whose logits are the labels
 

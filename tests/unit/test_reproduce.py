@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -153,7 +154,7 @@ def test_the_plan_trains_a_model_once_and_never_in_the_shared_cache(tmp_path, ca
     lines = reproduce.plan_lines(reproduce.pipelines_of(["scifact", "nfcorpus"]), tmp_path / "cache", tmp_path)
     trains = [line for line in lines if " train-" in line]
     assert len(trains) == len(set(trains)) == 6  # minilm_l6-scifact-ft once for both SciFact pipelines
-    assert all(line.startswith(f"RETRIEVAL_LAB_CACHE={tmp_path / 'cache'} ") for line in trains)
+    assert all(line.startswith(f"RETRIEVAL_LAB_CACHE={tmp_path / 'cache' / 'seed-0'} ") for line in trains)
     with pytest.raises(SystemExit):
         reproduce.main(["--plan", "--cache", "~/.cache/retrieval-lab"])
     assert "shared default cache" in capsys.readouterr().err
@@ -164,3 +165,85 @@ def test_the_yaml_header_quotes_the_recorded_figure(pipeline):
     header = (REPO / "experiments" / f"{pipeline}.yaml").read_text()
     quoted = re.search(r"[Tt]est nDCG@10 ([0-9.]+)", header.replace("\n# ", " "))
     assert quoted and float(quoted.group(1)) == reproduce.RECORDED[pipeline][1]
+
+
+def test_each_seed_trains_every_model_with_its_seed_shifted_into_a_cache_of_its_own(tmp_path):
+    plain = reproduce.plan_lines(["fast-scifact"], tmp_path / "cache", tmp_path)
+    lines = reproduce.plan_lines(["fast-scifact"], tmp_path / "cache", tmp_path, seeds=[0, 1, 2])
+    trains = [line for line in lines if " train-" in line]
+    assert len(trains) == 3 * 3  # embedder, teacher, student per seed
+    for seed in (0, 1, 2):
+        mine = [line for line in trains if line.startswith(f"RETRIEVAL_LAB_CACHE={tmp_path / 'cache' / f'seed-{seed}'} ")]
+        assert len(mine) == 3 and all(f" seed={seed} " in line for line in mine)
+        run = f"retrieval-lab run +experiments=fast-scifact cache.dir={tmp_path / 'cache' / f'seed-{seed}'}"
+        assert run in lines and f"{run} reranker=none   # its first stage: baseline of the reranker's gain" in lines
+    # seed 0 runs the recorded commands as written
+    assert [line for line in trains if "/seed-0 " in line] == [line for line in plain if " train-" in line]
+    # a recipe seeded 1 (best-nfcorpus's second model) is shifted, not overwritten; one without a seed gets one
+    (recipe,) = [r for r in reproduce.recipes_of(["best-nfcorpus"])["best-nfcorpus"] if "seed=1" in r.overrides]
+    assert "seed=3" in reproduce.seeded(recipe, 2).overrides and reproduce.seeded(recipe, 0) == recipe
+    from retrieval_lab.training.recipes import Recipe
+
+    assert reproduce.seeded(Recipe("m", "embedder", ("name=m",)), 2).overrides == ("name=m", "seed=2")
+    # no model to train: evaluated once, whatever the seeds
+    nothing = reproduce.plan_lines(["best-arguana"], tmp_path / "cache", tmp_path, seeds=[0, 1, 2])
+    assert sum(line.startswith("retrieval-lab run +experiments=best-arguana") for line in nothing) == 1
+
+
+def test_seeds_must_be_distinct(capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["--plan", "--seeds", "0", "0"])
+    assert "give distinct seeds" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_reproduce_over_two_seeds_end_to_end_on_a_small_pipeline(tmp_path, monkeypatch):
+    """benchmarks/reproduce.py --seeds 0 1 on a hand-made collection: an embedder and a reranker on top of it,
+    trained from cold per seed by real trainings, then the mean ± sd over the seeds, the single-seed figure and the
+    paired tests of the mean gain over the first stage and over BM25."""
+    import json
+
+    from tests.unit.test_train import toy_splits
+
+    toy_splits(tmp_path / "data" / "toy")
+    config = tmp_path / "config"
+    (config / "dataset").mkdir(parents=True)
+    (config / "experiments").mkdir()
+    (config / "dataset" / "toy.yaml").write_text(
+        f"name: toy\nroot: {tmp_path / 'data'}\npath: null\nsplit: test\nquestions: null\ninclude: null\n"
+        "on_error: skip\nignore_identical_ids: false\nurl: null\nmd5: null\n")
+    (config / "experiments" / "toy-ce.yaml").write_text(
+        "# @package _global_\n"
+        "requires:\n"
+        "  toy-ft: retrieval-lab train-embedder dataset=toy base=minilm_l6 seed=0 batch_size=4 max_seq_length=32 "
+        "lr=1e-4 warmup=0 name=toy-ft\n"
+        "  toy-ce: retrieval-lab train-reranker dataset=toy base=toy-ft seed=0 layers=1 loss=bce negatives=2 "
+        "negative_depth=4 batch_size=8 max_length=32 lr=1e-4 warmup=0 name=toy-ce\n"
+        "defaults:\n  - override /dataset: toy\n  - override /retriever: dense\n  - override /reranker: cross_encoder\n"
+        "embedder:\n  name: toy-ft\n  model: toy-ft\n  backend: torch\n  max_tokens: 32\n"
+        "reranker:\n  name: toy-ce\n  model: toy-ce\n  depth: 5\n  max_length: 32\n  interpolate: 0.5\n"
+        "tracking:\n  experiment: toy-ce\n")
+    monkeypatch.setenv("RETRIEVAL_LAB_CONFIG", str(config))
+    monkeypatch.setattr(reproduce, "RECORDED", {"toy-ce": ("toy", 0.5, "nowhere")})
+    out = tmp_path / "reproduce.json"
+    code = reproduce.main(["--pipelines", "toy-ce", "--seeds", "0", "1", "--work", str(tmp_path / "work"),
+                           "--out", str(out), "--tolerance", "1"])
+    assert code == 0
+    row = json.loads(out.read_text())["toy-ce"]
+    cache = Path(row["cache"])
+    for seed in (0, 1):  # each seed's models in a cache of their own, trained with the seed shifted
+        trained = json.loads(next((cache / f"seed-{seed}" / "models" / "reranker").glob("toy-ce-*/training.json"))
+                             .read_text())
+        assert trained["dataset"] == "toy" and trained["threads"] >= 1
+        log = (tmp_path / "work" / "logs" / f"train-toy-ce-seed{seed}.log").read_text()
+        assert f"train-reranker: seed {seed}, " in log
+    figure, per_seed = row["ndcg_at_10"], row["per_seed"]
+    values = [per_seed[str(s)]["ndcg_at_10"] for s in (0, 1)]
+    assert figure["seeds"] == [0, 1] and figure["values"] == pytest.approx(values)
+    assert figure["mean"] == pytest.approx(np.mean(values)) and figure["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert figure["single"] == pytest.approx(values[0]) and row["delta"] == pytest.approx(figure["mean"] - 0.5)
+    first = [row["per_seed_first_stage"][str(s)]["ndcg_at_10"] for s in (0, 1)]
+    gain = figure["over_first_stage"]
+    assert gain["values"] == pytest.approx([v - f for v, f in zip(values, first)]) and 0 <= gain["p"] <= 1
+    assert figure["over_bm25"]["mean"] == pytest.approx(figure["mean"] - row["bm25"]["ndcg_at_10"])
+    assert row["command"].endswith(f"cache.dir={cache / 'seed-0'}")

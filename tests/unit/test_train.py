@@ -223,7 +223,8 @@ def test_negatives_come_from_the_named_experiments_first_stage(tmp_path, monkeyp
     ranked = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train).documents
     for qid in tq.train.ids:
         judged = set(tq.dataset.qrels[qid])
-        assert dense[qid] == [d for d, _ in ranked[qid] if d not in judged][:5] and len(dense[qid]) == 5
+        in_order = sorted(ranked[qid], key=lambda hit: (-hit[1], hit[0]))  # ties by document id
+        assert dense[qid] == [d for d, _ in in_order if d not in judged][:5] and len(dense[qid]) == 5
     assert dense != from_bm25
     with pytest.raises(ConfigError, match="(?s)no experiment 'nope'.*toy-bm25") as caught:
         mine_negatives(tq, "nope", 5)
@@ -274,3 +275,53 @@ def test_models_saved_inside_the_cache_are_hashed_by_their_files(tmp_path):
         (folder / "model.safetensors").write_bytes(bytes([i]) * 8)
         hashes.add(weights_sha256(folder))
     assert len(hashes) == 2 and "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" not in hashes
+
+
+def test_mined_negatives_order_ties_by_document_id_whatever_order_the_first_stage_returns():
+    """Equal scores are common (BM25 on short queries, duplicates in fused runs); the negatives, and so the rows
+    sampled from them, must not depend on which tied document a first stage happened to list first."""
+    from types import SimpleNamespace
+
+    from retrieval_lab.training.negatives import unjudged
+    from retrieval_lab.types import Qrels
+
+    tq = SimpleNamespace(dataset=SimpleNamespace(qrels=Qrels({"q": {"d1": 1, "d9": 0}})))
+    hits = [("d5", 3.0), ("d1", 2.0), ("d4", 1.0), ("d2", 1.0), ("d9", 1.0), ("d3", 1.0), ("d0", 0.5)]
+    mined = unjudged(tq, {"q": hits}, 4)
+    assert mined == {"q": ["d5", "d2", "d3", "d4"]}  # judged relevant d1 out; d9 (judged 0) may be a negative
+    assert unjudged(tq, {"q": hits[::-1]}, 4) == mined
+
+
+def test_seeds_make_one_training_per_seed_each_under_its_own_name():
+    from retrieval_lab.errors import ConfigError
+    from retrieval_lab.training.cli import train_config
+    from retrieval_lab.training.common import per_seed
+
+    dataset, settings, _ = train_config("reranker", ["seeds=[0,1,2]", "name=ce"])
+    assert [(s.seed, s.name, s.seeds) for s in per_seed(settings, dataset.name, "reranker")] == [
+        (0, "ce-seed0", None), (1, "ce-seed1", None), (2, "ce-seed2", None)]
+    dataset, settings, _ = train_config("embedder", ["seeds=[3]"])
+    assert [s.name for s in per_seed(settings, dataset.name, "embedder")] == ["minilm_l6-scifact-ft-seed3"]
+    dataset, settings, _ = train_config("embedder", ["seed=4"])
+    assert per_seed(settings, dataset.name, "embedder") == [settings]  # no seeds: the one training
+    with pytest.raises(ConfigError, match="distinct whole numbers") as caught:
+        per_seed(train_config("embedder", ["seeds=[1,1]"])[1], "scifact", "embedder")
+    assert caught.value.key == "seeds"
+
+
+@pytest.mark.slow
+def test_train_embedder_with_seeds_registers_one_model_per_seed(tmp_path, monkeypatch, capsys):
+    from retrieval_lab.training.cli import main_train
+    from retrieval_lab.training.registry import lookup
+
+    folder = toy_splits(tmp_path / "toy")
+    monkeypatch.setenv("RETRIEVAL_LAB_NO_TRACKING", "1")
+    cache = tmp_path / "cache"
+    assert main_train("embedder", [f"dataset.path={folder}", "dataset.name=toy", "seeds=[0,1]", "batch_size=4",
+                                   "max_seq_length=32", "threads=1", "name=toy-ft", f"cache.dir={cache}"]) == 0
+    err = capsys.readouterr().err
+    assert "train-embedder: seed 0, 1 torch threads" in err and "train-embedder: seed 1, 1 torch threads" in err
+    models = [lookup("embedder", f"toy-ft-seed{s}", cache) for s in (0, 1)]
+    assert all(models) and models[0].folder != models[1].folder  # the seed is part of the training's identity
+    weights = [(m.folder / "model.safetensors").read_bytes() for m in models]
+    assert weights[0] != weights[1]
