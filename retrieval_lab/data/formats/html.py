@@ -19,7 +19,8 @@ What is dropped, by rule, so a reader can predict it:
   such a link, as Texinfo puts after definition terms ("FLIBS ¶");
 - everything outside <main> (or role="main") when the page has one.
 Whitespace collapses as a browser shows it, except inside <pre>. Title: <title>, else the first h1, else the first
-heading; h1-h6 delimit sections.
+heading; h1-h6 delimit sections, each with its heading path (h1 > h2 > h3). Every `id` attribute (and `<a name>`)
+of kept content is an anchor, so a place in the text can be linked to as `page.html#id`.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ NAVIGATION_ROLES = {"navigation", "banner", "contentinfo", "complementary", "sea
 BOILERPLATE_CLASSES = {"nav", "navbar", "nav-panel", "navigation", "breadcrumb", "breadcrumbs", "sidebar",
                        "skip-link", "skiplink", "toc", "table-of-contents", "contents-heading",
                        "shortcontents-heading", "cookie-banner", "site-header", "site-footer",
+                       # DocBook XSL's Prev / Up / Home / Next panels (PostgreSQL's manual, among many)
+                       "navheader", "navfooter",
                        # the permalink signs (¶, #) that documentation generators put after each heading
                        "headerlink", "header-anchor", "hash-link", "anchor-link", "permalink", "copiable-anchor",
                        # footnote reference markers (Sphinx, Pandoc); Texinfo's are caught by <sup> in an in-page link
@@ -71,7 +74,8 @@ def read(raw: bytes) -> Extracted:
     first_heading = builder.headings[0][1] if builder.headings else None
     return Extracted(text=builder.text(), title=extractor.title or extractor.first_h1 or first_heading,
                      source_map=builder.source_map, sections=builder.sections(),
-                     details={"encoding": encoding}, note=note)
+                     details={"encoding": encoding, "line_starts": extractor.line_starts}, note=note,
+                     anchors=builder.anchors)
 
 
 def _declared_charset(raw: bytes) -> str | None:
@@ -192,6 +196,10 @@ class _Extractor(HTMLParser):
         elif tag == "pre":
             self.pre_depth += 1
             self.pre_fresh = True
+        found = dict(attrs)
+        target = found.get("id") or (found.get("name") if tag == "a" else None)
+        if target:  # after the separators above, so it sits where the element's text starts
+            builder.add_anchor(target.strip())
 
     def _close(self, tag: str) -> None:
         builder = self.builder
@@ -204,7 +212,7 @@ class _Extractor(HTMLParser):
         if tag in HEADINGS and self.heading and self.heading[0] == tag:
             start = self.heading[1]
             heading = " ".join(builder.text_since(start).split())
-            builder.add_heading(start, heading)
+            builder.add_heading(start, heading, int(tag[1]))
             if tag == "h1" and self.first_h1 is None and heading:
                 self.first_h1 = heading
             self.heading = None
@@ -266,8 +274,9 @@ class _Extractor(HTMLParser):
             offset = self._offset()
         builder = self.builder
         if self.pre_depth:
-            if self.pre_fresh and data.startswith("\n"):  # the newline right after <pre> is not content
-                data, offset = data[1:], offset + 1
+            if self.pre_fresh and data.startswith(("\n", "\r")):  # the line break right after <pre> is not content
+                skip = 2 if data.startswith("\r\n") else 1
+                data, offset = data[skip:], offset + skip
             self.pre_fresh = False
             builder.add(data, offset)
             self._count(len(data) - data.count(" ") - data.count("\n"))
