@@ -241,7 +241,8 @@ def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report.dest = dest
-    level = logging.WARNING if report.skipped else logging.INFO
+    # on the console (WARNING) when files were skipped or text was cut: the user should know what is not indexed
+    level = logging.WARNING if report.skipped or (report.boilerplate and report.boilerplate.lines) else logging.INFO
     for line in report.lines():
         log.log(level, "%s", line)
     return dest

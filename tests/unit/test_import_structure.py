@@ -151,3 +151,14 @@ def test_a_long_section_is_cut_into_parts_that_keep_its_heading(tmp_path):
     assert [h for _, _, h in merged] == ["config", "Variables", "End"]
     where = source_location(record["metadata"], text.index("option.700"))
     assert where["heading_path"] == ["config", "Variables"] and where["link"] == "config.html#_variables"
+
+
+def test_an_import_on_the_fly_says_on_the_console_what_it_cut(tmp_path, caplog):
+    import logging
+
+    from retrieval_lab.data.folder import import_into_cache
+
+    write_pages(tmp_path / "docs")
+    with caplog.at_level(logging.WARNING):
+        import_into_cache(tmp_path / "docs", tmp_path / "cache")
+    assert "boilerplate: dropped 32 lines" in caplog.text
