@@ -162,3 +162,22 @@ def test_an_import_on_the_fly_says_on_the_console_what_it_cut(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         import_into_cache(tmp_path / "docs", tmp_path / "cache")
     assert "boilerplate: dropped 32 lines" in caplog.text
+
+
+def test_a_heading_inside_a_note_heads_only_the_note():
+    """DocBook puts admonitions in their own block with a heading: `<div class="note"><h3>Note</h3>...</div>`. The
+    options after the note belong to "Options" again, not to "Note"."""
+    html = ('<html><body><h1>pg_dump</h1><div class="refsect1" id="opts"><h2>Options</h2><p>-a dumps data.</p>'
+            '<div class="note"><h3 class="title">Note</h3><p>Beware of triggers.</p></div>'
+            '<p>-s dumps only the schema.</p><div class="note"><h3>Note</h3><p>Second note.</p></div>'
+            '<div class="note"><h3>Tip</h3><p>A tip.</p></div></div>'
+            '<div class="refsect1" id="ex"><h2>Examples</h2><p>pg_dump mydb</p></div></body></html>').encode()
+    extracted = reader("html")(html)
+    text = extracted.text
+    where = {text[s:e].strip().split("\n")[-1]: (p, a) for s, e, _, p, a in extracted.sections}
+    assert where["Beware of triggers."] == (["pg_dump", "Options", "Note"], "opts")
+    assert where["-s dumps only the schema."] == (["pg_dump", "Options"], "opts")  # Options again, not Note
+    assert where["A tip."] == (["pg_dump", "Options", "Tip"], "opts")
+    assert where["pg_dump mydb"] == (["pg_dump", "Examples"], "ex")
+    assert [s[2] for s in extracted.sections] == ["pg_dump", "Options", "Note", "Options", "Note", "Tip", "Examples"]
+    assert all(a[1] == b[0] for a, b in zip(extracted.sections, extracted.sections[1:]))

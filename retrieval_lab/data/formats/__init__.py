@@ -70,6 +70,7 @@ class TextBuilder:
         self.source_map: list[list] = []
         self.headings: list[tuple[int, str, int]] = []  # (text offset, heading, level: 1 for h1)
         self.anchors: list[list] = []  # [text offset, id]
+        self.resumed: list[tuple[int, str, int, str | None]] = []  # (offset, heading, level, anchor): see resume
 
     def __len__(self) -> int:
         return self._length
@@ -118,21 +119,28 @@ class TextBuilder:
         if heading and start < self._length:
             self.headings.append((start, heading, level))
 
+    def resume(self, heading: str, level: int, anchor: str | None) -> None:
+        """From the next piece on, the text belongs to `heading` again (the section a note or sidebar with a heading
+        of its own interrupted); kept as a section only when text follows before the next heading."""
+        self.resumed.append((self.start_heading(), heading, level, anchor))
+
     def add_anchor(self, anchor: str) -> None:
         """A link target (an element id) where the next piece will start."""
         if anchor:
             self.anchors.append([self.start_heading(), anchor])
 
-    def checkpoint(self) -> tuple[int, int, int, int, str]:
-        return len(self._parts), len(self.source_map), len(self.headings), len(self.anchors), self._owed
+    def checkpoint(self) -> tuple[int, int, int, int, int, str]:
+        return (len(self._parts), len(self.source_map), len(self.headings), len(self.anchors), len(self.resumed),
+                self._owed)
 
-    def rollback(self, mark: tuple[int, int, int, int, str]) -> None:
+    def rollback(self, mark: tuple[int, int, int, int, int, str]) -> None:
         """Forget everything added since `checkpoint()` (e.g. a list found to be navigation once it closed)."""
-        parts, anchors, headings, targets, owed = mark
+        parts, anchors, headings, targets, resumed, owed = mark
         del self._parts[parts:]
         del self.source_map[anchors:]
         del self.headings[headings:]
         del self.anchors[targets:]
+        del self.resumed[resumed:]
         self._length = sum(len(p) for p in self._parts)
         self._owed = owed if self._length else ""
 
@@ -159,18 +167,21 @@ class TextBuilder:
         if not self.headings:
             return []
         text = self.text()
-        starts = sorted(self.headings, key=lambda h: h[0])
+        # (start, heading, level, resumed, anchor); at one offset a resumed heading comes before a new one
+        starts = sorted([(s, h, lv, False, None) for s, h, lv in self.headings]
+                        + [(s, h, lv, True, a) for s, h, lv, a in self.resumed], key=lambda h: (h[0], not h[3]))
         spans = []
         if starts[0][0] > 0 and text[:starts[0][0]].strip():
             spans.append([0, starts[0][0], "", [], None])
         open_headings: list[tuple[int, str]] = []  # (level, heading) of the enclosing headings
-        for i, (start, heading, level) in enumerate(starts):
+        for i, (start, heading, level, resumed, anchor) in enumerate(starts):
             while open_headings and open_headings[-1][0] >= level:
                 open_headings.pop()
             open_headings.append((level, heading))
             end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
-            if end > start:
-                anchor = anchors.get(start) if anchors is not None else anchor_at(self.anchors, start)
+            if end > start and (not resumed or text[start:end].strip()):
+                if not resumed:
+                    anchor = anchors.get(start) if anchors is not None else anchor_at(self.anchors, start)
                 path = [h for _, h in open_headings]
                 spans.extend([s, e, heading, path, anchor] for s, e in cut_long(text, start, end))
         return spans
