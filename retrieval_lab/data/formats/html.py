@@ -249,8 +249,8 @@ class _Extractor(HTMLParser):
         if held and before is not None:
             heading, level, anchor = before
             if anchor is None:  # the section's own anchor, as sections() gives it
-                start = max(s for s, h, lv in self.builder.headings if (h, lv) == (heading, level))
-                anchor = anchor_at(self.builder.anchors, start)
+                start = max((s for s, h, lv in self.builder.headings if (h, lv) == (heading, level)), default=None)
+                anchor = anchor_at(self.builder.anchors, start) if start is not None else None
                 before = (heading, level, anchor)
             self.builder.resume(heading, level, anchor)
             self.in_force = before
