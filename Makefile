@@ -105,7 +105,7 @@ clean-venv:
 # into /usr/share/R/doc/manual/: the import benchmark's documents. Installs only what is missing; needs root.
 R_MANUALS := /usr/share/R/doc/manual
 .PHONY: docs-data bench-import
-docs-data:
+docs-data: docs-data-postgresql
 	@if [ -f $(R_MANUALS)/R-intro.html ] && [ -f $(R_MANUALS)/R-intro.pdf ]; then \
 	  echo "R manuals present in $(R_MANUALS)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -115,6 +115,28 @@ docs-data:
 	  echo "ERROR: no R manuals in $(R_MANUALS), and apt-get cannot run here (needs root on Debian): install the" \
 	       "packages r-doc-html and r-doc-pdf, or pass another folder to benchmarks/import_speed.py" >&2; exit 1; \
 	fi
+
+# PostgreSQL 15's HTML manual (Debian's postgresql-doc-15) in /usr/share/doc/postgresql-doc-15/html/: the second
+# real document set (conf/dataset/postgresql_docs.yaml, experiments/postgresql-docs/). Installs it when missing.
+PG_DOCS := /usr/share/doc/postgresql-doc-15/html
+.PHONY: docs-data-postgresql tour-postgresql-docs
+docs-data-postgresql:
+	@if [ -f $(PG_DOCS)/app-psql.html ]; then \
+	  echo "PostgreSQL manual present in $(PG_DOCS)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-doc-15 >/dev/null \
+	    && echo "PostgreSQL manual installed in $(PG_DOCS)"; \
+	else \
+	  echo "ERROR: no PostgreSQL manual in $(PG_DOCS), and apt-get cannot run here (needs root on Debian): install" \
+	       "the package postgresql-doc-15" >&2; exit 1; \
+	fi
+
+# The README's own-documents tour on the PostgreSQL pages, as printed (import, sweep own-docs, best, export, search),
+# in a scratch folder (TOUR_DIR: its data, mlruns and cache); about 10 minutes on 2 cores. Results:
+# experiments/README.md, "Own documents: the PostgreSQL administration pages".
+TOUR_DIR ?= tour-postgresql-docs
+tour-postgresql-docs: $(STAMP) docs-data-postgresql
+	PATH=$(abspath $(VENV))/bin:$$PATH experiments/postgresql-docs/tour.sh $(TOUR_DIR)
 
 # Import speed per format on the R manuals (about 10 minutes on 2 cores; the 2,400-page reference PDFs dominate).
 bench-import: $(STAMP) docs-data

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,9 @@ from retrieval_lab.types import Corpus, _digest
 log = logging.getLogger(__name__)
 
 SINGLE_CHUNK_WARNING = 0.9  # share of documents in one chunk above which chunkers all look alike
+SPECIAL_TOKENS = 2  # [CLS] and [SEP] (or <s> and </s>) that an encoder adds to every passage
+TOKEN_SIZED = ("fixed_tokens", "recursive")  # chunkers whose size is in tokens: it counts the whole indexed text
+INDEXED_BUDGET = 1  # version of how a token size is shared between title, special tokens and text (cache key)
 CHUNK_BATCH = 4096  # documents chunked and token-counted at a time
 
 
@@ -160,10 +163,32 @@ def chunker_config(node: Any, prefix: str = "chunker") -> tuple[str, ChunkerConf
 
 
 def chunk_spans(name: str, config: ChunkerConfig, texts: list[str], tokens: TokenCounter,
-                encoder=None) -> list[list[Span]]:
-    """Spans per document (no caching): the chunker applied to each text."""
-    chunker: Chunker = CHUNKERS[name][1](config, tokens, encoder)
-    return [chunker.chunk(text) if text.strip() else [] for text in texts]
+                encoder=None, titles: list[str] | None = None) -> list[list[Span]]:
+    """Spans per document (no caching): the chunker applied to each text. A chunker sized in tokens (TOKEN_SIZED)
+    given `titles` sizes each document's chunks so the indexed text fits `size` (`indexed_budget`)."""
+    if name not in TOKEN_SIZED or titles is None:
+        chunker: Chunker = CHUNKERS[name][1](config, tokens, encoder)
+        return [chunker.chunk(text) if text.strip() else [] for text in texts]
+    reserves = tokens.count_batch([t or "" for t in titles]) if config.title else [0] * len(texts)
+    by_size: dict[int, Chunker] = {}
+    out = []
+    for text, title_tokens in zip(texts, reserves):
+        size = indexed_budget(config, int(title_tokens))
+        if size not in by_size:
+            fitted = replace(config, size=size, **({"overlap": min(config.overlap, size // 8)}
+                                                   if hasattr(config, "overlap") and config.overlap >= size else {}))
+            by_size[size] = CHUNKERS[name][1](fitted, tokens, encoder)
+        out.append(by_size[size].chunk(text) if text.strip() else [])
+    return out
+
+
+def indexed_budget(config: ChunkerConfig, title_tokens: int) -> int:
+    """Tokens of a document's own text per chunk, so that its indexed text (the title when `title` is on, the chunk,
+    and an encoder's SPECIAL_TOKENS) holds at most `size` tokens: a chunk of size 128 then fits a 128-token encoder
+    such as MiniLM-L3, where 128 tokens of text plus the title overflowed 98% of the passages. The reserve is at
+    most half the size (a longer title overflows, and the truncation check says so)."""
+    reserve = SPECIAL_TOKENS + (title_tokens if config.title else 0)
+    return max(config.size - min(reserve, config.size // 2), 1)
 
 
 def build_passages(node: Any, corpus: Corpus, cache=None, tokens: TokenCounter | None = None) -> Passages:
@@ -184,6 +209,8 @@ def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
     shape = {k: v for k, v in asdict(config).items() if k not in ("title", "tokenizer")}
     encoder = None
     inputs = {"corpus": corpus.fingerprint, "chunker": name, "config": shape, "tokenizer": tokens.identity}
+    if name in TOKEN_SIZED:  # the title's length shapes the chunks
+        inputs.update(title=config.title, budget=INDEXED_BUDGET)
     if name == "semantic":
         encoder = load_encoder(config.encoder)
         inputs["encoder"] = encoder.identity
@@ -194,7 +221,7 @@ def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
         for first in range(0, len(corpus), CHUNK_BATCH):  # a batch at a time: token offsets of a whole corpus
             texts = corpus.texts[first:first + CHUNK_BATCH]  # would not fit in memory at a million documents
             t0 = time.perf_counter()
-            spans = chunk_spans(name, config, texts, tokens, encoder)
+            spans = chunk_spans(name, config, texts, tokens, encoder, corpus.titles[first:first + CHUNK_BATCH])
             seconds += time.perf_counter() - t0
             batch_rows = []
             for row, doc_spans in enumerate(spans, start=first):
@@ -229,7 +256,7 @@ def chunk_corpus(name: str, config: ChunkerConfig, corpus: Corpus, cache=None,
     return Passages(ids=ids, doc_ids=doc_ids, texts=texts, starts=starts, ends=ends, chunk_index=chunk_index,
                     n_tokens=np.asarray(arrays["n_tokens"]),
                     meta={"chunker": name, "tokenizer": tokens.name, "chunk_seconds": meta.get("chunk_seconds", 0.0),
-                          "cache_hit": hit})
+                          "cache_hit": hit, "size": getattr(config, "size", None), "title": config.title})
 
 
 def aggregate_documents(hits: list[tuple[str, float]], passages: Passages, k: int,
@@ -308,18 +335,41 @@ def chunk_stats(passages: Passages, n_docs: int) -> dict[str, float]:
     return stats
 
 
-def truncated_chunks(passages: Passages, tokens: TokenCounter, max_tokens: int, special_tokens: int = 2) -> int:
-    """How many indexed texts exceed an embedder's `max_tokens` (they are truncated when encoded); warns if any."""
+def truncated_chunks(passages: Passages, tokens: TokenCounter, max_tokens: int,
+                     special_tokens: int = SPECIAL_TOKENS) -> int:
+    """How many indexed texts exceed an embedder's `max_tokens` (they are truncated when encoded); warns if any,
+    with the fix that fits the chunker in use (`truncation_fix`)."""
     texts = passages.texts
     counts = np.array([c for first in range(0, len(texts), CHUNK_BATCH)
                        for c in tokens.count_batch(texts[first:first + CHUNK_BATCH])]) + special_tokens
     n = int((counts > max_tokens).sum())
     if n:
-        log.warning("%d of %d passages (%.1f%%) exceed the embedder's %d tokens and will be truncated: chunk them "
-                    "(chunker=fixed_tokens), lower chunker.size, or use a chunker with a token cap", n, len(passages),
-                    100 * n / len(passages), max_tokens)
+        log.warning("%d of %d passages (%.1f%%) exceed the embedder's %d tokens (title and %d special tokens "
+                    "included) and will be truncated: %s", n, len(passages), 100 * n / len(passages), max_tokens,
+                    special_tokens, truncation_fix(passages.meta, max_tokens))
     return n
 
 
+def truncation_fix(meta: dict, max_tokens: int) -> str:
+    """What to change so passages fit an embedder of `max_tokens`, for the chunker that made them (never the advice
+    to use the chunker already in use)."""
+    name, size = meta.get("chunker", "none"), meta.get("size")
+    if name == "none":
+        return (f"whole documents are indexed (chunker=none); chunk them to fit, e.g. chunker=fixed_tokens "
+                f"chunker.size={max_tokens}")
+    if name in TOKEN_SIZED and size is not None and size > max_tokens:
+        return (f"chunker.size={size} is above what the embedder reads; set chunker.size={max_tokens} (a {name} size "
+                "counts the title and special tokens too)")
+    if name in TOKEN_SIZED:
+        return (f"chunker.size={size} fits, so the rest is long titles (at most half of a chunk is kept for the "
+                f"title) or {meta.get('tokenizer', 'chunker')} tokens that differ from the embedder's; set "
+                "chunker.tokenizer=embedder, or chunker.title=false")
+    return (f"chunker={name} sizes chunks in {'sentences' if name == 'sentences' else 'similar sentences'}"
+            + (f" (chunker.size={size})" if size is not None else "")
+            + f", so long ones overflow; lower chunker.size, or cut by tokens: chunker=fixed_tokens "
+            f"chunker.size={max_tokens}")
+
+
 __all__ = ["Passages", "with_title", "whole_documents", "CHUNKERS", "chunker_config", "chunk_spans",
-           "build_passages", "chunk_stats", "aggregate_documents", "unfilled_rows", "chunk_corpus", "passage_depth", "truncated_chunks", "sentence_spans", "load_tokenizer"]
+           "build_passages", "chunk_stats", "aggregate_documents", "unfilled_rows", "chunk_corpus", "passage_depth", "truncated_chunks", "truncation_fix", "indexed_budget",
+           "sentence_spans", "load_tokenizer"]

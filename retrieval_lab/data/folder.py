@@ -3,8 +3,15 @@
 Each document's id is its path relative to the folder (POSIX), its title comes from the document (see
 `retrieval_lab.data.formats`), else the file name, and its metadata holds:
 - `source`: the file's relative `path`, `format`, `bytes`, `mtime` (UTC), `sha256`, format details (`encoding`,
-  `pages`) and `map`, the source map from imported-text offsets back to (page, offset) in the file;
-- `sections`: `[start, end, heading]` character spans of the imported text, from one heading to the next.
+  `pages`; `line_starts`, the offset of each line of an unpaged file) and `map`, the source map from imported-text
+  offsets back to (page, offset) in the file;
+- `sections`: `[start, end, heading, path, anchor]` character spans of the imported text, from one heading (any
+  level) to the next, long ones cut into parts (`retrieval_lab.data.formats`);
+- `anchors`: `[offset, id]` of every link target (HTML element ids, Markdown heading slugs);
+- `boilerplate`: how many lines and characters were dropped as repeated across the folder (data/boilerplate.py).
+
+`source_location(metadata, offset)` is the one accessor for where a text offset comes from: file, page, offset and
+line in the file, heading path and nearest anchor.
 
 The manifest records every file seen (size, mtime, sha256, status and the reason a file was skipped), so importing
 into the same place again reads only files whose size or mtime changed, and re-parses only those whose content did.
@@ -28,14 +35,16 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from retrieval_lab.config import check_choice
-from retrieval_lab.data.formats import FORMATS, UnreadableFile, library_versions, reader
+from retrieval_lab.data.boilerplate import BoilerplateReport, drop_boilerplate
+from retrieval_lab.data.formats import FORMATS, UnreadableFile, anchor_at, library_versions, reader
 from retrieval_lab.errors import ConfigError, DataError, LabError
 
 log = logging.getLogger(__name__)
 
-IMPORTER_VERSION = 2  # bump when extraction changes: earlier imports are then read again, not reused
+IMPORTER_VERSION = 3  # bump when extraction changes: earlier imports are then read again, not reused
 MANIFEST = "manifest.json"
 CORPUS = "corpus.jsonl"
+EXTRACTED = "extracted.jsonl"  # each document as read, before boilerplate is cut: what a re-import reuses
 ON_ERROR = ("skip", "fail")
 UNSUPPORTED_SHOWN = 10  # unsupported files listed one by one in a report; the rest are counted by suffix
 
@@ -53,6 +62,7 @@ class ImportReport:
     include: list[str] | None = None
     reused: int = 0  # documents taken unchanged from the previous import
     cached: bool = False  # the whole import reused as it was (a report read from its manifest)
+    boilerplate: BoilerplateReport | None = None  # lines cut as repeated across the folder
 
     def lines(self) -> list[str]:
         if self.cached:
@@ -77,6 +87,8 @@ class ImportReport:
                        + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())) + ")")
         for path, note in self.notes:
             out.append(f"  note {path}: {note}")
+        if self.boilerplate is not None:
+            out.append("  " + self.boilerplate.line())
         return out
 
 
@@ -100,7 +112,7 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
     previous = _Previous(Path(reuse_from).expanduser().resolve() if reuse_from else dest, source)
     report = ImportReport(source=source, dest=dest, include=include)
     entries: dict[str, dict] = {}
-    records: list[str] = []
+    records: list[dict] = []
     for rel, path in scan(source, exclude=dest):
         if not included(rel, include):
             report.excluded += 1
@@ -126,7 +138,7 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
                 if old["status"] == "imported":
                     record["metadata"]["source"]["mtime"] = _utc(stat.st_mtime_ns)
                     entry["note"] = old.get("note")
-                    _imported(report, records, rel, entry, json.dumps(record, ensure_ascii=False))
+                    _imported(report, records, rel, entry, record)
                 else:
                     entry["reason"] = old["reason"]
                     _skipped(report, source, rel, old["reason"], on_error)
@@ -144,7 +156,7 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
             continue
         entry["status"] = "imported"
         entry["note"] = record["metadata"]["source"].pop("note", None)
-        _imported(report, records, rel, entry, json.dumps(record, ensure_ascii=False))
+        _imported(report, records, rel, entry, record)
     if not records:
         raise DataError(source, f"no readable documents ({len(report.skipped)} unreadable, "
                                 f"{len(report.unsupported)} of other formats"
@@ -153,9 +165,13 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
                             + (" that match an include pattern" if include else "")
                             + ("; " + "; ".join(f"{p}: {r}" for p, r in report.skipped[:3]) if report.skipped else ""))
     dest.mkdir(parents=True, exist_ok=True)
-    _write_atomic(dest / CORPUS, "".join(line + "\n" for line in records))
+    extracted = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    report.boilerplate = drop_boilerplate(records)  # across the folder: after every document is read
+    _write_atomic(dest / EXTRACTED, extracted)
+    _write_atomic(dest / CORPUS, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     manifest = {"importer": IMPORTER_VERSION, "libraries": library_versions(), "source": str(source),
                 "created": _utc(time.time_ns()), "excluded": report.excluded,
+                "boilerplate": report.boilerplate.summary(),
                 "files": {rel: _compact(e) for rel, e in entries.items()}}
     _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return report
@@ -236,7 +252,8 @@ def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str 
 
 
 def _log_report(report: ImportReport) -> None:
-    level = logging.WARNING if report.skipped else logging.INFO
+    # on the console (WARNING) when files were skipped or text was cut: the user should know what is not indexed
+    level = logging.WARNING if report.skipped or (report.boilerplate and report.boilerplate.lines) else logging.INFO
     for line in report.lines():
         log.log(level, "%s", line)
 
@@ -291,13 +308,33 @@ def content_key(source: Path, include: list[str] | None = None) -> str:
 
 
 def source_location(metadata: dict, offset: int) -> dict:
-    """Where the imported text's character `offset` comes from: {"file", "page" (PDF; else None), "offset" (in the
-    page's extracted text for PDF, else in the decoded file)}."""
+    """Where the imported text's character `offset` comes from:
+    - "file": the path relative to the imported folder; "page": the PDF page (else None);
+    - "offset": in the page's extracted text for PDF, else in the decoded file; "line": 1-based line of the file
+      (None for PDF and imports made before lines were recorded);
+    - "heading_path": the headings of the section holding it, outermost first ([] outside any section);
+    - "anchor": the nearest link target at or before it (HTML element id, Markdown heading slug; None if none),
+      so `file#anchor` opens the page there;
+    - "link": "file#anchor", or "file" without an anchor."""
     source = metadata["source"]
     anchors = source["map"]
     row = max(bisect.bisect_right([a[0] for a in anchors], offset) - 1, 0)
     at, page, origin = anchors[row] if anchors else (0, None, 0)
-    return {"file": source["path"], "page": page, "offset": origin + max(offset - at, 0)}
+    file_offset = origin + max(offset - at, 0)
+    lines = source.get("line_starts")
+    line = bisect.bisect_right(lines, file_offset) if lines and page is None else None
+    section = section_at(metadata, offset)
+    anchor = anchor_at(metadata.get("anchors") or [], offset)
+    return {"file": source["path"], "page": page, "offset": file_offset, "line": line,
+            "heading_path": list(section[3]) if section and len(section) > 3 else [section[2]] if section else [],
+            "anchor": anchor, "link": f"{source['path']}#{anchor}" if anchor else source["path"]}
+
+
+def section_at(metadata: dict, offset: int) -> list | None:
+    """The `[start, end, heading, path, anchor]` section holding `offset`, or None."""
+    sections = metadata.get("sections") or []
+    row = bisect.bisect_right([s[0] for s in sections], offset) - 1
+    return sections[row] if row >= 0 and offset < sections[row][1] else None
 
 
 # --- one file ----------------------------------------------------------------------------------------------------
@@ -313,11 +350,11 @@ def _record(rel: str, entry: dict, raw: bytes) -> dict:
     if extracted.note:
         source["note"] = extracted.note
     return {"_id": rel, "title": extracted.title or Path(rel).stem, "text": extracted.text,
-            "metadata": {"source": source, "sections": extracted.sections}}
+            "metadata": {"source": source, "sections": extracted.sections, "anchors": extracted.anchors}}
 
 
-def _imported(report: ImportReport, records: list[str], rel: str, entry: dict, line: str) -> None:
-    records.append(line)
+def _imported(report: ImportReport, records: list[dict], rel: str, entry: dict, record: dict) -> None:
+    records.append(record)
     report.imported.append(rel)
     if entry.get("note"):
         report.notes.append((rel, entry["note"]))
@@ -364,7 +401,7 @@ class _Previous:
         if self._records is None:
             self._records = {}
             try:
-                with open(self.folder / CORPUS, encoding="utf-8") as fh:
+                with open(self.folder / EXTRACTED, encoding="utf-8") as fh:
                     for line in fh:
                         record = json.loads(line)
                         self._records[record["_id"]] = record

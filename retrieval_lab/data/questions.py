@@ -25,10 +25,11 @@ separated by ` || `.
 Each quote is located in the documents' text (not their titles) ignoring case, whitespace, line breaks and
 hyphenation: text is folded with Unicode NFKC (ligatures such as "ﬁ" become "fi") and case folding, typographic
 quotes become straight ones, whitespace runs become one space, and a hyphen inside a word or at a line end
-("exam-\\nple", "well-known") is dropped, on both sides. A quote found several times in one document counts at its
-first place; with several documents named, in the first of them (in the order given) that holds it. A quote that is
-not found, or is found in several documents when no `doc` is given, is a DataError naming the line, the quote and
-the closest match.
+("exam-\\nple", "well-known") is dropped, on both sides. A quote must be found exactly once where it is looked for:
+one that is not found is a DataError naming the line, the quote and the closest match; one found in several
+documents when no `doc` is given names them (fix: `doc`); one found twice or more in its documents names each
+place (document, line of the file, heading path, the words around it), since taking the first silently can point
+the gold at the wrong section (fix: a longer quote, with words that only the right place has).
 
 The result: doc-level qrels (grade 1 for each document holding evidence or named in `doc`), so every rank metric
 works, and span gold (query id -> (doc id, start, end) character spans in the document text), which does not
@@ -50,6 +51,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from retrieval_lab.data.evidence import Evidence
+from retrieval_lab.data.folder import source_location
 from retrieval_lab.data.jsonl import json_objects
 from retrieval_lab.errors import DataError
 from retrieval_lab.types import Corpus, Qrels, Queries
@@ -182,13 +184,16 @@ class CorpusText:
         """(doc id, start, end) in the original text of `length` normalized characters from `start`."""
         return (self.corpus.ids[row], *self.mapping(row).original_span(start, start + length))
 
-    def find_in(self, quote: str, rows: list[int]) -> tuple[int, int] | None:
-        """(row, normalized position) of the quote in the first of `rows` that holds it."""
+    def find_every(self, quote: str, rows: list[int], limit: int = 5) -> list[tuple[int, int]]:
+        """(row, normalized position) of each place the quote is in `rows` (overlapping places too), up to
+        `limit`."""
+        hits: list[tuple[int, int]] = []
         for row in rows:
             pos = self.texts[row].find(quote)
-            if pos >= 0:
-                return row, pos
-        return None
+            while pos >= 0 and len(hits) < limit:
+                hits.append((row, pos))
+                pos = self.texts[row].find(quote, pos + 1)
+        return hits
 
     def find_all(self, quote: str, limit: int = 5) -> list[tuple[int, int]]:
         """(row, normalized position) of the quote's first place in each document holding it, up to `limit`."""
@@ -340,16 +345,21 @@ def _locate(quote: str, docs: list[str], index: CorpusText) -> tuple[str, int, i
     wanted = normalize_quote(quote)
     if not wanted:
         return f"evidence quote {quote!r} is empty"
-    rows = [index.row[d] for d in docs] if docs else None
+    rows = list(dict.fromkeys(index.row[d] for d in docs)) if docs else None
     if rows is not None:
-        hit = index.find_in(wanted, rows)
-        if hit:
-            return index.span(hit[0], hit[1], len(wanted))
+        hits = index.find_every(wanted, rows)
+        if len(hits) == 1:
+            return index.span(hits[0][0], hits[0][1], len(wanted))
+        if hits:
+            return _ambiguous(quote, wanted, hits, index)
         where = f"in {_names(docs)}"
     else:
         hits = index.find_all(wanted)
         if len(hits) == 1:
-            return index.span(hits[0][0], hits[0][1], len(wanted))
+            hits = index.find_every(wanted, [hits[0][0]])
+            if len(hits) == 1:
+                return index.span(hits[0][0], hits[0][1], len(wanted))
+            return _ambiguous(quote, wanted, hits, index)
         if hits:
             ids = [index.corpus.ids[r] for r, _ in hits]
             more = "or more " if len(hits) == 5 else ""
@@ -357,6 +367,33 @@ def _locate(quote: str, docs: list[str], index: CorpusText) -> tuple[str, int, i
                     "add the right one as `doc`")
         where = "in any document"
     return f"evidence quote {_short(quote)!r} is not found {where}" + _closest_words(index, wanted, rows)
+
+
+AMBIGUOUS = "occurs"  # the start of an ambiguous-quote problem: its fix is a longer quote
+
+
+def _ambiguous(quote: str, wanted: str, hits: list[tuple[int, int]], index: CorpusText) -> str:
+    """The problem of a quote found at several places: each place with its document, file line, heading path and
+    the words around it, so the user can lengthen the quote from the right one."""
+    places = []
+    for row, pos in hits:
+        doc, start, end = index.span(row, pos, len(wanted))
+        text = index.corpus.texts[row]
+        metadata = index.corpus.metadata[row] if index.corpus.metadata else {}
+        where = doc
+        if metadata and metadata.get("source"):
+            location = source_location(metadata, start)
+            where += (f" page {location['page']}" if location["page"] is not None
+                      else f" line {location['line']}" if location["line"] else f" offset {location['offset']}")
+            if location["heading_path"]:
+                where += f" ({' > '.join(location['heading_path'])})"
+        else:
+            where += f" offset {start}"
+        around = f"{text[max(0, start - 40):start]}[{text[start:end]}]{text[end:end + 40]}"
+        places.append(f"{where}: '...{' '.join(around.split())}...'")
+    return (f"evidence quote {_short(quote)!r} {AMBIGUOUS} {len(hits)}{' or more' if len(hits) == 5 else ''} times, "
+            f"so its place is ambiguous: " + "; ".join(places)
+            + " (lengthen the quote with words from around the right place so it occurs once)")
 
 
 def _closest_words(index: CorpusText, wanted: str, rows: list[int] | None) -> str:
@@ -378,6 +415,8 @@ def _short(text: str, limit: int = 160) -> str:
 def _unresolved(path: Path, problems: list[tuple[int, str]], cite_skipped: dict[str, str] | None = None) -> DataError:
     line, first = problems[0]
     lines = [first]
+    ambiguous = any(message.startswith("evidence quote ") and f"' {AMBIGUOUS} " in message
+                    for _, message in problems)
     for other_line, message in problems[1:MAX_DETAILED]:
         lines.append(f"line {other_line}: {message}")
     if len(problems) > MAX_DETAILED:
@@ -392,6 +431,9 @@ def _unresolved(path: Path, problems: list[tuple[int, str]], cite_skipped: dict[
     if any(SKIPPED_NOTE not in message for _, message in problems):
         fixes.append("copy each quote from the document text (case, spacing, line breaks and hyphenation may "
                      "differ); name its document with `doc` when the quote occurs in several")
+    if ambiguous:
+        fixes.append("lengthen a quote found twice in one document with the words around the right place, so that "
+                     "it occurs once")
     return DataError(path, "\n  ".join(lines), line, "; ".join(fixes))
 
 

@@ -15,7 +15,7 @@ from retrieval_lab.evaluate.judged import pool_metrics
 from retrieval_lab.evaluate.spans import span_metrics
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config, unused_config_groups
 from retrieval_lab.pipeline.chain import FirstStage
-from retrieval_lab.pipeline.checks import case_mismatch, weak_fusion_inputs
+from retrieval_lab.pipeline.checks import case_mismatch, fusion_below_input
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
 from retrieval_lab.training.recipes import check_required_models
@@ -56,7 +56,10 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     extra.update(case_mismatch(dataset.queries, dataset.corpus, stages))
     if settings.fusion is not None:
         inputs = {step.label: trace.runs[step.label] for step in retriever.chain.first_stages}
-        extra.update(weak_fusion_inputs(inputs, dataset.qrels, lambda run: evaluate(
+        fused = evaluation.means.get("ndcg_at_10")
+        if fused is None:  # not among the configured metrics: the check needs it all the same
+            fused = evaluate(trace.documents, dataset.qrels, ["ndcg"], [10]).means["ndcg_at_10"]
+        extra.update(fusion_below_input(inputs, fused, len(dataset.qrels), lambda run: evaluate(
             retriever.chain.documents.of(run, retriever.passages, 10), dataset.qrels, ["ndcg"], [10]
         ).means["ndcg_at_10"]))
     spans = span_metrics(unit_spans_of(trace.units), dataset)  # the returned units: what a reader gets

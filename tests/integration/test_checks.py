@@ -1,4 +1,5 @@
-"""Data checks: all-caps queries over lower-case documents with a case-sensitive embedder, and a weak fusion input."""
+"""Data checks: all-caps queries over lower-case documents with a case-sensitive embedder, and a fused ranking below
+its best input."""
 from __future__ import annotations
 
 import json
@@ -87,11 +88,22 @@ def test_a_weak_fusion_input_warns_and_each_input_is_scored(data_root, tmp_path,
     with caplog.at_level(logging.WARNING):
         outcome = run_experiment(cfg)
     bm25, weak = outcome.extra_metrics["bm25_ndcg_at_10"], outcome.extra_metrics["dense_ndcg_at_10"]
-    assert weak < 0.5 * bm25
-    assert "fusion input dense scores" in caplog.text and "retrieval-lab sweep fusion" in caplog.text
+    assert weak < 0.5 * bm25 and outcome.extra_metrics["fusion_gain_ndcg_at_10"] < 0
+    assert "below its input bm25 alone" in caplog.text and "retriever.fusion.alpha=0,0.1," in caplog.text
+    assert "best --cross-validate" in caplog.text
+    base = [f"dataset.root={data_root}", "dataset=scifact", "retriever=hybrid", "embedder=wordllama",
+            f"cache.dir={tmp_path / 'c'}"]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        balanced = run_experiment(compose_config([f"dataset.root={data_root}", "dataset=scifact", "retriever=hybrid",
-                                                  "embedder=wordllama", f"cache.dir={tmp_path / 'c'}"]))
-    assert balanced.extra_metrics["dense_ndcg_at_10"] >= 0.5 * balanced.extra_metrics["bm25_ndcg_at_10"]
-    assert "fusion input" not in caplog.text
+        balanced = run_experiment(compose_config(base))
+    gain = balanced.extra_metrics["fusion_gain_ndcg_at_10"]
+    assert gain > 0 and balanced.evaluation.means["ndcg_at_10"] > balanced.extra_metrics["bm25_ndcg_at_10"]
+    assert "fused ranking" not in caplog.text
+    # an input that is not weak (above half the best) but a weight that leans on it: the fused ranking falls below
+    # BM25 alone, which the check once let pass silently
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        leaning = run_experiment(compose_config([*base, "retriever.fusion.alpha=0.05"]))
+    bm25, dense = leaning.extra_metrics["bm25_ndcg_at_10"], leaning.extra_metrics["dense_ndcg_at_10"]
+    assert dense > 0.5 * bm25 and leaning.evaluation.means["ndcg_at_10"] < bm25
+    assert "the fused ranking scores nDCG@10" in caplog.text and "below its input bm25 alone" in caplog.text

@@ -38,8 +38,12 @@ def test_folder_questions_run_export_and_search_with_source(tmp_path, mlflow_uri
     hit = retriever.search("dogs bark strangers", k=1)[0]
     assert hit["doc_id"] == "manual.pdf"
     assert "Dogs bark at strangers." in hit["passage"]  # the section (PDF outline item) holding the matched chunk
-    assert hit["source"] == {"file": "manual.pdf", "page": 2, "offset": hit["source"]["offset"]}
+    assert hit["source"] == {"file": "manual.pdf", "page": 2, "offset": hit["source"]["offset"], "line": None,
+                             "heading_path": ["Advanced use"], "anchor": None, "link": "manual.pdf"}
     hit = retriever.search("C compiler make requirements", k=1)[0]
     assert hit["doc_id"] == "guide/install.md" and hit["source"]["page"] is None
+    source = hit["source"]  # a Markdown heading: its path, its slug as the anchor, and the file's line
+    assert source["heading_path"][-1] == "Requirements" and source["link"] == "guide/install.md#requirements"
+    assert isinstance(source["line"], int) and source["line"] > 1
     assert hit["passage"].startswith("Requirements") and "GNU make" in hit["passage"]
     assert "Building" not in hit["passage"]  # the Requirements section only

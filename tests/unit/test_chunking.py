@@ -145,7 +145,11 @@ def test_passages_are_cached_on_content_config_and_tokenizer(tmp_path):
     again = build_passages(node, CORPUS, cache)
     assert not first.meta["cache_hit"] and again.meta["cache_hit"]
     assert again.ids == first.ids and again.texts == first.texts
-    assert build_passages({**node, "title": False}, CORPUS, cache).meta["cache_hit"]  # title: indexed text only
+    # a token size counts the title too (chunking.indexed_budget): the title shapes token-sized chunks only
+    assert not build_passages({**node, "title": False}, CORPUS, cache).meta["cache_hit"]
+    by_sentences = {"name": "sentences", "size": 2}
+    build_passages(by_sentences, CORPUS, cache)
+    assert build_passages({**by_sentences, "title": False}, CORPUS, cache).meta["cache_hit"]
     assert not build_passages({**node, "tokenizer": "whitespace"}, CORPUS, cache).meta["cache_hit"]
     assert not build_passages({**node, "size": 7}, CORPUS, cache).meta["cache_hit"]
     other = Corpus(CORPUS.ids, CORPUS.titles, [*DOCS[:-1], "Changed text."])

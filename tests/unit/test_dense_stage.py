@@ -153,3 +153,34 @@ def test_truncation_stats_count_passages_over_the_embedders_token_limit():
     assert truncation_stats([l3, static, l6], passages) == {"chunks_truncated": 2.0, "chunks_truncated_minilm_l3": 2.0,
                                                             "chunks_truncated_minilm_l6": 1.0}
     assert truncation_stats([l6, l3], passages)["chunks_truncated"] == 2.0  # not the last input's count
+
+
+def test_default_token_chunks_fit_the_embedder_and_the_warning_names_a_fix_that_changes_something(caplog):
+    """128-token chunks with their title fed MiniLM-L3 (128 tokens): 98% were truncated, and the warning said to
+    use chunker=fixed_tokens, which was in use. A token size now counts the whole indexed text."""
+    import logging
+
+    from retrieval_lab.chunking import build_passages
+    from retrieval_lab.pipeline import truncation_stats
+    from retrieval_lab.types import Corpus
+
+    words = "insulin resistance in skeletal muscle follows chronic inflammation of adipose tissue " * 60
+    corpus = Corpus(["a", "b"], ["Mechanisms of insulin resistance: a systematic review of cohort studies", ""],
+                    [words, "vitamin D " * 300])
+    l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))  # 128 tokens
+    passages = build_passages({"name": "fixed_tokens", "size": 128}, corpus)  # conf/chunker/fixed_tokens.yaml
+    with caplog.at_level(logging.WARNING):
+        assert truncation_stats([l3], passages) == {"chunks_truncated": 0.0}
+    assert "exceed" not in caplog.text and len(passages) > 10
+    caplog.clear()
+    bigger = build_passages({"name": "fixed_tokens", "size": 256}, corpus)
+    with caplog.at_level(logging.WARNING):
+        assert truncation_stats([l3], bigger)["chunks_truncated"] > 0
+    assert "chunker.size=256 is above what the embedder reads; set chunker.size=128" in caplog.text
+    assert "(chunker=fixed_tokens)" not in caplog.text
+    caplog.clear()
+    sentences = build_passages({"name": "sentences", "size": 12}, corpus)
+    with caplog.at_level(logging.WARNING):
+        truncation_stats([l3], sentences)
+    assert "chunker=sentences sizes chunks in sentences (chunker.size=12)" in caplog.text
+    assert "chunker=fixed_tokens chunker.size=128" in caplog.text

@@ -133,10 +133,10 @@ def test_markdown_title_text_sections_and_source_map(tmp_path):
     assert "Read all of this first: it takes five minutes." in text
     assert "make && make check" in text and "configure script" in text
     sections = doc["metadata"]["sections"]
-    assert [h for _, _, h in sections] == ["Install guide", "Requirements", "Building"]
+    assert [s[2] for s in sections] == ["Install guide", "Requirements", "Building"]
     assert sections[0][0] == 0 and sections[-1][1] == len(text)
     assert all(a[1] == b[0] for a, b in zip(sections, sections[1:]))  # contiguous: every offset has a section
-    start, end, _ = sections[1]
+    start, end = sections[1][:2]
     assert text[start:end].startswith("Requirements") and "GNU make" in text[start:end]
     source = doc["metadata"]["source"]
     assert source["format"] == "markdown" and source["path"] == "guide/install.md"
@@ -158,7 +158,7 @@ def test_html_drops_navigation_and_maps_text_to_the_file(tmp_path):
         assert boilerplate not in text, boilerplate
     assert "Faster imports & smaller indexes." in text  # whitespace collapsed, entity decoded
     assert "  keep   this   spacing" in text  # <pre> kept verbatim
-    assert [h for _, _, h in doc["metadata"]["sections"]] == ["Version 2.0", "Fixes"]
+    assert [s[2] for s in doc["metadata"]["sections"]] == ["Version 2.0", "Fixes"]
     for word in ("Faster", "smaller", "indexes", "parser", "keep   this", "Fixes"):
         location = source_location(doc["metadata"], text.index(word))
         assert HTML[location["offset"]:].startswith(word), word
@@ -175,7 +175,7 @@ def test_pdf_title_pages_and_outline(tmp_path):
     location = source_location(doc["metadata"], text.index("strangers"))
     assert location["page"] == 2 and location["offset"] == text.index("strangers") - text.index("Advanced use")
     sections = doc["metadata"]["sections"]
-    assert [h for _, _, h in sections] == ["Getting started", "Advanced use"]
+    assert [s[2] for s in sections] == ["Getting started", "Advanced use"]
     assert text[sections[1][0]:sections[1][1]].startswith("Advanced use")
 
 
@@ -351,7 +351,7 @@ def test_html_main_element_and_article_headers(tmp_path):
             "<p>Body text.</p><footer>Article footnote</footer></article></div><p>After main</p></body></html>")
     extracted = html.read(page.encode())
     assert extracted.text == "Kept title\n\nBody text.\n\nArticle footnote"
-    assert extracted.title == "Kept title" and extracted.sections == [[0, len(extracted.text), "Kept title"]]
+    assert extracted.title == "Kept title" and extracted.sections == [[0, len(extracted.text), "Kept title", ["Kept title"], None]]
     assert html.read(b"<nav><a href='/'>home</a></nav>").text == ""
     latin = html.read("<meta charset='iso-8859-1'><p>Gr\u00fc\u00dfe</p>".encode("latin-1"))
     assert latin.text == "Gr\u00fc\u00dfe" and latin.details["encoding"] == "cp1252"

@@ -176,3 +176,38 @@ def test_dataset_questions_config_key_for_a_folder_without_queries(tmp_path):
     with pytest.raises(ConfigError, match="dataset.questions"):
         dataset_from_config(compose_config([f"dataset.path={folder}",
                                             f"dataset.questions={tmp_path / 'missing.jsonl'}"]).dataset)
+
+
+def test_a_quote_twice_in_one_document_names_both_places_and_a_longer_quote_fixes_it(tmp_path):
+    from retrieval_lab.data.beir import load_corpus
+    from retrieval_lab.data.folder import import_folder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "reset.html").write_text(
+        "<html><body>\n<h1>git-reset</h1>\n<h2>OPTIONS</h2>\n<p>--soft leaves the index untouched.</p>\n"
+        "<h2>EXAMPLES</h2>\n<p>Undo a commit:\n--hard resets the index and the working tree.</p>\n"
+        "<p>Keep changes: the index untouched, as before.</p>\n</body></html>\n", encoding="utf-8")
+    import_folder(docs, tmp_path / "out")
+    corpus = load_corpus(tmp_path / "out" / "corpus.jsonl")
+    path = write_jsonl(tmp_path / "q.jsonl", [{"question": "Does --soft touch the index?",
+                                               "evidence": ["the index untouched"], "doc": "reset.html"}])
+    with pytest.raises(DataError) as err:
+        load_questions(path, corpus)
+    message = str(err.value)
+    assert f"{path}:1: evidence quote 'the index untouched' occurs 2 times" in message
+    assert "reset.html line 4 (git-reset > OPTIONS): '...git-reset OPTIONS --soft leaves [the index untouched]." \
+           in message
+    assert "reset.html line 8 (git-reset > EXAMPLES): '...ex and the working tree. Keep changes: [the index " \
+           "untouched], as before...." in message
+    assert "lengthen a quote found twice in one document" in message
+    for quote, doc in (("the index untouched", None), ("the index untouched", ["reset.html", "reset.html"])):
+        record = {"question": "q", "evidence": [quote], **({"doc": doc} if doc else {})}
+        with pytest.raises(DataError, match="occurs 2 times"):  # without `doc`, and with it named twice
+            load_questions(write_jsonl(tmp_path / "q2.jsonl", [record]), corpus)
+    # the fix the error gives: a longer quote, with the words of the right place
+    fixed = write_jsonl(tmp_path / "q3.jsonl", [{"question": "Does --soft touch the index?", "id": "soft",
+                                                 "evidence": ["soft leaves the index untouched"]}])
+    (doc, start, end), = load_questions(fixed, corpus).evidence["soft"]
+    text = corpus.texts[0]
+    assert text[start:end] == "soft leaves the index untouched" and start < text.index("EXAMPLES")

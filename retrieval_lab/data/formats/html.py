@@ -19,7 +19,10 @@ What is dropped, by rule, so a reader can predict it:
   such a link, as Texinfo puts after definition terms ("FLIBS ¶");
 - everything outside <main> (or role="main") when the page has one.
 Whitespace collapses as a browser shows it, except inside <pre>. Title: <title>, else the first h1, else the first
-heading; h1-h6 delimit sections.
+heading; h1-h6 delimit sections, each with its heading path (h1 > h2 > h3). A heading inside a block (div, section,
+article, blockquote) heads it only to the block's end: after a DocBook `<div class="note"><h3>Note</h3>...</div>`
+the text belongs to the section the note interrupted again, not to "Note". Every `id` attribute (and `<a name>`)
+of kept content is an anchor, so a place in the text can be linked to as `page.html#id`.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import html
 import re
 from html.parser import HTMLParser
 
-from retrieval_lab.data.formats import Extracted, TextBuilder, decode_text, known_codec
+from retrieval_lab.data.formats import Extracted, TextBuilder, anchor_at, decode_text, known_codec
 
 NEVER_CONTENT = {"script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "form", "button",
                  "select", "dialog", "nav", "aside"}
@@ -36,6 +39,8 @@ NAVIGATION_ROLES = {"navigation", "banner", "contentinfo", "complementary", "sea
 BOILERPLATE_CLASSES = {"nav", "navbar", "nav-panel", "navigation", "breadcrumb", "breadcrumbs", "sidebar",
                        "skip-link", "skiplink", "toc", "table-of-contents", "contents-heading",
                        "shortcontents-heading", "cookie-banner", "site-header", "site-footer",
+                       # DocBook XSL's Prev / Up / Home / Next panels (PostgreSQL's manual, among many)
+                       "navheader", "navfooter",
                        # the permalink signs (¶, #) that documentation generators put after each heading
                        "headerlink", "header-anchor", "hash-link", "anchor-link", "permalink", "copiable-anchor",
                        # footnote reference markers (Sphinx, Pandoc); Texinfo's are caught by <sup> in an in-page link
@@ -52,6 +57,7 @@ BLOCK_TAGS = {"p", "div", "section", "article", "main", "header", "footer", "pre
               "h5", "h6"}
 LINE_TAGS = {"li", "tr", "dt", "dd", "br", "caption", "figcaption", "summary"}
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+SCOPE_TAGS = {"div", "section", "article", "blockquote"}  # a heading inside one heads it only to its end
 _RUN = re.compile(r"\S+(?:\s\S+)*")  # words separated by single whitespace characters: one linear map piece
 _ANY_SPACE = re.compile(r"\s")
 _ENTITY = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
@@ -71,7 +77,8 @@ def read(raw: bytes) -> Extracted:
     first_heading = builder.headings[0][1] if builder.headings else None
     return Extracted(text=builder.text(), title=extractor.title or extractor.first_h1 or first_heading,
                      source_map=builder.source_map, sections=builder.sections(),
-                     details={"encoding": encoding}, note=note)
+                     details={"encoding": encoding, "line_starts": extractor.line_starts}, note=note,
+                     anchors=builder.anchors)
 
 
 def _declared_charset(raw: bytes) -> str | None:
@@ -101,6 +108,8 @@ class _Extractor(HTMLParser):
         self.containers: list[list] = []  # [tag, checkpoint, chars, link chars, links] of open lists and tables
         self.cell = 0
         self.heading: tuple[str, int] | None = None
+        self.scopes: list[list] = []  # [tag, heading in force when it opened, holds a heading] of open blocks
+        self.in_force: tuple[str, int, str | None] | None = None  # (heading, level, anchor) the text belongs to
         self._title_parts: list[str] | None = None
 
     # --- tags -----------------------------------------------------------------------------------------------------
@@ -165,6 +174,8 @@ class _Extractor(HTMLParser):
 
     def _open(self, tag: str, attrs) -> None:
         builder = self.builder
+        if tag in SCOPE_TAGS:
+            self.scopes.append([tag, self.in_force, False])
         if tag == "article":
             self.article_depth += 1
         if tag in LINK_LIST_TAGS:
@@ -192,6 +203,10 @@ class _Extractor(HTMLParser):
         elif tag == "pre":
             self.pre_depth += 1
             self.pre_fresh = True
+        found = dict(attrs)
+        target = found.get("id") or (found.get("name") if tag == "a" else None)
+        if target:  # after the separators above, so it sits where the element's text starts
+            builder.add_anchor(target.strip())
 
     def _close(self, tag: str) -> None:
         builder = self.builder
@@ -204,16 +219,41 @@ class _Extractor(HTMLParser):
         if tag in HEADINGS and self.heading and self.heading[0] == tag:
             start = self.heading[1]
             heading = " ".join(builder.text_since(start).split())
-            builder.add_heading(start, heading)
+            recorded = len(builder.headings)
+            builder.add_heading(start, heading, int(tag[1]))
+            if len(builder.headings) > recorded:
+                self.in_force = (heading, int(tag[1]), None)
+                if self.scopes:
+                    self.scopes[-1][2] = True
             if tag == "h1" and self.first_h1 is None and heading:
                 self.first_h1 = heading
             self.heading = None
         if tag in LINK_LIST_TAGS:
             self._close_container(tag)
+        if tag in SCOPE_TAGS:
+            self._close_scope(tag)
         if tag in BLOCK_TAGS:
             builder.separate("\n\n")
         elif tag in LINE_TAGS:
             builder.separate("\n")
+
+    def _close_scope(self, tag: str) -> None:
+        """A block that held a heading closes: the heading in force before it opened is in force again."""
+        for depth in range(len(self.scopes) - 1, -1, -1):
+            if self.scopes[depth][0] == tag:
+                break
+        else:
+            return
+        _, before, held = self.scopes[depth]
+        del self.scopes[depth:]
+        if held and before is not None:
+            heading, level, anchor = before
+            if anchor is None:  # the section's own anchor, as sections() gives it
+                start = max((s for s, h, lv in self.builder.headings if (h, lv) == (heading, level)), default=None)
+                anchor = anchor_at(self.builder.anchors, start) if start is not None else None
+                before = (heading, level, anchor)
+            self.builder.resume(heading, level, anchor)
+            self.in_force = before
 
     def _close_container(self, tag: str) -> None:
         """Drop a list or table that is mostly links (navigation); otherwise its counts join the enclosing one."""
@@ -266,8 +306,9 @@ class _Extractor(HTMLParser):
             offset = self._offset()
         builder = self.builder
         if self.pre_depth:
-            if self.pre_fresh and data.startswith("\n"):  # the newline right after <pre> is not content
-                data, offset = data[1:], offset + 1
+            if self.pre_fresh and data.startswith(("\n", "\r")):  # the line break right after <pre> is not content
+                skip = 2 if data.startswith("\r\n") else 1
+                data, offset = data[skip:], offset + skip
             self.pre_fresh = False
             builder.add(data, offset)
             self._count(len(data) - data.count(" ") - data.count("\n"))

@@ -1,6 +1,7 @@
 """Markdown (CommonMark plus tables, via markdown-it-py): the rendered plain text, without markup, so an evidence
 quote matches what a reader sees. Headings delimit sections; the title is the front matter's `title:`, else the first
-level-1 heading, else the first heading. The source map anchors every text run at its place in the file.
+level-1 heading, else the first heading. The source map anchors every text run at its place in the file. Each
+heading's anchor is its slug as GitHub and most renderers write it (`heading_slug`).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def read(raw: bytes) -> Extracted:
     line_starts = [0] + [m.end() for m in re.finditer("\n", body)]
     builder = TextBuilder()
     heading_start = None
+    slugs: dict[str, int] = {}
     level_one = None
     cell = 0
     for token in _PARSER.parse(body):
@@ -38,7 +40,9 @@ def read(raw: bytes) -> Extracted:
             heading_start = builder.start_heading()
         elif kind == "heading_close":
             heading = builder.text_since(heading_start).strip()
-            builder.add_heading(heading_start, heading)
+            builder.add_heading(heading_start, heading, int(token.tag[1]))
+            if heading and heading_start < len(builder):
+                builder.anchors.append([heading_start, heading_slug(heading, slugs)])
             if token.tag == "h1" and level_one is None:
                 level_one = heading
             heading_start = None
@@ -48,7 +52,13 @@ def read(raw: bytes) -> Extracted:
         elif kind in ("fence", "code_block"):
             builder.separate("\n\n")
             first_line = token.map[0] + (1 if kind == "fence" else 0)  # a fence's content starts after ```
-            builder.add(token.content.rstrip("\n"), _offset(line_starts, first_line))
+            for i, line in enumerate(token.content.rstrip("\n").split("\n")):
+                # line by line: the parser drops CRs and indentation, so each line is found in its own source line
+                start, end = _offset(line_starts, first_line + i), _offset(line_starts, first_line + i + 1)
+                found = body.find(line, start, end) if line else -1
+                if i:
+                    builder.add("\n")
+                builder.add(line, found if found >= 0 else start)
             builder.separate("\n\n")
         elif kind == "html_block":
             text = _SPACES.sub(" ", html.unescape(_TAG.sub(" ", token.content))).strip()
@@ -68,7 +78,16 @@ def read(raw: bytes) -> Extracted:
     first_heading = builder.headings[0][1] if builder.headings else None
     return Extracted(text=builder.text(), title=front_title or level_one or first_heading,
                      source_map=builder.source_map, sections=builder.sections(),
-                     details={"encoding": encoding}, note=note)
+                     details={"encoding": encoding, "line_starts": line_starts}, note=note,
+                     anchors=builder.anchors)
+
+
+def heading_slug(heading: str, seen: dict[str, int]) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces as hyphens; a repeated slug gets -1, -2..."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+    count = seen.get(slug, 0)
+    seen[slug] = count + 1
+    return f"{slug}-{count}" if count else slug
 
 
 def _split_front_matter(source: str) -> tuple[str | None, str]:

@@ -48,8 +48,8 @@ def read(raw: bytes) -> Extracted:
     if not builder.text().strip():
         raise UnreadableFile(f"no extractable text in {len(pages)} pages (scanned images? run OCR first)")
     full = builder.text()
-    for heading, page_index in outline:
-        builder.add_heading(_place(full, heading, page_starts, page_index), heading)
+    for heading, page_index, level in outline:
+        builder.add_heading(_place(full, heading, page_starts, page_index), heading, level)
     _keep_last_per_offset(builder)
     return Extracted(text=full, title=title, source_map=builder.source_map, sections=builder.sections(),
                      details={"pages": len(pages)})
@@ -74,18 +74,18 @@ def _metadata_title(reader: PdfReader) -> str | None:
     return " ".join(str(title).split()) or None
 
 
-def _outline(reader: PdfReader) -> list[tuple[str, int]]:
-    """(title, 0-based page) of every outline item, depth first (the reading order)."""
+def _outline(reader: PdfReader) -> list[tuple[str, int, int]]:
+    """(title, 0-based page, level: 1 at the top) of every outline item, depth first (the reading order)."""
     try:
         items = reader.outline
     except Exception:  # a damaged outline costs the sections, not the document
         return []
-    found: list[tuple[str, int]] = []
+    found: list[tuple[str, int, int]] = []
 
-    def walk(nodes):
+    def walk(nodes, level=1):
         for node in nodes:
-            if isinstance(node, list):
-                walk(node)
+            if isinstance(node, list):  # the children of the item before it
+                walk(node, level + 1)
             elif isinstance(node, Destination):
                 try:
                     page = reader.get_destination_page_number(node)
@@ -93,7 +93,7 @@ def _outline(reader: PdfReader) -> list[tuple[str, int]]:
                     continue
                 title = " ".join(str(node.title or "").split())
                 if title and page is not None and page >= 0:
-                    found.append((title, page))
+                    found.append((title, page, level))
 
     walk(items)
     return found
@@ -119,9 +119,9 @@ def _keep_last_per_offset(builder: TextBuilder) -> None:
     """Outline items that land on the same place (several on one page without a visible title): the deepest, i.e.
     the last in reading order, names the section."""
     by_offset = {}
-    for start, heading in builder.headings:
-        by_offset[start] = heading
-    builder.headings[:] = sorted(by_offset.items())
+    for start, heading, level in builder.headings:
+        by_offset[start] = (heading, level)
+    builder.headings[:] = [(start, heading, level) for start, (heading, level) in sorted(by_offset.items())]
 
 
 @contextmanager

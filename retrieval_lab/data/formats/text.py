@@ -1,10 +1,12 @@
-"""Plain text: the decoded file as it is (no headings, so no sections)."""
+"""Plain text: the decoded file as it is, line endings as LF (no headings, so no sections)."""
 from __future__ import annotations
 
-from retrieval_lab.data.formats import Extracted, decode_text
+from retrieval_lab.data.formats import Extracted, TextBuilder, decode_text, line_starts
 
 
 def read(raw: bytes) -> Extracted:
     text, encoding, note = decode_text(raw)
-    return Extracted(text=text, title=None, source_map=[[0, None, 0]], sections=[],
-                     details={"encoding": encoding}, note=note)
+    builder = TextBuilder()
+    builder.add(text, 0)
+    return Extracted(text=builder.text(), title=None, source_map=builder.source_map, sections=[],
+                     details={"encoding": encoding, "line_starts": line_starts(text)}, note=note)

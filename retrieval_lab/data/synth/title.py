@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from retrieval_lab.chunking.sentences import sentence_spans
+from retrieval_lab.data.formats import whole_sections
 from retrieval_lab.data.synth.base import SynthQuestion, WordForms, too_many, words
 from retrieval_lab.data.synth.extract import stopwords
 from retrieval_lab.types import Corpus
@@ -66,9 +67,7 @@ class TitleGenerator:
             if usable_title:
                 self._add(candidates, title, doc, text, 0, len(text), title)
             sections = (corpus.metadata[row] or {}).get("sections") if corpus.metadata and self.sections else None
-            for section in sections or []:
-                if not (isinstance(section, (list, tuple)) and len(section) == 3):
-                    continue
+            for section in whole_sections(sections or []):
                 start, end, heading = section
                 heading = clean_heading(str(heading or ""))
                 found = content_words(heading)
