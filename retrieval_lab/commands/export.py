@@ -306,6 +306,11 @@ def cmd_evaluate(args) -> int:
         OmegaConf.update(cfg, "tracking.experiment", args.experiment, force_add=True)
         tags = {"role": "evaluation", "source_run_id": str((export or {}).get("run_id", "")),
                 "changed_keys": str(len(changes))}
-        run_id = tracking.log_outcome(cfg, outcome, tags=tags)
+        from retrieval_lab.sweep.state import run_name_of_run
+
+        changed = run_name_of_run(list(args.overrides))
+        base = f"{(export or {}).get('run_name') or Path(args.config).name} " if export is not None else ""
+        name = base + changed if changed != "default" or not base else base.strip()
+        run_id = tracking.log_outcome(cfg, outcome, tags=tags, run_name=cfg.tracking.get("run_name") or name)
         print(f"  mlflow run     {run_id} in experiment '{args.experiment}'")
     return 0

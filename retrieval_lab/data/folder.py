@@ -150,7 +150,7 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
     dest.mkdir(parents=True, exist_ok=True)
     _write_atomic(dest / CORPUS, "".join(line + "\n" for line in records))
     manifest = {"importer": IMPORTER_VERSION, "libraries": library_versions(), "source": str(source),
-                "created": _utc(time.time_ns()), "files": {rel: _compact(e) for rel, e in entries.items()}}
+                "include": include, "on_error": on_error, "created": _utc(time.time_ns()), "files": {rel: _compact(e) for rel, e in entries.items()}}
     _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return report
 

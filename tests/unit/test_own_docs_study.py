@@ -25,3 +25,18 @@ def test_the_sweep_grid_is_the_documented_one():
     assert params["+chunking"].split(",") == list(CHUNKINGS)
     assert params["unit"].split(",") == ["chunk", "window", "section", "document"]
     assert params["+pipeline"].split(",") == ["bm25", "dense_wordllama", "hybrid_wordllama"]
+
+
+def test_the_study_follows_the_dataset_it_is_given(tmp_path):
+    from retrieval_lab.tracking import experiment_name, resolved_config
+
+    docs = tmp_path / "my_docs"
+    docs.mkdir()
+    cfg = compose_config(["+experiments=own-docs", f"dataset.path={docs}", "dataset.questions=q.jsonl"])
+    assert experiment_name(cfg) == "own-docs-my_docs"
+    assert resolved_config(cfg)["dataset"]["name"] == "my_docs"  # config.yaml and the export name your data
+    shipped = compose_config(["+experiments=own-docs"])
+    assert experiment_name(shipped) == "own-docs-r_manuals"
+    assert resolved_config(shipped)["dataset"]["name"] == "r_manuals"
+    other = compose_config(["+experiments=chunking", f"dataset.path={docs}"])
+    assert experiment_name(other) == "chunking-my_docs"
