@@ -59,7 +59,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("search", help="search with a frozen config: retrieval-lab search --config best.yaml \"query\"")
     p.add_argument("--config", required=True, help="an export from `best --export` (or a run's config.yaml)")
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=10, help="documents to show")
+    p.add_argument("-k", type=int, default=10, help="documents to show (one line each, best first)")
+    p.add_argument("--passages", type=int, default=1, metavar="N", help="passages to show per document, best first "
+                   "(default 1: each document's best one); each with the headings above it and a link to its place")
     p.add_argument("--chars", type=int, default=240, help="characters of the matching passage to print")
     p.add_argument("overrides", nargs="*", help="key=value changes (dataset=..., retriever.k1=...)")
     p.set_defaults(func=_search)

@@ -23,6 +23,7 @@ from retrieval_lab import tracking
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import cache_dirs_in, compose_config, compose_over
 from retrieval_lab.data import data_root, dataset_folder
+from retrieval_lab.data.places import source_root
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.pipeline import FIRST_STAGES, Retriever, read_config, run_experiment
 from retrieval_lab.rerank import make_scorer
@@ -264,26 +265,41 @@ def load_retriever(path: str | Path, overrides: list[str] = ()):
     if recorded and not overrides and dataset.fingerprint != recorded:
         log.warning("dataset %s differs from the one the export was evaluated on (hash %s, recorded %s)",
                     dataset.name, dataset.fingerprint[:16], recorded[:16])
-    return Retriever(cfg, dataset.corpus)
+    return Retriever(cfg, dataset.corpus, source_root=source_root(dataset.path))
 
 
 def cmd_search(args) -> int:
+    if args.passages < 1:
+        raise LabError(f"--passages {args.passages}: must be at least 1 (passages shown per document)")
     retriever = load_retriever(args.config, args.overrides)
-    hits = retriever.search(args.query, k=args.k)
+    hits = retriever.search(args.query, k=args.k, passages=args.passages)
     if not hits:
         print("no document matched")
         return 1
-    width = os.get_terminal_size().columns if os.isatty(1) else 100
-    for rank, hit in enumerate(hits, 1):
-        print(f"{rank:>3}. {hit['doc_id']}  score {hit['score']:.4f}  {hit.get('title') or ''}"[:width])
-        if hit.get("source"):
-            where = hit["source"]
-            page = f", page {where['page']}" if where.get("page") is not None else ""
-            print(f"     {where['file']}{page}, offset {where['offset']}")
-        text = " ".join(str(hit.get("passage", "")).split())
-        limit = args.chars
-        print(f"     {text[:limit]}{'...' if len(text) > limit else ''}")
+    print("\n".join(hit_lines(hits, args.chars, os.get_terminal_size().columns if os.isatty(1) else 100)))
     return 0
+
+
+def hit_lines(hits: list[dict], chars: int = 240, width: int = 100) -> list[str]:
+    """What `search` prints per document: rank, id, score and title; then per passage the headings above it, where it
+    is (a link to the nearest anchor, or the page) and its text."""
+    lines = []
+    for rank, hit in enumerate(hits, 1):
+        lines.append(f"{rank:>3}. {hit['doc_id']}  score {hit['score']:.4f}  {hit.get('title') or ''}"[:width])
+        passages = hit.get("passages") or [hit]
+        for i, unit in enumerate(passages):
+            indent = "     " if len(passages) == 1 else f"   {chr(ord('a') + i) if i < 26 else '-'}) "
+            if unit.get("headings"):
+                lines.append(f"{indent}{' > '.join(unit['headings'])}")
+                indent = " " * len(indent)
+            where = unit.get("source")
+            if where:
+                page = f", page {where['page']}" if where.get("page") is not None else ""
+                lines.append(f"{indent}{unit.get('link') or where['file']}{page}  (offset {where['offset']})")
+                indent = " " * len(indent)
+            text = " ".join(str(unit.get("passage", "")).split())
+            lines.append(f"{indent}{text[:chars]}{'...' if len(text) > chars else ''}")
+    return lines
 
 
 def cmd_evaluate(args) -> int:
