@@ -39,7 +39,30 @@ def _judge(args) -> int:
     return cmd_judge(args)
 
 
+def _init(args) -> int:
+    from retrieval_lab.commands.init import cmd_init
+
+    return cmd_init(args)
+
+
 def add_commands(sub) -> None:
+    p = sub.add_parser("init", help="start on a folder of documents: check it, import it as dataset=NAME, write a "
+                                    "study sized for it into your config folder, print the next two commands",
+                       description="Check a folder of documents (formats, twins of one document in two formats, "
+                                   "unreadable and skipped files, text repeated on most pages, size), import it as "
+                                   "dataset=NAME (imported again when the folder changes), write the study "
+                                   "experiments/NAME.yaml and the option dataset/NAME.yaml into the personal config folder ($RETRIEVAL_LAB_CONFIG or "
+                                   "~/.config/retrieval-lab) with chunkings, units and retrievers sized for the "
+                                   "corpus, and print the next two commands. Without --questions they generate "
+                                   "questions (data synth) and point to judge for questions people ask.")
+    p.add_argument("folder")
+    p.add_argument("--questions", help="your questions (.jsonl or .csv with evidence quotes or docs, as for "
+                                       "dataset.questions)")
+    p.add_argument("--name", help="dataset and study name (default: the folder's name)")
+    p.add_argument("--root", help="data root for the import (default: $RETRIEVAL_LAB_DATA or ./data)")
+    p.add_argument("--force", action="store_true", help="write the study again when it exists")
+    p.set_defaults(func=_init)
+
     p = sub.add_parser("best", help="rank an experiment's runs with paired significance tests; --export best.yaml",
                        description="Rank the FINISHED configuration runs of an experiment by a metric, test each "
                                    "against the top run over queries (paired, Holm-corrected) and name the cheapest "

@@ -149,6 +149,8 @@ class TooFewQuestions(SynthError):
 
 
 def too_many(asked: int, possible: int, what: str) -> SynthError:
-    return TooFewQuestions(f"--queries {asked}: only {possible} questions can be made from {what}",
-                      f"ask for at most {possible} (--queries {possible}), or use a larger corpus or another "
-                      "generator")
+    error = TooFewQuestions(f"--queries {asked}: only {possible} questions can be made from {what}",
+                            f"ask for at most {possible} (--queries {possible}), or use a larger corpus or another "
+                            "generator")
+    error.possible = possible  # `init` asks for as many as the corpus gives
+    return error
