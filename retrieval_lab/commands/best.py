@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval_lab import tracking
-from retrieval_lab.commands.export import export_run
+from retrieval_lab.commands.export import evaluate_hints, export_run, read_export
 from retrieval_lab.errors import LabError
 
 COST = "query_p50_ms"
@@ -223,5 +223,6 @@ def cmd_best(args) -> int:
             "p_holm_vs_top": chosen.p_holm, "top_run_id": ranking.top.run_id})
         print(f"\nexported {args.pick} configuration (run {chosen.run_id}) to {path}")
         print(f"  search:   retrieval-lab search --config {path} \"your query\"")
-        print(f"  evaluate: retrieval-lab evaluate --config {path} dataset=nfcorpus")
+        for hint in evaluate_hints(path, read_export(path)["config"]):
+            print(f"  evaluate: {hint}")
     return 0

@@ -119,9 +119,21 @@ def export_run(client, run_id: str, path: Path, selection: dict | None = None) -
     header = ("# retrieval-lab frozen configuration (retrieval-lab best --export).\n"
               f"# search:   retrieval-lab search --config {path.name} \"query\"\n"
               f"# python:   retrieval_lab.load_retriever(\"{path.name}\").search(\"query\")\n"
-              f"# evaluate: retrieval-lab evaluate --config {path.name} [dataset=nfcorpus]\n")
+              + "".join(f"# evaluate: {hint}\n" for hint in evaluate_hints(path.name, config)))
     path.write_text(header + yaml.safe_dump(export, sort_keys=False, allow_unicode=True, width=120))
     return path
+
+
+def evaluate_hints(path: str | Path, config: dict) -> list[str]:
+    """What to evaluate the export on next, fitting its data: the same run again (it reproduces), then other
+    questions over the same documents for a folder or questions file of your own, another BEIR set for a BEIR one."""
+    dataset = config.get("dataset") or {}
+    again = f"retrieval-lab evaluate --config {path}"
+    if dataset.get("questions") or dataset.get("path"):
+        return [f"{again}   (reproduces the run)",
+                f"{again} dataset.questions=OTHER_QUESTIONS.jsonl   (new questions over the same documents)"]
+    other = "nfcorpus" if dataset.get("name") != "nfcorpus" else "scifact"
+    return [f"{again}   (reproduces the run)", f"{again} dataset={other}   (another dataset)"]
 
 
 def read_export(path: str | Path) -> dict:

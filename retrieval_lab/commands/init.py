@@ -132,7 +132,7 @@ def plan_study(check: FolderCheck, has_evidence: bool) -> StudyPlan:
                      "cores, once (cached)")
     else:
         notes.append(f"MiniLM-L6 left out: encoding ~{passages:,.0f} passages would take ~{encode_s / 60:.0f} min on "
-                     "2 cores (add +pipeline=dense_minilm_l6,hybrid_minilm_l6 to the sweep to include it)")
+                     "2 cores (to include it, add dense_minilm_l6,hybrid_minilm_l6 to +pipeline in the study)")
     metric = "evidence_coverage_budget_512" if has_evidence else "ndcg_at_10"
     return StudyPlan(chunkings, units, pipelines, metric, notes)
 
