@@ -95,10 +95,11 @@ def _decoded(path: str, size: int, mtime_ns: int, sha256: str | None, fmt: str) 
 
 
 def _section_heading(metadata: dict, offset: int) -> list[str]:
+    """The heading of the imported section holding `offset` (a list when the importer records the heading path)."""
     for section in metadata.get("sections") or []:
         start, end, heading = section[0], section[1], section[2]
         if start <= offset < end and heading:
-            return [str(heading)]
+            return [str(h) for h in heading] if isinstance(heading, list) else [str(heading)]
     return []
 
 
