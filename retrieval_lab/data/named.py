@@ -4,7 +4,8 @@ The import is written to `<data root>/NAME` (corpus.jsonl, manifest.json) and a 
 `<cache>/conf/dataset/NAME.yaml` is registered beside the options `data synth` writes (paths.extra_config_roots puts
 that folder on Hydra's search path), holding the data root, the include patterns and the questions file given to the
 import. When a run loads `<root>/NAME`, `refresh_import` compares the source folder with the manifest (paths, sizes,
-mtimes) and imports it again when a file was added, removed or changed: the unchanged documents are reused.
+mtimes) and imports it again when a file was added, removed or changed (the unchanged documents are reused), or when
+the importer's version or its parsing libraries changed (everything is read again, as for `dataset.path`).
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from retrieval_lab.data.folder import (CORPUS, MANIFEST, FORMATS, ImportReport, import_folder, include_patterns,
-                                       included, scan)
+from retrieval_lab.data.folder import (CORPUS, FORMATS, IMPORTER_VERSION, MANIFEST, ImportReport, import_folder,
+                                       include_patterns, included, scan)
+from retrieval_lab.data.formats import library_versions
 from retrieval_lab.errors import DataError, LabError
 
 log = logging.getLogger(__name__)
@@ -116,14 +118,21 @@ def refresh_import(folder: Path) -> ImportReport | None:
         log.warning("%s: its source folder %s is gone; using the documents imported on %s", folder, source,
                     manifest.get("created"))
         return None
+    if "include" not in manifest:  # imported by a version that did not record its include patterns
+        log.warning("%s was imported by an earlier version of retrieval-lab, which did not record what it included: "
+                    "it is used as it is; import it again (`retrieval-lab data import %s --name %s ...`) for it to "
+                    "follow its folder", folder, source, folder.name)
+        return None
     changed = changed_files(manifest)
-    if not changed:
+    stale = manifest.get("importer") != IMPORTER_VERSION or manifest.get("libraries") != library_versions()
+    if not changed and not stale:
         return None
     report = import_folder(source, folder, on_error=manifest.get("on_error") or "skip",
                            include=manifest.get("include"))
-    log.warning("%s changed since it was imported (%d files added, removed or changed, e.g. %s): imported again "
-                "into %s (%d documents, %d read)", source, len(changed), changed[0], folder, len(report.imported),
-                report.parsed)
+    why = (f"{len(changed)} files added, removed or changed, e.g. {changed[0]}" if changed
+           else "the importer or its parsing libraries changed")
+    log.warning("%s changed since it was imported (%s): imported again into %s (%d documents, %d read)", source, why,
+                folder, len(report.imported), report.parsed)
     return report
 
 

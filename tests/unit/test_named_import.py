@@ -81,3 +81,19 @@ def test_a_shipped_name_or_a_bad_name_is_refused(lab, capsys):
     assert "conf/dataset/scifact.yaml already names a shipped dataset" in capsys.readouterr().err
     assert cli_main(["data", "import", str(docs), "--name", "my docs"]) == 2
     assert not (tmp_path / "data" / "scifact").exists()
+
+
+def test_an_import_by_a_newer_importer_is_read_again_and_an_old_manifest_is_left_alone(lab, caplog):
+    tmp_path, docs, questions = lab
+    assert cli_main(["data", "import", str(docs), "--name", "pets", "--questions", str(questions)]) == 0
+    manifest_file = tmp_path / "data" / "pets" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({**manifest, "importer": manifest["importer"] - 1}))
+    dataset_from_config(compose_config(["dataset=pets"]).dataset)
+    assert "the importer or its parsing libraries changed" in caplog.text
+    assert json.loads(manifest_file.read_text())["importer"] == manifest["importer"]
+    caplog.clear()
+    (docs / "birds.md").write_text("# Birds\n\nParrots repeat what they hear.\n", encoding="utf-8")
+    manifest_file.write_text(json.dumps({k: v for k, v in manifest.items() if k != "include"}))
+    dataset = dataset_from_config(compose_config(["dataset=pets"]).dataset)
+    assert "birds.md" not in dataset.corpus.ids and "import it again" in caplog.text
