@@ -28,11 +28,20 @@ def run_job(cfg: DictConfig) -> float:
     outcome = run_experiment(cfg)
     run_id = None
     if tracked:
-        run_id = tracking.log_outcome(cfg, outcome)
+        run_id = tracking.log_outcome(cfg, outcome, run_name=cfg.tracking.get("run_name") or _run_name())
     print(tracking.summary_table(outcome))
     if run_id:
         print(f"  mlflow run     {run_id} in experiment '{tracking.experiment_name(cfg)}' ({tracking.tracking_uri(cfg.tracking)})")
     return outcome.evaluation.means.get("ndcg_at_10", 0.0)
+
+
+def _run_name() -> str:
+    """What this run's command line changed (`retriever=bm25 k1=1.2`), as sweeps name their runs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from retrieval_lab.sweep.state import run_name_of_run
+
+    return run_name_of_run(list(HydraConfig.get().overrides.task))
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")

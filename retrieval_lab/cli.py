@@ -62,31 +62,22 @@ def _hydra(command: str, overrides: list[str]) -> int:
 
 def cmd_data_list(args) -> int:
     from retrieval_lab.data import data_root
-    from retrieval_lab.data.beir import available_splits, find_corpus_file, load_corpus, load_qrels, load_queries
+    from retrieval_lab.data.listing import dataset_rows
 
     root = data_root(args.root)
     if not root.is_dir():
         print(f"no data folder at {root} (set RETRIEVAL_LAB_DATA or --root, or `retrieval-lab data pull scifact`)")
         return 1
-    rows = []
-    for folder in sorted(p for p in root.iterdir() if (p / "queries.jsonl").exists()):
-        try:
-            docs = len(load_corpus(find_corpus_file(folder)))
-            queries = len(load_queries(folder / "queries.jsonl"))
-            splits = []
-            for split in available_splits(folder):
-                qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
-                splits.append(f"{split}: {len(qrels)} q / {sum(len(d) for d in qrels.values())} qrels")
-            rows.append((folder.name, f"{docs:,}", f"{queries:,}", "; ".join(splits)))
-        except LabError as exc:
-            rows.append((folder.name, "-", "-", f"unreadable: {str(exc).splitlines()[0]}"))
+    rows = dataset_rows(root)
     if not rows:
-        print(f"no BEIR datasets under {root}")
+        print(f"no datasets under {root} (`retrieval-lab data pull scifact`, or your own documents: "
+              "`retrieval-lab data import FOLDER --name NAME`)")
         return 1
-    header = ("dataset", "docs", "queries", "splits (judged queries / qrels rows)")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    print(f"datasets under {root}")
-    for row in [header, *rows]:
+    header = ("dataset", "docs", "questions", "what")
+    table = [header, *((r.name, r.docs, r.questions, r.what) for r in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    print(f"datasets under {root} (run one with dataset=NAME)")
+    for row in table:
         print("  " + "  ".join(f"{c:<{w}}" for c, w in zip(row[:3], widths)) + "  " + row[3])
     return 0
 
@@ -114,11 +105,12 @@ def cmd_data_pull(args) -> int:
 
 def cmd_data_import(args) -> int:
     from retrieval_lab.data import data_root
-    from retrieval_lab.data.folder import import_folder
+    from retrieval_lab.data.named import import_named
+    from retrieval_lab.paths import user_conf_dir
 
-    report = import_folder(args.folder, data_root(args.root) / args.name, on_error=args.on_error,
-                           include=args.include)
-    print("\n".join(report.lines()))
+    result = import_named(args.folder, args.name, data_root(args.root), user_conf_dir(args.cache_dir),
+                          on_error=args.on_error, include=args.include, questions=args.questions)
+    print("\n".join(result.lines()))
     return 0
 
 
@@ -277,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     data = sub.add_parser("data", help="list, download or import datasets").add_subparsers(dest="data_command",
                                                                                      required=True)
-    p = data.add_parser("list", help="datasets under the data root with doc/query/qrel counts per split")
+    p = data.add_parser("list", help="datasets under the data root (BEIR sets, imports of your documents, "
+                        "synthetic sets) with their document and question counts")
     p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
     p.set_defaults(func=cmd_data_list)
     p = data.add_parser("pull", help="download a BEIR dataset zip, check its md5, unpack under the data root")
@@ -289,7 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("import", help="import a folder of .md, .txt, .html/.htm and .pdf files as a corpus under "
                         "the data root (again: only changed files are read); ends with a report of what was skipped")
     p.add_argument("folder")
-    p.add_argument("--name", required=True, help="dataset name: written to <data root>/NAME (dataset.name=NAME)")
+    p.add_argument("--name", required=True, help="dataset name: written to <data root>/NAME, run it with "
+                   "dataset=NAME (imported again when the folder changes)")
+    p.add_argument("--questions", help="your questions (.jsonl or .csv, as for dataset.questions): dataset=NAME "
+                   "evaluates on them")
+    p.add_argument("--cache-dir", help="cache root whose conf/ holds the dataset option (default: "
+                   "$RETRIEVAL_LAB_CACHE or ~/.cache/retrieval-lab)")
     p.add_argument("--root", help="data root (default: $RETRIEVAL_LAB_DATA or ./data)")
     p.add_argument("--on-error", choices=("skip", "fail"), default="skip",
                    help="an unreadable document (corrupt or encrypted PDF, undecodable text, empty file) is "

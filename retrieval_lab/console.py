@@ -6,7 +6,7 @@ The choice travels in environment variables so that Hydra jobs, joblib workers a
 - `RETRIEVAL_LAB_LOG_LEVEL`: the console log level (WARNING, or INFO with -v); conf/config.yaml hands it to Hydra's
   job and launcher logging, so "[HYDRA] Launching jobs" and library INFO/DEBUG lines only show with -v;
 - `RETRIEVAL_LAB_QUIET=1` when stderr is not a terminal: progress bars redraw with carriage returns, which in a log
-  file or a pipe become one long smear, so they are off there.
+  file or a pipe become one long smear, so they are off there; the libraries' own bars too (LIBRARY_BARS_OFF).
 """
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ import sys
 VERBOSE_ENV = "RETRIEVAL_LAB_VERBOSE"
 LOG_LEVEL_ENV = "RETRIEVAL_LAB_LOG_LEVEL"
 NO_PROGRESS_ENV = "RETRIEVAL_LAB_QUIET"  # read by dense.embedders.progress_enabled
+# Bars drawn by libraries, not the lab: Transformers' "Loading weights" (it follows the Hugging Face Hub switch),
+# the Hub's downloads, and any other tqdm bar (tqdm reads TQDM_DISABLE as its default).
+LIBRARY_BARS_OFF = ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
@@ -29,6 +32,9 @@ def set_verbosity(enabled: bool) -> None:
         os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
     if not _is_terminal(sys.stderr):
         os.environ[NO_PROGRESS_ENV] = "1"
+        for name in LIBRARY_BARS_OFF:  # set before the libraries are imported (they read them at import)
+            if not os.environ.get(name):
+                os.environ[name] = "1"
     configure_logging()
 
 

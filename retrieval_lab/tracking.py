@@ -267,9 +267,12 @@ def ensure_experiment(name: str, node: Any = None) -> str:
 
 
 def experiment_name(cfg: DictConfig) -> str:
-    """`tracking.experiment`, else the dataset's name (with `dataset.path`, the name of the folder it points at)."""
+    """`tracking.experiment`, else the dataset's name (with `dataset.path`, the name of the folder it points at).
+    `{dataset}` in tracking.experiment stands for that name, so a study logs where its data says
+    (`own-docs-{dataset}`: own-docs-r_manuals, or own-docs-my_docs with dataset.path=my_docs)."""
     node = cfg.get("tracking") or {}
-    return str(node.get("experiment") or dataset_name(cfg.dataset))
+    name = dataset_name(cfg.dataset)
+    return str(node.get("experiment") or name).replace("{dataset}", name)
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -283,8 +286,12 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def resolved_config(cfg: DictConfig) -> dict:
+    """The config as it ran; `dataset.name` is the name the runs are logged under (with `dataset.path` to another
+    folder than the option's own, that folder's: an export of a run on your documents names your documents)."""
     data = OmegaConf.to_container(cfg, resolve=True)
     data.pop("hydra", None)
+    if isinstance(data.get("dataset"), dict) and data["dataset"].get("name") is not None:
+        data["dataset"]["name"] = dataset_name(cfg.dataset)
     return data
 
 
@@ -317,8 +324,10 @@ def finishing(mlflow_client, run_id: str):
 
 
 def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
-                extra_artifacts: dict[str, str] | None = None, run_id: str | None = None) -> str:
-    """Log one evaluated configuration as an MLflow run (a new one, or the open `run_id`); returns the run id."""
+                extra_artifacts: dict[str, str] | None = None, run_id: str | None = None,
+                run_name: str | None = None) -> str:
+    """Log one evaluated configuration as an MLflow run (a new one, or the open `run_id`); returns the run id. A new
+    run is named `run_name`, else `tracking.run_name`."""
     from mlflow.entities import Metric, RunTag
 
     node = cfg.get("tracking") or {}
@@ -331,7 +340,7 @@ def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
         all_tags.update({"eval_set": "synthetic", "synth_generator": str(synthetic.get("generator"))})
     all_tags.update(tags or {})
     if run_id is None:
-        run_id = mlflow_client.create_run(experiment_id, run_name=node.get("run_name") or None,
+        run_id = mlflow_client.create_run(experiment_id, run_name=run_name or node.get("run_name") or None,
                                           tags=all_tags).info.run_id
     else:  # opened by a sweep job before the work started: add the dataset tags
         mlflow_client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])

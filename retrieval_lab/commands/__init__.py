@@ -39,7 +39,30 @@ def _judge(args) -> int:
     return cmd_judge(args)
 
 
+def _init(args) -> int:
+    from retrieval_lab.commands.init import cmd_init
+
+    return cmd_init(args)
+
+
 def add_commands(sub) -> None:
+    p = sub.add_parser("init", help="start on a folder of documents: check it, import it as dataset=NAME, write a "
+                                    "study sized for it into your config folder, print the next two commands",
+                       description="Check a folder of documents (formats, twins of one document in two formats, "
+                                   "unreadable and skipped files, text repeated on most pages, size), import it as "
+                                   "dataset=NAME (imported again when the folder changes), write the study "
+                                   "experiments/NAME.yaml and the option dataset/NAME.yaml into the personal config folder ($RETRIEVAL_LAB_CONFIG or "
+                                   "~/.config/retrieval-lab) with chunkings, units and retrievers sized for the "
+                                   "corpus, and print the next two commands. Without --questions they generate "
+                                   "questions (data synth) and point to judge for questions people ask.")
+    p.add_argument("folder")
+    p.add_argument("--questions", help="your questions (.jsonl or .csv with evidence quotes or docs, as for "
+                                       "dataset.questions)")
+    p.add_argument("--name", help="dataset and study name (default: the folder's name)")
+    p.add_argument("--root", help="data root for the import (default: $RETRIEVAL_LAB_DATA or ./data)")
+    p.add_argument("--force", action="store_true", help="write the study again when it exists")
+    p.set_defaults(func=_init)
+
     p = sub.add_parser("best", help="rank an experiment's runs with intervals, non-inferiority and power; "
                                     "--export best.yaml",
                        description="Rank the FINISHED configuration runs of an experiment by a metric, compare each "
@@ -74,7 +97,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("search", help="search with a frozen config: retrieval-lab search --config best.yaml \"query\"")
     p.add_argument("--config", required=True, help="an export from `best --export` (or a run's config.yaml)")
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=10, help="documents to show")
+    p.add_argument("-k", type=int, default=10, help="documents to show (one line each, best first)")
+    p.add_argument("--passages", type=int, default=1, metavar="N", help="passages to show per document, best first "
+                   "(default 1: each document's best one); each with the headings above it and a link to its place")
     p.add_argument("--chars", type=int, default=240, help="characters of the matching passage to print")
     p.add_argument("overrides", nargs="*", help="key=value changes (dataset=..., retriever.k1=...)")
     p.set_defaults(func=_search)

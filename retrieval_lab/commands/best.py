@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval_lab import tracking
-from retrieval_lab.commands.export import export_run
+from retrieval_lab.commands.export import evaluate_hints, export_run, read_export
 from retrieval_lab.errors import LabError
 from retrieval_lab.evaluate.crossval import cross_validate, highest_mean, query_folds
 from retrieval_lab.evaluate.significance import (TESTS, Margin, Recommendation, power_lines, recommend,
@@ -371,6 +371,7 @@ def cmd_best(args) -> int:
                                                                                                 args.pick))
         print(f"\nexported {args.pick} configuration (run {chosen.run_id}) to {path}")
         print(f"  search:   retrieval-lab search --config {path} \"your query\"")
-        print(f"  evaluate: retrieval-lab evaluate --config {path} dataset=nfcorpus")
+        for hint in evaluate_hints(path, read_export(path)["config"]):
+            print(f"  evaluate: {hint}")
     return 0
 

@@ -23,6 +23,7 @@ from retrieval_lab import tracking
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import cache_dirs_in, compose_config, compose_over
 from retrieval_lab.data import data_root, dataset_folder
+from retrieval_lab.data.places import source_root
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.pipeline import FIRST_STAGES, Retriever, read_config, run_experiment
 from retrieval_lab.rerank import make_scorer
@@ -118,9 +119,21 @@ def export_run(client, run_id: str, path: Path, selection: dict | None = None) -
     header = ("# retrieval-lab frozen configuration (retrieval-lab best --export).\n"
               f"# search:   retrieval-lab search --config {path.name} \"query\"\n"
               f"# python:   retrieval_lab.load_retriever(\"{path.name}\").search(\"query\")\n"
-              f"# evaluate: retrieval-lab evaluate --config {path.name} [dataset=nfcorpus]\n")
+              + "".join(f"# evaluate: {hint}\n" for hint in evaluate_hints(path.name, config)))
     path.write_text(header + yaml.safe_dump(export, sort_keys=False, allow_unicode=True, width=120))
     return path
+
+
+def evaluate_hints(path: str | Path, config: dict) -> list[str]:
+    """What to evaluate the export on next, fitting its data: the same run again (it reproduces), then other
+    questions over the same documents for a folder or questions file of your own, another BEIR set for a BEIR one."""
+    dataset = config.get("dataset") or {}
+    again = f"retrieval-lab evaluate --config {path}"
+    if dataset.get("questions") or dataset.get("path"):
+        return [f"{again}   (reproduces the run)",
+                f"{again} dataset.questions=OTHER_QUESTIONS.jsonl   (new questions over the same documents)"]
+    other = "nfcorpus" if dataset.get("name") != "nfcorpus" else "scifact"
+    return [f"{again}   (reproduces the run)", f"{again} dataset={other}   (another dataset)"]
 
 
 def read_export(path: str | Path) -> dict:
@@ -292,26 +305,41 @@ def load_retriever(path: str | Path, overrides: list[str] = ()):
     if recorded and not overrides and dataset.fingerprint != recorded:
         log.warning("dataset %s differs from the one the export was evaluated on (hash %s, recorded %s)",
                     dataset.name, dataset.fingerprint[:16], recorded[:16])
-    return Retriever(cfg, dataset.corpus)
+    return Retriever(cfg, dataset.corpus, source_root=source_root(dataset.path))
 
 
 def cmd_search(args) -> int:
+    if args.passages < 1:
+        raise LabError(f"--passages {args.passages}: must be at least 1 (passages shown per document)")
     retriever = load_retriever(args.config, args.overrides)
-    hits = retriever.search(args.query, k=args.k)
+    hits = retriever.search(args.query, k=args.k, passages=args.passages)
     if not hits:
         print("no document matched")
         return 1
-    width = os.get_terminal_size().columns if os.isatty(1) else 100
-    for rank, hit in enumerate(hits, 1):
-        print(f"{rank:>3}. {hit['doc_id']}  score {hit['score']:.4f}  {hit.get('title') or ''}"[:width])
-        if hit.get("source"):
-            where = hit["source"]
-            page = f", page {where['page']}" if where.get("page") is not None else ""
-            print(f"     {where['file']}{page}, offset {where['offset']}")
-        text = " ".join(str(hit.get("passage", "")).split())
-        limit = args.chars
-        print(f"     {text[:limit]}{'...' if len(text) > limit else ''}")
+    print("\n".join(hit_lines(hits, args.chars, os.get_terminal_size().columns if os.isatty(1) else 100)))
     return 0
+
+
+def hit_lines(hits: list[dict], chars: int = 240, width: int = 100) -> list[str]:
+    """What `search` prints per document: rank, id, score and title; then per passage the headings above it, where it
+    is (a link to the nearest anchor, or the page) and its text."""
+    lines = []
+    for rank, hit in enumerate(hits, 1):
+        lines.append(f"{rank:>3}. {hit['doc_id']}  score {hit['score']:.4f}  {hit.get('title') or ''}"[:width])
+        passages = hit.get("passages") or [hit]
+        for i, unit in enumerate(passages):
+            indent = "     " if len(passages) == 1 else f"   {chr(ord('a') + i) if i < 26 else '-'}) "
+            if unit.get("headings"):
+                lines.append(f"{indent}{' > '.join(unit['headings'])}")
+                indent = " " * len(indent)
+            where = unit.get("source")
+            if where:
+                page = f", page {where['page']}" if where.get("page") is not None else ""
+                lines.append(f"{indent}{unit.get('link') or where['file']}{page}  (offset {where['offset']})")
+                indent = " " * len(indent)
+            text = " ".join(str(unit.get("passage", "")).split())
+            lines.append(f"{indent}{text[:chars]}{'...' if len(text) > chars else ''}")
+    return lines
 
 
 def cmd_evaluate(args) -> int:
@@ -339,6 +367,11 @@ def cmd_evaluate(args) -> int:
         OmegaConf.update(cfg, "tracking.experiment", args.experiment, force_add=True)
         tags = {"role": "evaluation", "source_run_id": str((export or {}).get("run_id", "")),
                 "changed_keys": str(len(changes))}
-        run_id = tracking.log_outcome(cfg, outcome, tags=tags)
+        from retrieval_lab.sweep.state import run_name_of_run
+
+        changed = run_name_of_run(list(args.overrides))
+        base = f"{(export or {}).get('run_name') or Path(args.config).name} " if export is not None else ""
+        name = base + changed if changed != "default" or not base else base.strip()
+        run_id = tracking.log_outcome(cfg, outcome, tags=tags, run_name=cfg.tracking.get("run_name") or name)
         print(f"  mlflow run     {run_id} in experiment '{args.experiment}'")
     return 0

@@ -23,22 +23,37 @@ def data_root(configured: str | None = None) -> Path:
 
 def dataset_name(cfg) -> str:
     """`dataset.name`, or with `dataset.path` the name of what it points at (a folder's name, a zip's or URL's stem),
-    unless the dataset option names its own path (`own_path: true`, as conf/dataset/r_manuals.yaml does)."""
+    unless the dataset option names its own path: `own_path` is that path (conf/dataset/r_manuals.yaml), so a study
+    given another folder (`sweep own-docs dataset.path=my_docs`) is named for that folder, not for the option's data;
+    `own_path: true` names any path."""
     path = cfg.get("path")
-    if not path or cfg.get("own_path"):
+    own = cfg.get("own_path")
+    if not path or own is True or (own and _same_path(str(own), str(path))):
         return str(cfg.name)
     path = str(path).split("?")[0].rstrip("/")
     return Path(path).stem if path.endswith(".zip") or "://" in path else Path(path).expanduser().name
 
 
+def _same_path(a: str, b: str) -> bool:
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
 def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path]:
     """Where the dataset's BEIR folder is: `dataset.path` (folder, .zip or URL) or `<root>/<name>`; a zip is
-    unpacked once, and a folder of documents (.md, .txt, .html, .pdf; no corpus.jsonl) imported once per content
+    unpacked once, a named import (`<root>/<name>` written by `data import`) imported again when its folder
+    changed, and a folder of documents (.md, .txt, .html, .pdf; no corpus.jsonl) imported once per content
     (data/folder.py: only the files matching `dataset.include` when set; unreadable files skipped, or failing with
     dataset.on_error=fail), under the cache root (`cache.dir`, else the default cache)."""
     path = cfg.get("path")
     if not path:
-        return cfg.name, data_root(cfg.get("root")) / cfg.name
+        folder = data_root(cfg.get("root")) / cfg.name
+        if (folder / "manifest.json").exists():  # a named import (`data import DIR --name NAME`): follow DIR
+            from retrieval_lab.data.named import refresh_import
+
+            refresh_import(folder)
+        return cfg.name, folder
     path = str(path)
     name = dataset_name(cfg)
     if path.startswith(("http://", "https://")):

@@ -170,8 +170,8 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
     _write_atomic(dest / EXTRACTED, extracted)
     _write_atomic(dest / CORPUS, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     manifest = {"importer": IMPORTER_VERSION, "libraries": library_versions(), "source": str(source),
-                "created": _utc(time.time_ns()), "excluded": report.excluded,
-                "boilerplate": report.boilerplate.summary(),
+                "include": include, "on_error": on_error, "created": _utc(time.time_ns()),
+                "excluded": report.excluded, "boilerplate": report.boilerplate.summary(),
                 "files": {rel: _compact(e) for rel, e in entries.items()}}
     _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return report

@@ -130,3 +130,12 @@ def test_no_progress_bars_when_stderr_is_not_a_terminal(tiny, tmp_path):
                env_extra={"CI": "", "RETRIEVAL_LAB_QUIET": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "encode passages" not in proc.stderr and "\r" not in proc.stderr
+
+
+def test_no_weight_loading_bar_in_a_redirected_log(tiny, tmp_path):
+    # Transformers draws `Loading weights: 100%|...| 103/103` while it loads MiniLM-L6 (issue 32: found in a log).
+    proc = cli(["run", f"dataset.path={tiny}", "retriever=dense", "embedder=minilm_l6", "embedder.backend=torch",
+                "cache.enabled=false", "tracking.enabled=false", f"hydra.run.dir={tmp_path / 'hydra'}"], tmp_path,
+               env_extra={"CI": "", "RETRIEVAL_LAB_QUIET": "", "HF_HUB_DISABLE_PROGRESS_BARS": "", "TQDM_DISABLE": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Loading weights" not in proc.stderr and "%|" not in proc.stderr and "\r" not in proc.stderr, proc.stderr

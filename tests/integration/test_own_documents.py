@@ -34,6 +34,9 @@ def test_folder_questions_run_export_and_search_with_source(tmp_path, mlflow_uri
     assert client.get_experiment(client.get_run(run_id).info.experiment_id).name == "docs"
 
     export_run(client, run_id, tmp_path / "best.yaml")
+    header = (tmp_path / "best.yaml").read_text().split("\nformat:")[0]
+    assert "dataset=nfcorpus" not in header  # a BEIR set is not what an own-documents run goes on with
+    assert "evaluate --config best.yaml dataset.questions=OTHER_QUESTIONS.jsonl" in header
     retriever = load_retriever(tmp_path / "best.yaml")
     hit = retriever.search("dogs bark strangers", k=1)[0]
     assert hit["doc_id"] == "manual.pdf"

@@ -25,3 +25,36 @@ def test_the_sweep_grid_is_the_documented_one():
     assert params["+chunking"].split(",") == list(CHUNKINGS)
     assert params["unit"].split(",") == ["chunk", "window", "section", "document"]
     assert params["+pipeline"].split(",") == ["bm25", "dense_wordllama", "hybrid_wordllama"]
+
+
+def test_the_study_follows_the_dataset_it_is_given(tmp_path):
+    from retrieval_lab.tracking import experiment_name, resolved_config
+
+    docs = tmp_path / "my_docs"
+    docs.mkdir()
+    cfg = compose_config(["+experiments=own-docs", f"dataset.path={docs}", "dataset.questions=q.jsonl"])
+    assert experiment_name(cfg) == "own-docs-my_docs"
+    assert resolved_config(cfg)["dataset"]["name"] == "my_docs"  # config.yaml and the export name your data
+    shipped = compose_config(["+experiments=own-docs"])
+    assert experiment_name(shipped) == "own-docs-r_manuals"
+    assert resolved_config(shipped)["dataset"]["name"] == "r_manuals"
+    other = compose_config(["+experiments=chunking", f"dataset.path={docs}"])
+    assert experiment_name(other) == "chunking-my_docs"
+
+
+def test_the_docs_give_the_study_the_same_duration():
+    import re
+
+    from retrieval_lab.paths import project_home
+
+    def minutes(text: str, where: str) -> set[str]:
+        found = set(re.findall(r"~(\d+) min", text))
+        assert found, f"no duration in {where}"
+        return found
+
+    study = (experiments_dir() / "own-docs.yaml").read_text()
+    readme = next(line for line in (project_home() / "README.md").read_text().splitlines()
+                  if line.startswith("retrieval-lab sweep own-docs"))
+    table = next(line for line in (experiments_dir() / "README.md").read_text().splitlines()
+                 if line.startswith("| `own-docs` |"))
+    assert minutes(study, "own-docs.yaml") == minutes(readme, "README.md") == minutes(table, "experiments/README.md")

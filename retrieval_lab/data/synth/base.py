@@ -151,5 +151,7 @@ class TooFewQuestions(SynthError):
 def too_many(asked: int, possible: int, what: str, other: str = "another generator") -> SynthError:
     """`other`: what else would make questions from this corpus (the generator's own setting, when it has one)."""
     fewer = f"ask for at most {possible} (--queries {possible}), or " if possible else ""  # --queries 0 is refused
-    return TooFewQuestions(f"--queries {asked}: only {possible} questions can be made from {what}",
-                           f"{fewer}use a larger corpus or {other}")
+    error = TooFewQuestions(f"--queries {asked}: only {possible} questions can be made from {what}",
+                            f"{fewer}use a larger corpus or {other}")
+    error.possible = possible  # `init` asks for as many as the corpus gives
+    return error
