@@ -113,6 +113,8 @@ def test_the_cli_prints_intervals_and_the_cross_validated_estimate_and_exports_t
     exported = {}
     monkeypatch.setattr(best, "export_run", lambda c, run_id, path, selection: exported.update(
         run_id=run_id, selection=selection) or path)
+    monkeypatch.setattr(best, "read_export", lambda path: {"config": {}})  # the runs here log no config to export
+    monkeypatch.setattr(best, "evaluate_hints", lambda path, config: [])
     assert main(["best", "--experiment", "mixed", "--trials", "200", "--cross-validate", "5", "--margin", "2%",
                  "--pick", "cheapest", "--export", str(tmp_path / "best.yaml")]) == 0
     out = capsys.readouterr().out
