@@ -67,8 +67,7 @@ class RerankerConfig:
         if not self.model:
             raise ConfigError(f"{prefix}.model", "a served reranker needs the model name the server knows",
                               f"set {prefix}.model=rerank-v3.5 (or the name your server serves)")
-        if self.api not in HTTP_APIS:
-            raise ConfigError(f"{prefix}.api", f"unknown API '{self.api}'", f"use one of {', '.join(HTTP_APIS)}")
+        check_choice(f"{prefix}.api", self.api, HTTP_APIS, what="request shapes of a served /rerank")
         if self.max_retries < 0:
             raise ConfigError(f"{prefix}.max_retries", f"must be >= 0, got {self.max_retries}")
         for key in ("timeout_s", "retry_backoff_s"):

@@ -36,11 +36,12 @@ FIXED = {
     "index.name": ["flat", "hnsw", "ivf", "ivfpq"],
     "reranker.type": ["none", "cross_encoder"],
     "reranker.backend": ["torch", "onnx", "onnx_int8"],
+    "reranker.api": ["cohere", "tei"],
     "unit.name": ["chunk", "window", "section", "document"],
 }
 # Free text: names, paths, models, prefixes, patterns (their own checks say what is wrong with them)
 FREE = ["dataset.name", "dataset.root", "dataset.path", "dataset.split", "dataset.questions", "dataset.url",
-        "dataset.md5", "dataset.include", "chunker.tokenizer", "retriever.tokenizer.pattern",
+        "dataset.md5", "dataset.include", "dataset.own_path", "chunker.tokenizer", "retriever.tokenizer.pattern",
         "retriever.inputs.*.tokenizer.pattern", "embedder.name", "embedder.model", "embedder.query_prefix",
         "embedder.passage_prefix", "reranker.name", "reranker.model", "tracking.*", "index.*"]
 WRONG = "Not-A-Value"
