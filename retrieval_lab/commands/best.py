@@ -24,8 +24,8 @@ from retrieval_lab import tracking
 from retrieval_lab.commands.export import evaluate_hints, export_run, read_export
 from retrieval_lab.errors import LabError
 from retrieval_lab.evaluate.crossval import cross_validate, highest_mean, query_folds
-from retrieval_lab.evaluate.significance import (TESTS, Margin, Recommendation, power_lines, recommend,
-                                                 select_noninferior)
+from retrieval_lab.evaluate.significance import (TESTS, Margin, Recommendation, mean_interval, power_lines,
+                                                 recommend, select_noninferior)
 from retrieval_lab.tracking import per_query_values
 
 __all__ = ["COST", "Candidate", "Ranking", "finished_runs", "per_query_values", "rank", "ranking_from",
@@ -143,6 +143,7 @@ def choose_dataset(runs: list, wanted: str | None) -> tuple[list, tuple[str, str
         key = chosen[0]
     else:
         key = max(groups, key=lambda k: len(groups[k]))  # first of the largest: the newest run's on a tie
+    names = [k[0] for k in groups]
     notes = []
     for other, members in groups.items():
         if other == key:
@@ -151,7 +152,7 @@ def choose_dataset(runs: list, wanted: str | None) -> tuple[list, tuple[str, str
         why = ("another dataset" if name != key[0] else "the same name with other content (documents, questions "
                "or judgements changed)" if digest != key[1] else "another split")
         notes.append(f"left out {_runs(len(members))} on {dataset_label(other)}: "
-                     f"{why}; choose it with --dataset {name}" + (f"@{digest[:8]}" if name == key[0] else ""))
+                     f"{why}; choose it with --dataset {name}" + (f"@{digest[:8]}" if names.count(name) > 1 else ""))
     return groups[key], key, notes
 
 
@@ -182,8 +183,6 @@ def ranking_from(candidates: list[Candidate], metric: str, margin: Margin | None
 def cross_validated(ranking: Ranking, folds: int, seed: int = 0) -> list[CrossValidated]:
     """Both selection rules re-run on K-1 folds of questions and scored on the fold left out, from the per-query
     values already loaded (nothing is recomputed)."""
-    from retrieval_lab.evaluate.significance import mean_interval
-
     rec = ranking.recommendation
     # cheaper first: a tie on the training folds goes to the cheaper configuration
     ordered = sorted(ranking.candidates, key=lambda c: (math.inf if c.cost is None else c.cost))

@@ -4,8 +4,9 @@
 - `job.run_sweep_job`: one configuration as a tagged child run; skipped when already FINISHED.
 - `resume`: finished-config look-up by hash, orphaned RUNNING runs marked KILLED.
 - `ray_launch`: `hydra/launcher=ray`, each configuration a Ray task (the plugin class: hydra_plugins/).
-- `report`: leaderboard table and plots logged on the parent run.
-- `best`: paired significance tests with Holm correction, cheapest config not significantly worse.
+- `report`: leaderboard table (with paired intervals and the power line) and plots logged on the parent run.
+- `best` (commands/best.py): paired intervals and tests against the top, the cheapest configuration shown
+  non-inferior, the power line, cross-validation (statistics in evaluate/significance.py).
 - `export`: frozen best.yaml, safe loading (`retrieval_lab.load_retriever`), `search` and `evaluate --config`.
 - `ui`: the MLflow UI with fast settings and the sorted runs-view URL.
 """

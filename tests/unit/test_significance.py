@@ -64,7 +64,7 @@ def test_power_agrees_with_scipys_monte_carlo_power():
 def test_minimal_detectable_difference_is_where_power_reaches_80_percent():
     mdd = minimal_detectable_difference(0.12, 40)
     assert ttest_power(mdd / 0.12, 40) == pytest.approx(0.8, abs=1e-6)
-    assert mdd == pytest.approx(0.12 * 0.4529, abs=1e-3)  # G*Power: n 40, power 0.8 -> effect size d 0.4529
+    assert mdd == pytest.approx(0.12 * 0.4529, abs=1e-3)  # d 0.4529: where the exact power at n 40 reaches 0.8
     assert minimal_detectable_difference(0.12, 80) < mdd  # more questions detect less
     assert minimal_detectable_difference(0.0, 40) == 0.0 and minimal_detectable_difference(0.1, 1) == math.inf
     assert questions_needed(0.0, 0.1) is None and questions_needed(0.05, 0.0) == 2
