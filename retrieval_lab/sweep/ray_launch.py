@@ -89,8 +89,10 @@ def unreachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return None
+    except TimeoutError:
+        return f"nothing answers on {host}:{port} (no reply within {timeout:.0f} s)"
     except OSError as exc:
-        return f"no answer on {host}:{port} within {timeout:.0f} s ({exc.strerror or type(exc).__name__})"
+        return f"nothing answers on {host}:{port} ({exc.strerror or type(exc).__name__})"
 
 
 @contextlib.contextmanager
