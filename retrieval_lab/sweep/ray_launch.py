@@ -89,8 +89,10 @@ def unreachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return None
+    except TimeoutError:
+        return f"nothing answers on {host}:{port} (no reply within {timeout:.0f} s)"
     except OSError as exc:
-        return f"no answer on {host}:{port} within {timeout:.0f} s ({exc.strerror or type(exc).__name__})"
+        return f"nothing answers on {host}:{port} ({exc.strerror or type(exc).__name__})"
 
 
 @contextlib.contextmanager
@@ -118,10 +120,11 @@ def _start(ray_cfg: DictConfig) -> None:
     arguments = init_arguments(ray_cfg)
     address = arguments["address"]
     log.info("starting Ray: %s", {k: v for k, v in arguments.items() if k != "runtime_env"})
-    reason = None if address == "local" else unreachable(str(address))
+    joining = address != "local"  # starting a cluster here has no deadline: a busy machine may take long
+    reason = unreachable(str(address)) if joining else None
     if reason is None:
         try:
-            with _deadline(JOIN_TIMEOUT_S):
+            with _deadline(JOIN_TIMEOUT_S) if joining else contextlib.nullcontext():
                 ray.init(**arguments)
         except Exception as exc:  # a wrong address or token is the user's to fix: no traceback
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
