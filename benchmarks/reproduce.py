@@ -245,8 +245,8 @@ def table(rows: dict[str, dict], tolerance: float) -> str:
     from retrieval_lab.evaluate.seeds import gain_text, mean_sd
 
     lines = ["| pipeline | recorded | reproduced: mean ± sd over seeds | single seed | mean - recorded | within ±%g | "
-             "first stage | gain over first stage: mean ± sd, p (single seed) | gain over BM25: mean, p (single seed) "
-             "| train s per seed | eval s | total s | load avg (1/5/15 min) |" % tolerance,
+             "first stage | gain over first stage: mean ± sd, p (single seed) | gain over BM25: mean, p (single "
+             "seed) | train s per seed | eval s | total s | load avg (1/5/15 min) |" % tolerance,
              "|---|---:|---:|---:|---:|---|---:|---|---|---|---:|---:|---|"]
     for pipeline, row in rows.items():
         fig = row["ndcg_at_10"]

@@ -258,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in TRAIN_COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text + ". Values are Hydra overrides, as for `run` "
                        f"(every setting, with its default, is in conf/{name.replace('-', '_')}.yaml); eval_splits "
-                       "(default [test]) are never trained on; cache.dir is where the model is saved and registered.")
+                       "(default [test]) are never trained on; cache.dir is where the model is saved and registered; "
+                       "seed=S is the seed (the same seed and threads=N give the same weights on one machine), "
+                       "seeds=[0,1,2] trains one model per seed, registered as <name>-seed<s>.")
     from retrieval_lab.commands import add_commands
 
     add_commands(sub)  # best, search, evaluate, ui

@@ -168,7 +168,10 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
     digest = data_hash(rows)
     name = cfg.name or default_name(cfg.base, tq.dataset.name, kind)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("name", "threads", "seeds")}
-    key = content_key(f"train_{kind}", {"base": base_hash, "settings": settings, "data": digest})
+    identity = {"base": base_hash, "settings": settings, "data": digest}
+    if kind == "reranker":  # one trained before its fresh head was seeded is not this seed's model: never reuse it
+        identity["head"] = "seeded"
+    key = content_key(f"train_{kind}", identity)
     folder = models_root(root) / kind / f"{name}-{key[:12]}"
     summary = {"name": name, "folder": str(folder), "dataset": tq.dataset.name, "split": cfg.split,
                "train_queries": len(tq.train), "heldout_queries": len(tq.heldout), **counts,
@@ -188,7 +191,7 @@ def train_once(kind: str, dataset_node, cfg, build: Callable[[TrainingQueries, A
         (folder / "training.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "reused"},
                                                          indent=1))
         summary["mlflow_run"] = log_training_run(
-            kind, name, {**settings, **counts, "train_queries": len(tq.train)},
+            kind, name, {**settings, **counts, "train_queries": len(tq.train), **runtime(threads)},
             {k: summary[k] for k in ("train_seconds", "peak_rss_mb", "final_loss", "first_loss", "pairs_per_second")},
             summary["curve"], {"dataset": tq.dataset.name, "split": cfg.split, "data_hash": digest[:16]},
             {"training.json": json.dumps(summary, indent=1)})

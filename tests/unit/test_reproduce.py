@@ -173,9 +173,10 @@ def test_each_seed_trains_every_model_with_its_seed_shifted_into_a_cache_of_its_
     trains = [line for line in lines if " train-" in line]
     assert len(trains) == 3 * 3  # embedder, teacher, student per seed
     for seed in (0, 1, 2):
-        mine = [line for line in trains if line.startswith(f"RETRIEVAL_LAB_CACHE={tmp_path / 'cache' / f'seed-{seed}'} ")]
+        here = tmp_path / "cache" / f"seed-{seed}"
+        mine = [line for line in trains if line.startswith(f"RETRIEVAL_LAB_CACHE={here} ")]
         assert len(mine) == 3 and all(f" seed={seed} " in line for line in mine)
-        run = f"retrieval-lab run +experiments=fast-scifact cache.dir={tmp_path / 'cache' / f'seed-{seed}'}"
+        run = f"retrieval-lab run +experiments=fast-scifact cache.dir={here}"
         assert run in lines and f"{run} reranker=none   # its first stage: baseline of the reranker's gain" in lines
     # seed 0 runs the recorded commands as written
     assert [line for line in trains if "/seed-0 " in line] == [line for line in plain if " train-" in line]
