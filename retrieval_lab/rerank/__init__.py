@@ -61,13 +61,13 @@ class RerankerConfig:
             self._validate_http(prefix)
 
     def _validate_http(self, prefix: str) -> None:
+        check_choice(f"{prefix}.api", self.api, HTTP_APIS, what="request shapes of a served /rerank")
         if not self.base_url or not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{prefix}.base_url", f"a served reranker needs an http(s) URL, got {self.base_url!r}",
                               f"set {prefix}.base_url=http://127.0.0.1:7997 (POST <base_url>/rerank)")
         if not self.model:
             raise ConfigError(f"{prefix}.model", "a served reranker needs the model name the server knows",
                               f"set {prefix}.model=rerank-v3.5 (or the name your server serves)")
-        check_choice(f"{prefix}.api", self.api, HTTP_APIS, what="request shapes of a served /rerank")
         if self.max_retries < 0:
             raise ConfigError(f"{prefix}.max_retries", f"must be >= 0, got {self.max_retries}")
         for key in ("timeout_s", "retry_backoff_s"):
