@@ -5,7 +5,7 @@ import json
 
 from retrieval_lab.commands.export import hit_lines
 from retrieval_lab.data.folder import import_folder
-from retrieval_lab.data.places import html_place, markdown_place, place_of, slug
+from retrieval_lab.data.places import place_of
 from tests.unit.test_folder_import import make_docs
 
 PAGE = """<html><head><title>Manual</title></head><body>
@@ -43,21 +43,36 @@ Again.
 """
 
 
-def test_html_heading_path_and_nearest_anchor():
-    at = PAGE.index("Use <code>")
-    assert html_place(PAGE, at) == (["The manual", "1 Installing", "1.1 Options"], "_options")
-    assert html_place(PAGE, PAGE.index("Use --hard")) == (["The manual", "1 Installing", "1.1 Options"],
-                                                          "index-hard")
-    assert html_place(PAGE, PAGE.index("Start here")) == (["The manual", "1 Installing"], "Install")
-    assert html_place(PAGE, PAGE.index("Run it")) == (["The manual", "2 Usage"], "Usage")  # h3 closed by h2
+def _placed(tmp_path, name: str, text: str):
+    """place(quote) of the imported `name` (the importer records headings and anchors; places turns them into links)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / name).write_text(text, encoding="utf-8")
+    import_folder(docs, tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "corpus.jsonl").read_text().splitlines()[0])
+    return lambda quote: place_of(record["metadata"], record["text"].index(quote), docs)
 
 
-def test_markdown_heading_path_and_github_slugs():
-    assert markdown_place(MARKDOWN, MARKDOWN.index("Text under")) == (["Guide", "Build & install"], "build--install")
-    assert markdown_place(MARKDOWN, MARKDOWN.index("Keep the")) == (["Guide", "Options", "The --soft flag"],
-                                                                   "soft-flag")  # a setext h2 closes the h2 above
-    assert markdown_place(MARKDOWN, MARKDOWN.index("Again")) == (["Guide", "Build & install"], "build--install-1")
-    assert slug("What's new in 2.0?", {}) == "whats-new-in-20"
+def test_html_heading_path_and_nearest_anchor(tmp_path):
+    place = _placed(tmp_path, "manual.html", PAGE)
+    at = place("Use --soft")
+    assert (at.headings, at.anchor) == (["The manual", "1 Installing", "1.1 Options"], "_options")
+    at = place("Use --hard")
+    assert (at.headings, at.anchor) == (["The manual", "1 Installing", "1.1 Options"], "index-hard")
+    at = place("Start here")
+    assert (at.headings, at.anchor) == (["The manual", "1 Installing"], "Install")
+    at = place("Run it")
+    assert (at.headings, at.anchor) == (["The manual", "2 Usage"], "Usage")  # h3 closed by h2
+
+
+def test_markdown_heading_path_and_github_slugs(tmp_path):
+    place = _placed(tmp_path, "guide.md", MARKDOWN)
+    at = place("Text under")
+    assert (at.headings, at.anchor) == (["Guide", "Build & install"], "build--install")
+    at = place("Keep the")
+    assert (at.headings, at.anchor) == (["Guide", "Options", "The --soft flag"], "soft-flag")  # setext h2
+    at = place("Again")
+    assert (at.headings, at.anchor) == (["Guide", "Build & install"], "build--install-1")
 
 
 def test_places_of_imported_documents_and_printed_hits(tmp_path):

@@ -40,9 +40,12 @@ def read(raw: bytes) -> Extracted:
             heading_start = builder.start_heading()
         elif kind == "heading_close":
             heading = builder.text_since(heading_start).strip()
+            explicit = _EXPLICIT_ID.search(heading)  # `## Title {#id}` (Pandoc, MkDocs): the id is the anchor
+            if explicit:
+                heading = heading[:explicit.start()].rstrip()
             builder.add_heading(heading_start, heading, int(token.tag[1]))
             if heading and heading_start < len(builder):
-                builder.anchors.append([heading_start, heading_slug(heading, slugs)])
+                builder.anchors.append([heading_start, explicit.group(1) if explicit else heading_slug(heading, slugs)])
             if token.tag == "h1" and level_one is None:
                 level_one = heading
             heading_start = None
@@ -80,6 +83,9 @@ def read(raw: bytes) -> Extracted:
                      source_map=builder.source_map, sections=builder.sections(),
                      details={"encoding": encoding, "line_starts": line_starts}, note=note,
                      anchors=builder.anchors)
+
+
+_EXPLICIT_ID = re.compile(r"\s*\{#([\w:.-]+)\}$")
 
 
 def heading_slug(heading: str, seen: dict[str, int]) -> str:
