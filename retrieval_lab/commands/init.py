@@ -27,8 +27,6 @@ SENTENCE_CHUNKINGS = ("sentences", "recursive")
 SHORT_DOCUMENT_TOKENS = 96  # median document shorter than this: documents are the passages (chunker none)
 ENCODE_BUDGET_S = 300.0  # MiniLM-L6 joins the study when encoding every chunking's passages is expected under this
 MINILM_PASSAGES_PER_S = 25.0  # the low end measured on 2 cores (FIELD-NOTES: 25-60 passages/s, 100-160 tokens)
-BOILERPLATE_SHARE = 0.5  # a line on at least this share of the documents (4 or more) is reported as repeated
-BOILERPLATE_MIN_CHARS = 20
 SYNTH_QUESTIONS = 40
 
 
@@ -37,7 +35,6 @@ class FolderCheck:
     formats: dict[str, int] = field(default_factory=dict)  # format -> files
     twins: dict[str, int] = field(default_factory=dict)  # format left out -> files that are twins of kept ones
     include: list[str] | None = None
-    repeated: list[tuple[str, int]] = field(default_factory=list)  # (line, documents holding it)
     documents: int = 0
     characters: int = 0
     median_tokens: float = 0.0
@@ -74,10 +71,10 @@ def choose_include(folder: Path) -> tuple[list[str] | None, dict[str, int], dict
 
 
 def measure(corpus_file: Path, check: FolderCheck) -> None:
-    """Size, sections and lines repeated across most documents of the imported corpus."""
+    """Size and sections of the imported corpus (the import itself cuts and reports repeated lines)."""
     import json
 
-    lengths, seen_in = [], {}
+    lengths = []
     for line in corpus_file.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         text = record["text"]
@@ -86,14 +83,8 @@ def measure(corpus_file: Path, check: FolderCheck) -> None:
         lengths.append(len(text.split()) * TOKENS_PER_WORD)
         sections = (record.get("metadata") or {}).get("sections") or []
         check.sectioned += len(sections) > 1
-        for repeated in {" ".join(x.split()) for x in text.splitlines()}:
-            if len(repeated) >= BOILERPLATE_MIN_CHARS:
-                seen_in[repeated] = seen_in.get(repeated, 0) + 1
     check.median_tokens = statistics.median(lengths) if lengths else 0.0
     check.total_tokens = sum(lengths)
-    if check.documents >= 4:
-        check.repeated = sorted(((text, n) for text, n in seen_in.items()
-                                 if n >= BOILERPLATE_SHARE * check.documents), key=lambda kv: -kv[1])
 
 
 @dataclass
@@ -243,9 +234,8 @@ def cmd_init(args) -> int:
         print(f"  unreadable, skipped: {path}: {reason}")
     print(f"  imported {check.documents} documents, {check.characters:,} characters (~{check.total_tokens:,.0f} "
           f"tokens; median document ~{check.median_tokens:.0f}) into {report.dest}")
-    if check.repeated:
-        shown = "; ".join(f"{text[:60]!r} ({n} docs)" for text, n in check.repeated[:3])
-        print(f"  repeated text: {len(check.repeated)} lines appear on half the documents or more, e.g. {shown}")
+    if report.boilerplate is not None:
+        print(f"  {report.boilerplate.line()}")
     print(f"dataset option: dataset={name} ({result.option})")
     print(f"study: {study}")
     for note in plan.notes:

@@ -43,10 +43,19 @@ class BoilerplateReport:
     repeated: list[tuple[str, int]] = field(default_factory=list)  # (line, documents holding it), most first
 
     def summary(self) -> dict:
-        return {"share": SHARE, "min_docs": MIN_DOCS, "threshold_docs": self.threshold, "lines": self.lines,
+        return {"share": SHARE, "min_docs": MIN_DOCS, "documents": self.documents, "total_chars": self.total_chars,
+                "threshold_docs": self.threshold, "lines": self.lines,
                 "chars": self.chars, "share_of_text": round(self.chars / self.total_chars, 6) if self.total_chars
                 else 0.0, "documents_changed": self.changed,
                 "repeated": [{"line": line, "documents": n} for line, n in self.repeated]}
+
+    @classmethod
+    def from_summary(cls, summary: dict) -> "BoilerplateReport":
+        """The report as an import's manifest recorded it (what a reused import says again)."""
+        return cls(documents=summary.get("documents", 0), threshold=summary.get("threshold_docs", 0),
+                   lines=summary.get("lines", 0), chars=summary.get("chars", 0),
+                   total_chars=summary.get("total_chars", 0), changed=summary.get("documents_changed", 0),
+                   repeated=[(r["line"], r["documents"]) for r in summary.get("repeated", [])])
 
     def line(self) -> str:
         if not self.repeated:

@@ -277,6 +277,8 @@ def manifest_report(dest: Path, source: Path | None = None, include: list[str] |
             report.unsupported.append(rel)
     report.reused = len(report.imported) + len(report.skipped)
     report.cached = True
+    if manifest.get("boilerplate") and "documents" in manifest["boilerplate"]:  # recorded since importer 3
+        report.boilerplate = BoilerplateReport.from_summary(manifest["boilerplate"])
     return report
 
 
