@@ -27,7 +27,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 # The optional integrations (LangChain, LlamaIndex, Chroma) that `make test` checks; `make demo` needs none of them.
 INTEGRATIONS := $(VENV)/.integrations
-INFINITY_VENV := .cache/infinity-venv  # see infinity-server below
+# infinity-emb's own virtualenv (see infinity-server below); no comment on the line: make keeps trailing spaces
+INFINITY_VENV := .cache/infinity-venv
 $(INTEGRATIONS): $(STAMP) requirements-integrations.lock
 	$(PY) -m pip install --quiet -r requirements-integrations.lock
 	touch $@
