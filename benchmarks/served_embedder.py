@@ -45,6 +45,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/retrieval-lab-served"))
     parser.add_argument("--dataset", default="scifact")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/served_embedder.json"))
+    parser.add_argument("--local-cache", type=Path, default=None,
+                        help="cache of the local run (default: its own under --work); one that already holds the "
+                             "local embeddings skips their encoding")
     args = parser.parse_args()
     from retrieval_lab.dense.embedders import resolve_model
     from tests.integration.infinity_server import infinity_server
@@ -59,7 +62,7 @@ def main() -> int:
         print(json.dumps(rows), flush=True)
         rows["served, second run"] = run(served)
         print(json.dumps(rows), flush=True)
-    rows["local minilm_l6 (onnx)"] = run([*base, "embedder=minilm_l6", f"cache.dir={args.work / 'cache-local'}"])
+    rows["local minilm_l6 (onnx)"] = run([*base, "embedder=minilm_l6", f"cache.dir={args.local_cache or args.work / 'cache-local'}"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
     print("| run | nDCG@10 | encode s | passages/s | embeddings from cache | tokens spent | requests | wall s | load |\n"

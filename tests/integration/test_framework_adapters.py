@@ -34,7 +34,7 @@ def hybrid_export(data_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("adapters")
     cfg = compose_config([f"dataset.root={data_root}", "dataset=cranfield", "retriever=hybrid", "embedder=wordllama",
                           "embedder.progress=false", "chunker=fixed_tokens", "chunker.size=64",
-                          "chunker.overlap=16", "unit=window", "unit.window=1", "eval.k=[1,10]", "eval.depth=10",
+                          "chunker.overlap=16", "unit=window", "unit.window=1",
                           f"tracking.uri=sqlite:///{folder}/mlflow.db", "tracking.experiment=adapters"])
     path, outcome = export(cfg, folder)
     return path, outcome.dataset.queries.texts[:QUERIES]
