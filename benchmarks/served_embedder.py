@@ -36,7 +36,8 @@ def run(overrides: list[str]) -> dict:
             "encode_s": t.get("dense_encode_seconds"), "passages_per_s": t.get("dense_encode_passages_per_second"),
             # a replayed first-stage run replays its embeddings' figures too: either hit means nothing was encoded
             "embeddings_cache_hit": max(t.get("dense_embeddings_cache_hit", 0.0), t.get("dense_cache_hit", 0.0)),
-            "spent_tokens": t.get("dense_spent_embedding_tokens"), "spent_requests": t.get("dense_spent_embedding_requests"),
+            "spent_tokens": t.get("dense_spent_embedding_tokens"),
+            "spent_requests": t.get("dense_spent_embedding_requests"),
             "passage_tokens": t.get("dense_embedding_passage_tokens"), "load": load_average()}
 
 
@@ -45,6 +46,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/retrieval-lab-served"))
     parser.add_argument("--dataset", default="scifact")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/served_embedder.json"))
+    parser.add_argument("--local-cache", type=Path, default=None,
+                        help="cache of the local run (default: its own under --work); one that already holds the "
+                             "local embeddings skips their encoding")
     args = parser.parse_args()
     from retrieval_lab.dense.embedders import resolve_model
     from tests.integration.infinity_server import infinity_server
@@ -54,19 +58,22 @@ def main() -> int:
     rows = {}
     with infinity_server([(resolve_model("minilm_l6").path, "minilm-l6")], args.work / "infinity.log") as url:
         served = [*base, "embedder=openai_compatible", f"embedder.base_url={url}", "embedder.model=minilm-l6",
-                  "embedder.batch_size=32", "embedder.concurrency=2", "embedder.timeout_s=900", f"cache.dir={args.work / 'cache-served'}"]
+                  "embedder.batch_size=32", "embedder.concurrency=2", "embedder.timeout_s=900",
+                  f"cache.dir={args.work / 'cache-served'}"]
         rows["served, first run"] = run(served)
         print(json.dumps(rows), flush=True)
         rows["served, second run"] = run(served)
         print(json.dumps(rows), flush=True)
-    rows["local minilm_l6 (onnx)"] = run([*base, "embedder=minilm_l6", f"cache.dir={args.work / 'cache-local'}"])
+    local_cache = args.local_cache or args.work / "cache-local"
+    rows["local minilm_l6 (onnx)"] = run([*base, "embedder=minilm_l6", f"cache.dir={local_cache}"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
     print("| run | nDCG@10 | encode s | passages/s | embeddings from cache | tokens spent | requests | wall s | load |\n"
           "|---|---:|---:|---:|---|---:|---:|---:|---|")
     for name, r in rows.items():
         cell = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
-        print(f"| {name} | {r['ndcg_at_10']:.4f} | {cell(r['encode_s'], '.1f')} | {cell(r['passages_per_s'], '.1f')} | "
+        print(f"| {name} | {r['ndcg_at_10']:.4f} | {cell(r['encode_s'], '.1f')} | "
+              f"{cell(r['passages_per_s'], '.1f')} | "
               f"{'yes' if r['embeddings_cache_hit'] else 'no'} | {cell(r['spent_tokens'], ',.0f')} | "
               f"{cell(r['spent_requests'], ',.0f')} | {r['wall_s']:.1f} | {r['load']} |")
     local, first = rows["local minilm_l6 (onnx)"]["ndcg_at_10"], rows["served, first run"]["ndcg_at_10"]

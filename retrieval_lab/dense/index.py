@@ -17,6 +17,7 @@ files), keyed on the embeddings' key and the parameters that change the graph or
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import time
@@ -71,6 +72,9 @@ class IndexConfig:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise ConfigError(f"{prefix}.{key}", f"must be a positive integer, got {value}")
+        if self.name == "chroma" and importlib.util.find_spec("chromadb") is None:
+            raise ConfigError(f"{prefix}.name", "index=chroma needs the chromadb package, which is not installed",
+                              "pip install 'retrieval-lab[chroma]' (or chromadb==1.5.9)")
         if self.space not in SPACES:
             raise ConfigError(f"{prefix}.space", f"unknown space '{self.space}'", f"use one of {', '.join(SPACES)}")
         if self.space != "ip" and self.name != "chroma":

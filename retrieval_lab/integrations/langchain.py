@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+try:
+    from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+    from pydantic import ConfigDict
+except ImportError as exc:  # an optional extra
+    raise ImportError(f"retrieval_lab.integrations.langchain needs langchain-core: "
+                      f"pip install 'retrieval-lab[langchain]' ({exc})") from exc
 
 from retrieval_lab.integrations import ExportSearch
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
+try:
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
+except ImportError as exc:  # an optional extra
+    raise ImportError(f"retrieval_lab.integrations.llama_index needs llama-index-core: "
+                      f"pip install 'retrieval-lab[llama-index]' ({exc})") from exc
 
 from retrieval_lab.integrations import ExportSearch
 

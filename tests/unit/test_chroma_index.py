@@ -72,3 +72,13 @@ def test_every_setting_is_in_the_cache_key_and_space_is_checked():
         index_config({"name": "chroma", "space": "dot"})
     with pytest.raises(ConfigError, match=r"index=hnsw searches inner product only"):
         index_config({"name": "hnsw", "space": "l2"})
+
+
+def test_a_missing_chromadb_is_a_config_error_with_the_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "chromadb" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"index.name(.|\n)*pip install 'retrieval-lab\[chroma\]'"):
+        index_config({"name": "chroma"})
+    index_config({"name": "hnsw"})  # the FAISS indexes do not need it

@@ -81,7 +81,8 @@ def test_wrong_dimension_and_empty_embedding_are_errors(stub):
 
 
 def test_asked_dimensions_the_server_ignores_are_an_error(stub):
-    with pytest.raises(ServedModelError, match=r"expected 4 \(embedder.dimensions=4\).*\n  fix: set embedder.dimensions"):
+    with pytest.raises(ServedModelError,
+                       match=r"expected 4 \(embedder.dimensions=4\).*\n  fix: set embedder.dimensions"):
         load_embedder(config(stub, dimensions=4))
 
 
