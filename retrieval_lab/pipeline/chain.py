@@ -202,18 +202,22 @@ class UnitsStep:
     def __init__(self, passages: Passages, starts: np.ndarray, ends: np.ndarray):
         self.ids = [unit_id(doc, int(s), int(e)) for doc, s, e in zip(passages.doc_ids, starts, ends)]
 
-    def run(self, run: Run, passages: Passages, depth: int, trace: Trace) -> Run:
+    def run(self, run: Run, passages: Passages, depth: int, trace: Trace, documents: Run) -> Run:
+        """The top `depth` units, then the best unit of each top-`depth` document not among them yet: a document
+        can return several units, so `depth` units may leave a returned document without any (search shows one)."""
         rows = passages.row_of()
 
         def one(qid):
+            missing = {doc for doc, _ in documents.get(qid, [])}
             seen, units = set(), []
             for pid, score in run[qid]:
-                uid = self.ids[rows[pid]]
-                if uid not in seen:
+                uid, doc = self.ids[rows[pid]], passages.doc_ids[rows[pid]]
+                if uid not in seen and (len(units) < depth or doc in missing):
                     seen.add(uid)
                     units.append((uid, score))
-                    if len(units) == depth:
-                        break
+                    missing.discard(doc)
+                if len(units) >= depth and not missing:
+                    break
             return units
 
         units, latency = _per_query(list(run), one)
@@ -241,8 +245,8 @@ class Chain:
         run = self.fusion.run(runs, queries, trace) if self.fusion else runs[0]
         if self.rerank:
             run = self.rerank.run(run, queries, self.passages, trace)
-        self.documents.run(run, self.passages, depth, trace)
-        self.units.run(run, self.passages, depth, trace)
+        documents = self.documents.run(run, self.passages, depth, trace)
+        self.units.run(run, self.passages, depth, trace, documents)
         trace.costs["index_seconds"] = sum(trace.costs.get(f"{step.label}_index_seconds", 0.0)
                                            for step in self.first_stages)
         return trace

@@ -117,7 +117,7 @@ def test_passage_runs_become_units():
     order = [1, 4, 0]
     run = Run({"q1": [(passages.ids[i], 10.0 - r) for r, i in enumerate(order)], "q2": []})
     step = UnitsStep(passages, *unit_spans(passages, CORPUS, UnitConfig("chunk")))
-    units = unit_spans_of(step.run(run, passages, 10, Trace(["q1", "q2"])))
+    units = unit_spans_of(step.run(run, passages, 10, Trace(["q1", "q2"]), Run()))
     assert units == {"q1": [unit(1), ("d2", 0, len("Unrelated text here.")), unit(0)], "q2": []}
 
 
