@@ -111,20 +111,22 @@ def test_global_order_continues_after_the_last_unit_judged():
 
 
 def test_decisive_order_asks_for_the_unit_that_tells_leader_and_contender_apart():
-    # u0 and u1: A and B at the same rank (worthless); u2: A alone; u3: B alone at rank 1 (the most weight)
-    board = Board.from_hits([[(0, 1), (1, 1)], [(0, 2), (1, 2)], [(0, 3)], [(1, 3)], [(1, 4)]], [0, 0, 0, 1, 1],
-                            2, ["A", "B"], 10)
-    grades, done = np.full(5, NAN), np.zeros(5, dtype=bool)
+    # question 0: u0, u1 shared at the same ranks (worthless), u2 A's first, u6 B's first; question 1: u7 A's
+    # first, u3 B's first, u5 shared, u4 B's third (less weight)
+    hits = [[(0, 2), (1, 2)], [(0, 3), (1, 3)], [(0, 1)], [(1, 1)], [(1, 3)], [(0, 2), (1, 2)], [(1, 1)], [(0, 1)]]
+    board = Board.from_hits(hits, [0, 0, 0, 1, 1, 1, 0, 1], 2, ["A", "B"], 10)
+    grades, done = np.full(8, NAN), np.zeros(8, dtype=bool)
     values = unit_values(board, grades)
-    assert values[0] == values[1] == 0 and values[2] == values[3] > values[4] > 0
-    assert next_unit("decisive", board, grades, done, None) == 2
-    # stays on the question of the last judgement while it holds a unit worth at least half the best (u4, 0.43
-    # against u2's 0.5 in weight), instead of jumping back to question 0
-    grades[3], done[3] = 0.0, True
-    assert next_unit("decisive", board, grades, done, 3) == 4
-    # with u4 done too, the best unit left, wherever it is
-    grades[4], done[4] = 0.0, True
-    assert next_unit("decisive", board, grades, done, 4) == 2
+    assert values[0] == values[1] == values[5] == 0
+    assert values[2] == values[3] == values[6] == values[7] > values[4] > 0
+    assert next_unit("decisive", board, grades, done, None) == 2  # the best (the first of the ties)
+    grades[2], done[2] = 0.0, True
+    # u3, u6 and u7 are worth the same: it stays on question 0 (u6) instead of jumping to u3
+    assert next_unit("decisive", board, grades, done, 2) == 6
+    grades[6], done[6] = 0.0, True
+    # question 0 holds nothing worth judging now: on to the best unit wherever it is
+    nxt = next_unit("decisive", board, grades, done, 6)
+    assert board.question[nxt] == 1 and nxt in (3, 7)
 
 
 def test_bad_order_assessor_and_overlap_are_refused_with_a_fix_that_works():
@@ -258,3 +260,13 @@ def test_the_console_hears_of_the_decision_when_it_changes_not_at_every_judgemen
     # decided before every passage was judged, said once (the runner-up did not change after)
     decided = [line for line in lines if "decided: c0 leads c1 by at least" in line]
     assert len(decided) == 1 and lines[-1] == decided[0] and int(decided[0][1:].split("/")[0]) < judged
+
+
+def test_a_document_counts_once_per_configuration_at_its_first_unit_as_the_lab_scores_documents():
+    # A returns two chunks of document x, then y; B returns y: A's second chunk of x adds nothing, and y is A's
+    # second document (rank 2 after the repeat is dropped), not its third unit
+    board = Board.from_hits([[(0, 1)], [(0, 2)], [(0, 3), (1, 1)]], [0, 0, 0], 1, ["A", "B"], 10,
+                            documents=["x", "x", "y"])
+    assert board.weights[0, 0] == 1.0 and board.weights[1, 0] == 0.0
+    assert board.weights[2, 0] == pytest.approx(1 / np.log2(3)) and board.weights[2, 1] == 1.0
+    assert list(board.kind[:, 0]) == [1, 1, 2]  # x retrieved by one configuration, y by both

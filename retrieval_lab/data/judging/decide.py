@@ -1,8 +1,8 @@
 """The comparison the judgements decide, and when to stop judging (adapted from Carterette, Allan and Sitaraman's
 minimal test collections, SIGIR 2006).
 
-The measure: each configuration's DCG@depth over the pool's units, averaged over the pool's questions, with a
-unit's grade (0, 1, 2) as its gain, exactly as nDCG's numerator counts it. DCG is linear in the grades, so the
+The measure: each configuration's DCG@depth over the documents it returns (each document once, at its first unit),
+averaged over the pool's questions, with that unit's grade (0, 1, 2) as the gain, as nDCG's numerator counts it. DCG is linear in the grades, so the
 difference between two configurations is a weighted sum over units: a unit weighs 1/log2(rank+1) for every
 configuration that ranks it, and it counts for a pair only when the two rank it differently (MTC's observation:
 units both retrieve at the same rank, or neither retrieves, can never change the comparison).
@@ -49,14 +49,23 @@ class Board:
     @classmethod
     def from_hits(cls, hits: list[list[tuple[int, int]]], question: list[int], questions: int,
                   names: list[str], depth: int, documents: list[str] | None = None) -> "Board":
-        """`hits[i]`: (configuration index, rank from 1) of unit i; `documents[i]`: its document (units of one
-        document share its votes), else each unit is its own document."""
+        """`hits[i]`: (configuration index, rank from 1) of unit i; `documents[i]`: its document, else each unit is
+        its own document. A configuration ranks documents as the lab scores it (pipeline DocumentsStep): each
+        document once, at its first unit, ranks counted over documents; that unit's grade is its gain. Units of one
+        document share its votes."""
+        documents = documents or [str(i) for i in range(len(hits))]
         weights = np.zeros((len(hits), len(names)))
+        listed: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (configuration, question) -> (rank, unit)
         for i, unit_hits in enumerate(hits):
             for c, rank in unit_hits:
-                if rank <= depth:
-                    weights[i, c] = max(weights[i, c], 1.0 / math.log2(rank + 1))
-        documents = documents or [str(i) for i in range(len(hits))]
+                listed.setdefault((c, question[i]), []).append((rank, i))
+        for (c, _), ranked in listed.items():
+            seen: set[str] = set()
+            for rank, i in sorted(ranked):
+                if rank > depth or documents[i] in seen:
+                    continue
+                seen.add(documents[i])
+                weights[i, c] = 1.0 / math.log2(len(seen) + 1)
         by_document: dict[tuple[int, str], set[int]] = {}
         for i, unit_hits in enumerate(hits):
             by_document.setdefault((question[i], documents[i]), set()).update(c for c, _ in unit_hits)
