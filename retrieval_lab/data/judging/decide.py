@@ -166,7 +166,7 @@ class Decision:
             if all(c.exact for c in self.challengers):
                 return f"decided: {leader} leads {y.name} by {y.difference:.4f} {metric} (exact: every unit that " \
                        "tells them apart is judged)"
-            return f"decided: {leader} leads {y.name} by at least {y.lower:.4f} {metric} with " \
+            return f"decided: {leader} leads {y.name} by at least {y.lower:.4g} {metric} with " \
                    f"{CONFIDENCE:.0%} confidence"
         names_left = ", ".join(c.name for c in self.contenders)
         return f"leader: {leader} ({self.scores[self.leader]:.4f} {metric}); could still overtake it: {names_left}"
