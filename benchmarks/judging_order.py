@@ -182,6 +182,25 @@ def simulate_dataset(pool: dict, qrels: dict, questions: int, seeds: range, data
     return out
 
 
+def explain_wrong(results: dict, work: Path, data: Path) -> None:
+    """For each stop that was wrong, how wrong: the complete pool's score of its winner, of the leader named and of
+    the runner-up named (the samples are rebuilt from their seeds)."""
+    for dataset, r in results["datasets"].items():
+        pool = json.loads((work / f"pooled-{dataset}.json").read_text())
+        qrels = read_qrels(data / dataset / "qrels" / "test.tsv")
+        qids = sorted(pool["runs"][0])
+        for row in r["samples"]:
+            for order in ORDERS:
+                stop = row[order]["stop"]
+                if not stop or stop["right"]:
+                    continue
+                chosen = random.Random(row["seed"]).sample(qids, results["questions"])
+                board, truth = sample_board(pool, qrels, chosen, dataset != "scifact")
+                complete = dict(zip(board.names, truth @ board.weights / board.questions))
+                stop["complete"] = {"winner": max(complete.values()), "leader": complete[stop["leader"]],
+                                    "runner_up": complete[stop["runner_up"]]}
+
+
 def report(results: dict) -> None:
     print(f"\n{results['samples']} samples of {results['questions']} questions; load {results['load_before']} -> "
           f"{results['load_after']}")
@@ -208,6 +227,14 @@ def report(results: dict) -> None:
                      if s["global"]["to_winner"] and s[order]["to_winner"] is not None]
             print(f"  {dataset}: {order} / global judgements to the winner: mean ratio {np.mean(ratio):.2f} "
                   f"(samples where global needed any)")
+        for order in ORDERS:
+            for s in rows:
+                stop = s[order]["stop"]
+                if stop and not stop["right"] and "complete" in stop:
+                    c = stop["complete"]
+                    print(f"  {dataset} sample {s['seed']}, {order}: named {stop['leader']} (complete pool "
+                          f"{c['leader']:.5f}; winner {c['winner']:.5f}) ahead of {stop['runner_up']} "
+                          f"({c['runner_up']:.5f}) by at least {stop['at_least']:.2g}")
         tied = sum(s["global"]["winner_tied"] for s in rows)
         if tied:
             print(f"  {dataset}: in {tied} samples two configurations tie for the complete pool's top score")
@@ -244,6 +271,7 @@ def main() -> None:
                     results["datasets"][name] = got
             results["samples"] = len(next(iter(results["datasets"].values()))["samples"])
             results["load_after"] = more["load_after"]
+        explain_wrong(results, work, data)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
         return report(results)
