@@ -137,7 +137,7 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
     grades = np.full(len(truth), np.nan)
     done = np.zeros(len(truth), dtype=bool)
     last, decision = None, decide(board, grades)
-    leaders, taus, stop, tau_of = [], [], None, {}
+    leaders, taus, stop, forecast, tau_of = [], [], None, None, {}
     for t in range(1, len(truth) + 1):
         unit = next_unit(order, board, grades, done, last, decision=decision)
         grades[unit], done[unit], last = truth[unit], True, unit
@@ -151,6 +151,9 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
         if ranks not in tau_of:
             tau_of[ranks] = kendalltau(scores, complete).statistic
         taus.append(tau_of[ranks])
+        if forecast is None and stop is None and decision.likely:
+            forecast = {"judgements": t, "leader": board.names[decision.leader],
+                        "right": bool(decision.leader == winner)}
         if stop is None and decision.decided:
             y = decision.runner_up
             stop = {"judgements": t, "leader": board.names[decision.leader], "runner_up": y.name,
@@ -159,7 +162,8 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
                                   and complete[decision.leader] - complete[y.index] >= y.lower - 1e-12)}
     return {"units": len(truth), "winner": board.names[winner], "winner_tied": tied,
             "to_winner": settled_from(leaders, lambda v: v == winner),
-            "to_tau": settled_from(taus, lambda v: v >= 0.9), "stop": stop}
+            "to_tau": settled_from(taus, lambda v: v >= 0.9), "stop": stop,
+            "forecast": forecast or stop and {**stop, "right": bool(stop["right"])}}
 
 
 def simulate_dataset(pool: dict, qrels: dict, questions: int, seeds: range, dataset: str) -> dict:
@@ -176,7 +180,9 @@ def simulate_dataset(pool: dict, qrels: dict, questions: int, seeds: range, data
             row[order]["seconds"] = time.perf_counter() - t0
         print(f"{dataset} sample {seed}: {len(truth)} units; " + "; ".join(
             f"{o}: winner {row[o]['to_winner']}, tau {row[o]['to_tau']}, stop "
-            f"{row[o]['stop'] and (row[o]['stop']['judgements'], row[o]['stop']['right'])}" for o in ORDERS),
+            f"{row[o]['stop'] and (row[o]['stop']['judgements'], row[o]['stop']['right'])} forecast "
+            f"{row[o]['forecast'] and (row[o]['forecast']['judgements'], row[o]['forecast']['right'])}"
+            for o in ORDERS),
             flush=True)
         out["samples"].append(row)
     return out
