@@ -13,8 +13,11 @@ judgement the stopping rule is evaluated (data/judging/decide.py). Reported per 
 - judgements until the leader under the rule's metric (mean DCG@10 over the questions, unjudged units at their
   expected grade) is the complete pool's winner from then on;
 - judgements until Kendall's tau between that ranking and the complete pool's ranking stays >= 0.9;
-- judgements until the stopping rule fires, and whether the configuration it named is the complete pool's winner
-  and leads the runner-up it named by at least the D it stated.
+- judgements until the stopping rule fires (certain: the leader's worst case beats every other configuration), and
+  whether the configuration it named is the complete pool's winner and leads the runner-up it named by at least the
+  D it stated (it must be, in every sample);
+- judgements until the forecast first says "likely leader" (the 95% estimate), and whether it named the complete
+  pool's winner.
 
     .venv/bin/python benchmarks/judging_order.py [--datasets scifact nfcorpus] [--questions 50] [--samples 20]
         [--work DIR] [--out benchmarks/results/judging_order.json]
@@ -44,6 +47,22 @@ SWEEPS = [
 ]
 DEPTH = 10
 ORDERS = ("global", "question", "decisive")
+# --orders decisive-variance: the decisive order as first built (each unit's share of the open differences' variance
+# under the grade estimates), for comparison with MTC's bound-tightening choice that `decisive` makes now
+COMPARED = ("decisive-variance",)
+
+
+def variance_values(board, grades, decision=None):
+    from retrieval_lab.data.judging.decide import decide
+
+    decision = decision or decide(board, grades)
+    open_ = [c.index for c in decision.contenders] or [c.index for c in decision.challengers if not c.exact]
+    if not open_:
+        return np.zeros(len(grades))
+    share = (board.weights[:, [decision.leader]] - board.weights[:, open_]) ** 2 * \
+        decision.estimates.variance[:, None]
+    total = share.sum(axis=0)
+    return (share / np.where(total > 0, total, 1.0)).sum(axis=1)
 
 
 def experiment_name(dataset: str) -> str:
@@ -128,8 +147,12 @@ def settled_from(values: list, good) -> int | None:
 def simulate_order(order: str, board, truth: np.ndarray) -> dict:
     from scipy.stats import kendalltau, rankdata
 
-    from retrieval_lab.data.judging.decide import decide, grade_estimates
-    from retrieval_lab.data.judging.order import next_unit
+    from retrieval_lab.data.judging import order as orders
+    from retrieval_lab.data.judging.decide import decide, grade_estimates, unit_values
+
+    orders.unit_values = variance_values if order == "decisive-variance" else unit_values
+    order = order.split("-")[0]
+    next_unit = orders.next_unit
 
     complete = truth @ board.weights / board.questions
     winner = int(np.argmax(complete))
@@ -137,7 +160,7 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
     grades = np.full(len(truth), np.nan)
     done = np.zeros(len(truth), dtype=bool)
     last, decision = None, decide(board, grades)
-    leaders, taus, stop, tau_of = [], [], None, {}
+    leaders, taus, stop, forecast, tau_of = [], [], None, None, {}
     for t in range(1, len(truth) + 1):
         unit = next_unit(order, board, grades, done, last, decision=decision)
         grades[unit], done[unit], last = truth[unit], True, unit
@@ -151,6 +174,9 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
         if ranks not in tau_of:
             tau_of[ranks] = kendalltau(scores, complete).statistic
         taus.append(tau_of[ranks])
+        if forecast is None and stop is None and decision.likely:
+            forecast = {"judgements": t, "leader": board.names[decision.leader],
+                        "right": bool(decision.leader == winner)}
         if stop is None and decision.decided:
             y = decision.runner_up
             stop = {"judgements": t, "leader": board.names[decision.leader], "runner_up": y.name,
@@ -159,10 +185,12 @@ def simulate_order(order: str, board, truth: np.ndarray) -> dict:
                                   and complete[decision.leader] - complete[y.index] >= y.lower - 1e-12)}
     return {"units": len(truth), "winner": board.names[winner], "winner_tied": tied,
             "to_winner": settled_from(leaders, lambda v: v == winner),
-            "to_tau": settled_from(taus, lambda v: v >= 0.9), "stop": stop}
+            "to_tau": settled_from(taus, lambda v: v >= 0.9), "stop": stop,
+            "forecast": forecast or stop and {**stop, "right": bool(stop["right"])}}
 
 
-def simulate_dataset(pool: dict, qrels: dict, questions: int, seeds: range, dataset: str) -> dict:
+def simulate_dataset(pool: dict, qrels: dict, questions: int, seeds: range, dataset: str,
+                     orders: tuple[str, ...] = ORDERS) -> dict:
     qids = sorted(pool["runs"][0])
     graded = dataset != "scifact"
     out = {"configurations": pool["configurations"], "samples": []}
@@ -170,27 +198,49 @@ def simulate_dataset(pool: dict, qrels: dict, questions: int, seeds: range, data
         chosen = random.Random(seed).sample(qids, questions)
         board, truth = sample_board(pool, qrels, chosen, graded)
         row = {"seed": seed, "units": len(truth)}
-        for order in ORDERS:
+        for order in orders:
             t0 = time.perf_counter()
             row[order] = simulate_order(order, board, truth)
             row[order]["seconds"] = time.perf_counter() - t0
         print(f"{dataset} sample {seed}: {len(truth)} units; " + "; ".join(
             f"{o}: winner {row[o]['to_winner']}, tau {row[o]['to_tau']}, stop "
-            f"{row[o]['stop'] and (row[o]['stop']['judgements'], row[o]['stop']['right'])}" for o in ORDERS),
+            f"{row[o]['stop'] and (row[o]['stop']['judgements'], row[o]['stop']['right'])} forecast "
+            f"{row[o]['forecast'] and (row[o]['forecast']['judgements'], row[o]['forecast']['right'])}"
+            for o in orders),
             flush=True)
         out["samples"].append(row)
     return out
+
+
+def explain_wrong(results: dict, work: Path, data: Path) -> None:
+    """For each stop that was wrong, how wrong: the complete pool's score of its winner, of the leader named and of
+    the runner-up named (the samples are rebuilt from their seeds)."""
+    for dataset, r in results["datasets"].items():
+        pool = json.loads((work / f"pooled-{dataset}.json").read_text())
+        qrels = read_qrels(data / dataset / "qrels" / "test.tsv")
+        qids = sorted(pool["runs"][0])
+        for row in r["samples"]:
+            for order in [o for o in (*ORDERS, *COMPARED) if o in row]:
+                stop = row[order]["stop"]
+                if not stop or stop["right"]:
+                    continue
+                chosen = random.Random(row["seed"]).sample(qids, results["questions"])
+                board, truth = sample_board(pool, qrels, chosen, dataset != "scifact")
+                complete = dict(zip(board.names, truth @ board.weights / board.questions))
+                stop["complete"] = {"winner": max(complete.values()), "leader": complete[stop["leader"]],
+                                    "runner_up": complete[stop["runner_up"]]}
 
 
 def report(results: dict) -> None:
     print(f"\n{results['samples']} samples of {results['questions']} questions; load {results['load_before']} -> "
           f"{results['load_after']}")
     print("| dataset | order | pool units | to the complete pool's winner | to Kendall tau >= 0.9 | until the rule "
-          "stops | rule right |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+          "stops | rule right | forecast 'likely leader' from | forecast right |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for dataset, r in results["datasets"].items():
         rows = r["samples"]
-        for order in ORDERS:
+        present = [o for o in (*ORDERS, *COMPARED) if o in rows[0]]
+        for order in present:
             def stat(key):
                 vals = [s[order][key] for s in rows if s[order][key] is not None]
                 share = np.mean([v / s["units"] for v, s in zip(vals, rows)]) if vals else float("nan")
@@ -201,14 +251,27 @@ def report(results: dict) -> None:
                          f"{'' if len(fired) == len(rows) else f', fired in {len(fired)} of {len(rows)}'}"
                          if fired else "never")
             right = sum(x["right"] for x in stops if x)
+            forecasts = [s[order].get("forecast") for s in rows]
+            told = [(x["judgements"], s["units"]) for x, s in zip(forecasts, rows) if x]
+            forecast_text = (f"{np.mean([j for j, _ in told]):.0f} ({np.mean([j / u for j, u in told]):.0%})"
+                             if told else "never")
             print(f"| {dataset} | {order} | {np.mean([s['units'] for s in rows]):,.0f} | {stat('to_winner')} | "
-                  f"{stat('to_tau')} | {stop_text} | {right} of {len(fired)} |")
-        for order in ("question", "decisive"):
+                  f"{stat('to_tau')} | {stop_text} | {right} of {len(fired)} | {forecast_text} | "
+                  f"{sum(x['right'] for x in forecasts if x)} of {len(told)} |")
+        for order in [o for o in present if o != "global" and "global" in present]:
             ratio = [s[order]["to_winner"] / s["global"]["to_winner"] for s in rows
                      if s["global"]["to_winner"] and s[order]["to_winner"] is not None]
             print(f"  {dataset}: {order} / global judgements to the winner: mean ratio {np.mean(ratio):.2f} "
                   f"(samples where global needed any)")
-        tied = sum(s["global"]["winner_tied"] for s in rows)
+        for order in present:
+            for s in rows:
+                stop = s[order]["stop"]
+                if stop and not stop["right"] and "complete" in stop:
+                    c = stop["complete"]
+                    print(f"  {dataset} sample {s['seed']}, {order}: named {stop['leader']} (complete pool "
+                          f"{c['leader']:.5f}; winner {c['winner']:.5f}) ahead of {stop['runner_up']} "
+                          f"({c['runner_up']:.5f}) by at least {stop['at_least']:.2g}")
+        tied = sum(s[present[0]]["winner_tied"] for s in rows)
         if tied:
             print(f"  {dataset}: in {tied} samples two configurations tie for the complete pool's top score")
 
@@ -218,6 +281,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
     parser.add_argument("--questions", type=int, default=50)
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--orders", nargs="+", default=list(ORDERS), choices=[*ORDERS, *COMPARED])
     parser.add_argument("--first-seed", type=int, default=0, help="question samples are seeded first-seed, ...")
     parser.add_argument("--work", help="working folder (default: a temporary one); pooled runs are kept there")
     parser.add_argument("--pool-only", action="store_true", help="only run the sweeps and pool")
@@ -244,6 +308,7 @@ def main() -> None:
                     results["datasets"][name] = got
             results["samples"] = len(next(iter(results["datasets"].values()))["samples"])
             results["load_after"] = more["load_after"]
+        explain_wrong(results, work, data)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
         return report(results)
@@ -255,7 +320,7 @@ def main() -> None:
     for d in args.datasets:
         qrels = read_qrels(data / d / "qrels" / "test.tsv")
         seeds = range(args.first_seed, args.first_seed + args.samples)
-        results["datasets"][d] = simulate_dataset(pools[d], qrels, args.questions, seeds, d)
+        results["datasets"][d] = simulate_dataset(pools[d], qrels, args.questions, seeds, d, tuple(args.orders))
     results["load_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))

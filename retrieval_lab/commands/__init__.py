@@ -142,7 +142,8 @@ def add_commands(sub) -> None:
                                    "dataset.questions=..., replaying their cached first stages; runs on it log "
                                    "judged_at_10 and pool_depth. The page and the console show the leading "
                                    "configuration, those that could still overtake it, and when the judgements "
-                                   "decide it: 'decided: X leads Y by at least D with 95% confidence'.")
+                                   "decide it whatever the unjudged passages turn out to be: 'decided: X leads "
+                                   "every other configuration on the judged pool'.")
     p.add_argument("--experiment", required=True, help="MLflow experiment whose FINISHED configurations are pooled")
     p.add_argument("--questions", required=True, help="your questions: .jsonl or .csv as for dataset.questions "
                                                       "(evidence and doc optional)")
@@ -154,8 +155,8 @@ def add_commands(sub) -> None:
     p.add_argument("--order", default="question",
                    help="which passage comes next: question (default: one question at a time, the most retrieved "
                         "first), global (the most retrieved first across questions), decisive (the passage whose "
-                        "judgement settles most of the comparison between the leading configuration and those that "
-                        "could still overtake it)")
+                        "judgement is expected to raise most the leading configuration's worst-case lead over those "
+                        "that could still overtake it)")
     p.add_argument("--assessor", help="your name, recorded with each judgement (default: the OS user); a second "
                                       "person runs a second page on the same questions with their own name")
     p.add_argument("--overlap", type=float, default=0.0,

@@ -3,6 +3,7 @@ each order picks next, the qrels rule and Cohen's kappa, two processes appending
 again under a running page, and the errors for an unknown order, a bad assessor name and a bad overlap."""
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 
@@ -12,7 +13,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from retrieval_lab.data.judging.assessors import (agreement, check_assessor, check_overlap, clean_name,
                                                   in_overlap)
-from retrieval_lab.data.judging.decide import Board, decide, grade_estimates, unit_values
+from retrieval_lab.data.judging.decide import FORECAST_NOTE, Board, decide, grade_estimates, unit_values
 from retrieval_lab.data.judging.order import check_order, next_unit
 from retrieval_lab.data.judging.pool import Pool, PoolItem, pool_items, write_atomically
 from retrieval_lab.data.judging.server import JudgingApp
@@ -53,22 +54,82 @@ def test_unjudged_units_leave_the_comparison_open_until_the_bound_clears_zero():
     assert not tie.decided and tie.challengers[0].exact and tie.challengers[0].difference == 0
 
 
-def test_the_rule_decides_with_confidence_before_everything_is_judged():
-    # 40 questions: A retrieves a relevant unit first on every one, B an unjudged one it alone retrieved
+def test_the_forecast_names_a_likely_leader_but_only_the_bounds_decide():
+    # 40 questions: A retrieves a relevant unit first on every one; B two units it alone retrieved, first and second
     hits, question = [], []
     for q in range(40):
-        hits += [[(0, 1)], [(1, 1)]]
-        question += [q, q]
+        hits += [[(0, 1)], [(1, 1)], [(1, 2)]]
+        question += [q, q, q]
     board = Board.from_hits(hits, question, 40, ["A", "B"], 10)
-    grades = np.full(80, NAN)
-    grades[0::2] = 2.0
-    grades[1:20:2] = 0.0  # 10 of B's units judged not relevant: B's unjudged units are estimated low
+    grades = np.full(120, NAN)
+    grades[0::3] = 2.0
+    grades[1:30:3] = grades[2:30:3] = 0.0  # B's on 10 questions judged not relevant: the rest are estimated low
     decision = decide(board, grades)
-    assert decision.decided and not decision.challengers[0].exact
     y = decision.runner_up
-    assert 0 < y.lower < y.difference
-    assert f"decided: A leads B by at least {y.lower:.4f} DCG@10 with 95% confidence" == \
-        decision.statement(board.names, "DCG@10")
+    # the estimates make A the likely leader, but B's 60 unjudged units, all relevant, would beat it: not decided
+    both = 2 + 2 / np.log2(3)
+    assert decision.likely and 0 < y.likely_lower < y.difference
+    assert not decision.decided and y.lower == pytest.approx(2 - 30 * both / 40) and y.upper == pytest.approx(2.0)
+    assert decision.statement(board.names, "DCG@10") == \
+        "leader: A (2.0000 DCG@10); could still overtake it: B; forecast: A is the likely leader (not certain: " \
+        f"{FORECAST_NOTE})"
+    grades[1:60:3] = grades[2:60:3] = 0.0  # 10 more: B cannot reach A now, whatever its other 40 units are
+    decision = decide(board, grades)
+    assert decision.decided and decision.runner_up.lower == pytest.approx(2 - 20 * both / 40)
+    assert decision.statement(board.names, "DCG@10") == \
+        "decided: A leads every other configuration on the judged pool, whatever the unjudged units turn out to " \
+        f"be (by at least {2 - 20 * both / 40:.4g} DCG@10, over B)"
+
+
+def test_the_bound_is_exact_one_unjudged_unit_decides_or_not():
+    # one question: A ranks u0 first; B ranks u1 first and u2 second
+    board = Board.from_hits([[(0, 1)], [(1, 1)], [(1, 2)]], [0, 0, 0], 1, ["A", "B"], 10)
+    second = 1 / np.log2(3)
+    # A = 2; B = 0 + g2 / log2(3) is at most 2 * 0.631 = 1.262 < 2 whatever u2 is: decided
+    decision = decide(board, np.array([2.0, 0.0, NAN]))
+    assert decision.decided and board.names[decision.leader] == "A"
+    assert decision.runner_up.lower == pytest.approx(2 - 2 * second)
+    assert decision.runner_up.upper == pytest.approx(2.0)
+    # u0 only partly relevant: A = 1, and u2 relevant would give B 1.262 > 1: not decided, B could overtake A
+    decision = decide(board, np.array([1.0, 0.0, NAN]))
+    assert not decision.decided and [c.name for c in decision.contenders] == ["B"]
+    assert decision.runner_up.lower == pytest.approx(1 - 2 * second) and decision.runner_up.lower < 0
+    # and the bound is reached: that grade of u2 does make B the leader, grade 0 keeps A
+    assert board.names[decide(board, np.array([1.0, 0.0, 2.0])).leader] == "B"
+    assert board.names[decide(board, np.array([1.0, 0.0, 0.0])).leader] == "A"
+    # u2 partly relevant: B = 0.631 < 1 exactly
+    exact = decide(board, np.array([1.0, 0.0, 1.0]))
+    assert exact.decided and exact.runner_up.exact and exact.runner_up.lower == pytest.approx(1 - second)
+
+
+def test_a_decision_holds_for_every_grade_of_the_unjudged_units_and_its_bound_is_reached():
+    rng = np.random.default_rng(3)
+    decided = 0
+    for _ in range(60):
+        # 2 questions, 3 configurations each ranking 3 of a question's 4 units; 3 of the 8 units left unjudged
+        hits, question = [[] for _ in range(8)], [0] * 4 + [1] * 4
+        for q in range(2):
+            for c in range(3):
+                for rank, u in enumerate(rng.permutation(4)[:3], 1):
+                    hits[4 * q + u].append((c, rank))
+        board = Board.from_hits(hits, question, 2, ["A", "B", "C"], 10)
+        grades = rng.integers(0, 3, 8).astype(float)
+        unjudged = rng.permutation(8)[:3]
+        grades[unjudged] = NAN
+        decision = decide(board, grades)
+        worst = {c.index: np.inf for c in decision.challengers}
+        for completion in itertools.product([0.0, 1.0, 2.0], repeat=3):
+            full = grades.copy()
+            full[unjudged] = completion
+            scores = full @ board.weights / board.questions
+            for c in worst:
+                worst[c] = min(worst[c], scores[decision.leader] - scores[c])
+        for c in decision.challengers:
+            assert c.lower == pytest.approx(worst[c.index])  # the bound is the worst case, reached
+        if decision.decided:
+            decided += 1
+            assert all(w > 0 for w in worst.values())
+    assert 0 < decided < 60
 
 
 def test_unjudged_units_count_at_the_grade_of_judged_units_with_as_many_votes():
@@ -111,20 +172,27 @@ def test_global_order_continues_after_the_last_unit_judged():
 
 
 def test_decisive_order_asks_for_the_unit_that_tells_leader_and_contender_apart():
-    # u0 and u1: A and B at the same rank (worthless); u2: A alone; u3: B alone at rank 1 (the most weight)
-    board = Board.from_hits([[(0, 1), (1, 1)], [(0, 2), (1, 2)], [(0, 3)], [(1, 3)], [(1, 4)]], [0, 0, 0, 1, 1],
-                            2, ["A", "B"], 10)
-    grades, done = np.full(5, NAN), np.zeros(5, dtype=bool)
+    # question 0: u0, u1 shared at the same ranks (worthless), u2 A's first, u6 B's first; question 1: u7 A's
+    # first, u3 B's first, u5 shared, u4 B's third (less weight)
+    hits = [[(0, 2), (1, 2)], [(0, 3), (1, 3)], [(0, 1)], [(1, 1)], [(1, 3)], [(0, 2), (1, 2)], [(1, 1)], [(0, 1)]]
+    board = Board.from_hits(hits, [0, 0, 0, 1, 1, 1, 0, 1], 2, ["A", "B"], 10)
+    grades, done = np.full(8, NAN), np.zeros(8, dtype=bool)
     values = unit_values(board, grades)
-    assert values[0] == values[1] == 0 and values[2] == values[3] > values[4] > 0
-    assert next_unit("decisive", board, grades, done, None) == 2
-    # stays on the question of the last judgement while it holds a unit worth at least half the best (u4, 0.43
-    # against u2's 0.5 in weight), instead of jumping back to question 0
-    grades[3], done[3] = 0.0, True
-    assert next_unit("decisive", board, grades, done, 3) == 4
-    # with u4 done too, the best unit left, wherever it is
-    grades[4], done[4] = 0.0, True
-    assert next_unit("decisive", board, grades, done, 4) == 2
+    assert values[0] == values[1] == values[5] == 0
+    assert values[2] == values[3] == values[6] == values[7] > values[4] > 0
+    assert next_unit("decisive", board, grades, done, None) == 2  # the best (the first of the ties)
+    grades[2], done[2] = 0.0, True
+    # A's first unit is not relevant: B leads. Judging B's own units (u3, u6) raises B's worst case over A by their
+    # expected grade, now low (u2, of their kind, was 0); A's u7 raises it by the highest grade minus that: u7 is
+    # worth most, and question 0's u6 not half of it: on to question 1
+    values = unit_values(board, grades)
+    assert values[7] > 2 * values[6] and values[6] == values[3] > 0
+    assert next_unit("decisive", board, grades, done, 2) == 7
+    grades[7], done[7] = 0.0, True
+    # u3, u4 and u6 are worth the same now: it stays on question 1 (u3) instead of going back to u6
+    values = unit_values(board, grades)
+    assert values[3] == pytest.approx(values[6]) and values[3] > 0
+    assert next_unit("decisive", board, grades, done, 7) == 3
 
 
 def test_bad_order_assessor_and_overlap_are_refused_with_a_fix_that_works():
@@ -256,5 +324,15 @@ def test_the_console_hears_of_the_decision_when_it_changes_not_at_every_judgemen
         judged += 1
     assert lines and len(lines) < judged
     # decided before every passage was judged, said once (the runner-up did not change after)
-    decided = [line for line in lines if "decided: c0 leads c1 by at least" in line]
+    decided = [line for line in lines if "decided: c0 leads every other configuration" in line]
     assert len(decided) == 1 and lines[-1] == decided[0] and int(decided[0][1:].split("/")[0]) < judged
+
+
+def test_a_document_counts_once_per_configuration_at_its_first_unit_as_the_lab_scores_documents():
+    # A returns two chunks of document x, then y; B returns y: A's second chunk of x adds nothing, and y is A's
+    # second document (rank 2 after the repeat is dropped), not its third unit
+    board = Board.from_hits([[(0, 1)], [(0, 2)], [(0, 3), (1, 1)]], [0, 0, 0], 1, ["A", "B"], 10,
+                            documents=["x", "x", "y"])
+    assert board.weights[0, 0] == 1.0 and board.weights[1, 0] == 0.0
+    assert board.weights[2, 0] == pytest.approx(1 / np.log2(3)) and board.weights[2, 1] == 1.0
+    assert list(board.kind[:, 0]) == [1, 1, 2]  # x retrieved by one configuration, y by both

@@ -5,8 +5,8 @@
   is done, then takes the next question in file order that no other assessor is working on (the question of another
   assessor's last judgement, while it has units left), else the next one left.
 - `global`: the pool order across questions (most retrieved first), from after the last unit judged.
-- `decisive`: the unit whose judgement settles most of the comparisons between the leader and the configurations
-  that could still overtake it (decide.unit_values). To keep the question's context, it stays on the question of the
+- `decisive`: the unit whose judgement is expected to raise most the worst cases of (leader - configuration) for
+  the configurations that could still overtake it (decide.unit_values, MTC's choice). To keep the question's context, it stays on the question of the
   last judgement while that question holds a unit worth at least half the best one; otherwise it moves to the best.
 
 "Done" for an assessor: judged by them, or judged by anyone and not in the overlap share (store.py).

@@ -302,10 +302,11 @@ class JudgingApp:
         return {"saved": True, **state}
 
     def tell(self, state: dict) -> None:
-        """Report the decision when it changes: another leader, other contenders, decided or not, another runner-up
-        (not every move of the estimates)."""
+        """Report the decision when it changes: another leader, other contenders, the forecast, decided or not,
+        another runner-up (not every move of the estimates)."""
         d = state["decision"]
-        key = (d["leader"], d["decided"], frozenset(d["contenders"]), d["decided"] and d["runner_up"]["name"])
+        key = (d["leader"], d["decided"], d["likely"], frozenset(d["contenders"]),
+               d["decided"] and d["runner_up"]["name"])
         if key != self.last_key:
             if self.last_key is not None:
                 self.report(f"[{state['judged']}/{state['total']} judged] {d['statement']}")
