@@ -178,3 +178,14 @@ def fingerprint(values: np.ndarray, decimals: int = FINGERPRINT_DECIMALS) -> str
     rounded = np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0
     text = json.dumps([float(f"{v:.{decimals}f}") for v in rounded.ravel().tolist()])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_served_settings(config, prefix: str) -> None:
+    """The request settings a served embedder and a served reranker share: retries, timeout, backoff and price."""
+    if config.max_retries < 0:
+        raise ConfigError(f"{prefix}.max_retries", f"must be >= 0, got {config.max_retries}")
+    for key in ("timeout_s", "retry_backoff_s"):
+        if not getattr(config, key) > 0:
+            raise ConfigError(f"{prefix}.{key}", f"must be positive, got {getattr(config, key)}")
+    if config.price_per_1m_tokens is not None and config.price_per_1m_tokens < 0:
+        raise ConfigError(f"{prefix}.price_per_1m_tokens", f"must be >= 0, got {config.price_per_1m_tokens}")

@@ -37,6 +37,7 @@ from retrieval_lab.config import check_choice, typed
 from retrieval_lab.dense.onnx_export import onnx_model_bytes
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
 from retrieval_lab.paths import cache_root
+from retrieval_lab.served import check_served_settings
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +118,7 @@ class EmbedderConfig:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise ConfigError(f"{prefix}.{key}", f"must be a positive integer, got {value}")
-        if self.max_retries < 0:
-            raise ConfigError(f"{prefix}.max_retries", f"must be >= 0, got {self.max_retries}")
-        for key in ("timeout_s", "retry_backoff_s"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{prefix}.{key}", f"must be positive, got {getattr(self, key)}")
-        if self.price_per_1m_tokens is not None and self.price_per_1m_tokens < 0:
-            raise ConfigError(f"{prefix}.price_per_1m_tokens", f"must be >= 0, got {self.price_per_1m_tokens}")
+        check_served_settings(self, prefix)
 
 
 def embedder_config(node: Any, prefix: str = "embedder") -> EmbedderConfig:

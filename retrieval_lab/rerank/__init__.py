@@ -20,6 +20,7 @@ from retrieval_lab.fusion.normalization import minmax
 from retrieval_lab.rerank.cross_encoder import BACKENDS, CrossEncoderScorer
 from retrieval_lab.rerank.http import APIS as HTTP_APIS, HttpRerankScorer
 from retrieval_lab.types import Queries, Run
+from retrieval_lab.served import check_served_settings
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,7 @@ class RerankerConfig:
         if not self.model:
             raise ConfigError(f"{prefix}.model", "a served reranker needs the model name the server knows",
                               f"set {prefix}.model=rerank-v3.5 (or the name your server serves)")
-        if self.max_retries < 0:
-            raise ConfigError(f"{prefix}.max_retries", f"must be >= 0, got {self.max_retries}")
-        for key in ("timeout_s", "retry_backoff_s"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{prefix}.{key}", f"must be positive, got {getattr(self, key)}")
-        if self.price_per_1m_tokens is not None and self.price_per_1m_tokens < 0:
-            raise ConfigError(f"{prefix}.price_per_1m_tokens", f"must be >= 0, got {self.price_per_1m_tokens}")
+        check_served_settings(self, prefix)
 
 
 def reranker_config(node, prefix: str = "reranker") -> RerankerConfig:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from retrieval_lab.dense.embedders import hf_tokenizer, resolve_model
 from retrieval_lab.dense.onnx_export import onnx_model_bytes
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
 from retrieval_lab.paths import cache_root as resolve_cache_root
-from retrieval_lab.rerank.scores import ScoreStore, pair_key
+from retrieval_lab.rerank.scores import ScoreStore, cached_scores
 
 log = logging.getLogger(__name__)
 
@@ -137,25 +136,5 @@ class CrossEncoderScorer:
 
     def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Scores of (query, passage) pairs, from the cache where present; records what it cost in `last_stats`."""
-        keys = [pair_key(q, p) for q, p in pairs]
-        cached = self.store.get(keys)
-        missing = [i for i, k in enumerate(keys) if k not in cached]
-        todo = list(dict.fromkeys(keys[i] for i in missing))
-        seconds = 0.0
-        if todo:
-            first = {}
-            for i in missing:
-                first.setdefault(keys[i], i)
-            t0 = time.perf_counter()
-            fresh = self.predict([pairs[first[k]] for k in todo])
-            seconds = time.perf_counter() - t0
-            computed = dict(zip(todo, fresh.tolist()))
-            self.store.put(computed)
-            cached.update(computed)
-            per_pair = seconds / len(todo)
-            self.store.put_meta("seconds_per_pair", per_pair)
-        else:
-            per_pair = self.store.get_meta("seconds_per_pair") or 0.0
-        self.last_stats = {"pairs": float(len(pairs)), "pairs_computed": float(len(todo)),
-                           "compute_seconds": seconds, "seconds_per_pair": per_pair}
-        return np.array([cached[k] for k in keys], dtype=np.float32)
+        scores, self.last_stats = cached_scores(self.store, pairs, self.predict)
+        return scores

@@ -9,13 +9,12 @@ name never replays stale scores. Billed tokens come from the answers' `usage` (C
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
 from retrieval_lab.paths import cache_root as resolve_cache_root
-from retrieval_lab.rerank.scores import ScoreStore, pair_key
+from retrieval_lab.rerank.scores import ScoreStore, cached_scores
 from retrieval_lab.served import (PROBE_QUERY, PROBE_TEXTS, Counters, Endpoint, ServedModelError, cost, fingerprint,
                                   post_json, usage_tokens)
 
@@ -101,29 +100,10 @@ class HttpRerankScorer:
 
     def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Scores from the cache where present, else from the server; `last_stats` says what it cost."""
-        keys = [pair_key(q, p) for q, p in pairs]
-        cached = self.store.get(keys)
-        todo = list(dict.fromkeys(k for k in keys if k not in cached))
-        first = {}
-        for i, k in enumerate(keys):
-            first.setdefault(k, i)
         before = self.counters.snapshot()
-        seconds = 0.0
-        if todo:
-            t0 = time.perf_counter()
-            fresh = self.predict([pairs[first[k]] for k in todo])
-            seconds = time.perf_counter() - t0
-            computed = dict(zip(todo, fresh.tolist()))
-            self.store.put(computed)
-            cached.update(computed)
-            per_pair = seconds / len(todo)
-            self.store.put_meta("seconds_per_pair", per_pair)
-        else:
-            per_pair = self.store.get_meta("seconds_per_pair") or 0.0
+        scores, stats = cached_scores(self.store, pairs, self.predict)
         spent = self.counters.since(before)
-        self.last_stats = {"pairs": float(len(pairs)), "pairs_computed": float(len(todo)),
-                           "compute_seconds": seconds, "seconds_per_pair": per_pair,
-                           "tokens": float(spent["tokens"]), "requests": float(spent["requests"]),
+        self.last_stats = {**stats, "tokens": float(spent["tokens"]), "requests": float(spent["requests"]),
                            "retries": float(spent["retries"]),
                            "cost": cost(spent["tokens"], self.config.price_per_1m_tokens)}
-        return np.array([cached[k] for k in keys], dtype=np.float32)
+        return scores

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from retrieval_lab.cache import content_key
 
@@ -74,3 +78,31 @@ class ScoreStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def cached_scores(store: "ScoreStore", pairs: list[tuple[str, str]],
+                  predict: Callable[[list[tuple[str, str]]], np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
+    """Scores of (query, passage) pairs from `store` where present, else from `predict` (each distinct pair once, then
+    stored), with what it cost: pairs, pairs computed, compute seconds and seconds per pair (the last measured one
+    when everything came from the store)."""
+    keys = [pair_key(q, p) for q, p in pairs]
+    cached = store.get(keys)
+    first: dict[bytes, int] = {}
+    for i, key in enumerate(keys):
+        if key not in cached:
+            first.setdefault(key, i)
+    seconds = 0.0
+    if first:
+        t0 = time.perf_counter()
+        fresh = predict([pairs[i] for i in first.values()])
+        seconds = time.perf_counter() - t0
+        computed = dict(zip(first, fresh.tolist()))
+        store.put(computed)
+        cached.update(computed)
+        per_pair = seconds / len(first)
+        store.put_meta("seconds_per_pair", per_pair)
+    else:
+        per_pair = store.get_meta("seconds_per_pair") or 0.0
+    stats = {"pairs": float(len(pairs)), "pairs_computed": float(len(first)), "compute_seconds": seconds,
+             "seconds_per_pair": per_pair}
+    return np.array([cached[k] for k in keys], dtype=np.float32), stats
