@@ -221,7 +221,10 @@ def stale_server_state_fails_at_once_and_the_printed_fix_restarts_it(workdir: Pa
 
     state = json.loads((folder / "state.json").read_text())
     for pid in server_processes(folder, state):
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # a backend that exited as its postmaster died, between listing and killing
+            pass
     deadline = time.time() + 30
     while server_processes(folder, state) and time.time() < deadline:
         time.sleep(0.2)
