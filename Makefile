@@ -74,6 +74,7 @@ demo: $(STAMP)
 # (per-entry file locks). TEST_WORKERS=0: serial.
 TEST_WORKERS ?= 2
 test: $(STAMP) $(INTEGRATIONS) $(INFINITY_VENV)/.installed browser-deps postgres-deps docs-data
+	$(VENV)/bin/lint-imports  # the layers contract in pyproject.toml ([tool.importlinter]): imports point down only
 	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
 
 bench: $(STAMP)

@@ -41,7 +41,7 @@ KILL_AT = 10  # the first worker to reach its 10th configuration dies there
 
 
 def free_port() -> int:
-    from retrieval_lab.commands.server import free_port as free
+    from retrieval_lab.tracking.postgres import free_port as free
 
     return free()
 

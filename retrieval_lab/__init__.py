@@ -10,7 +10,7 @@ __version__ = "0.1.0"  # the one place: pyproject.toml reads it (dynamic version
 
 def load_retriever(path, overrides=()):
     """A `pipeline.Retriever` built from an exported config (YAML loaded safely; retrieval-lab components only)."""
-    from retrieval_lab.commands.export import load_retriever as _load
+    from retrieval_lab.pipeline.export import load_retriever as _load
 
     return _load(path, list(overrides))
 

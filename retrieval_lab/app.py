@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from retrieval_lab import tracking
 from retrieval_lab.errors import LabError
 from retrieval_lab.paths import conf_dir
-from retrieval_lab.pipeline import run_experiment
+from retrieval_lab.pipeline.tracked import evaluate_and_log, experiment_name
 from retrieval_lab.sweep.job import run_sweep_job
 from retrieval_lab.sweep.state import SweepContext
 
@@ -23,16 +23,12 @@ Plugins.instance().register(RayLauncher)
 def run_job(cfg: DictConfig) -> float:
     """Evaluate one configuration, log it to MLflow, print the summary; returns nDCG@10 for optimizing sweepers."""
     tracked = cfg.tracking.get("enabled", True)
-    if tracked:  # a store that cannot take the run fails now, not after the pipeline's work
-        tracking.check_store(cfg.tracking)
-    outcome = run_experiment(cfg)
-    run_id = None
-    if tracked:
-        run_id = tracking.log_outcome(cfg, outcome, run_name=cfg.tracking.get("run_name") or _run_name())
-    print(tracking.summary_table(outcome))
-    if run_id:
-        print(f"  mlflow run     {run_id} in experiment '{tracking.experiment_name(cfg)}' ({tracking.tracking_uri(cfg.tracking)})")
-    return outcome.evaluation.means.get("ndcg_at_10", 0.0)
+    run_name = (cfg.tracking.get("run_name") or _run_name()) if tracked else None
+    result = evaluate_and_log(cfg, log=tracked, run_name=run_name)
+    print(tracking.summary_table(result.outcome))
+    if result.run_id:
+        print(f"  mlflow run     {result.run_id} in experiment '{experiment_name(cfg)}' ({tracking.tracking_uri(cfg.tracking)})")
+    return result.outcome.evaluation.means.get("ndcg_at_10", 0.0)
 
 
 def _run_name() -> str:

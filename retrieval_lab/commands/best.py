@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval_lab import tracking
-from retrieval_lab.commands.export import evaluate_hints, export_run, read_export
+from retrieval_lab.pipeline.export import evaluate_hints, export_run, read_export
 from retrieval_lab.errors import LabError
 from retrieval_lab.evaluate.crossval import cross_validate, highest_mean, query_folds
 from retrieval_lab.evaluate.significance import (TESTS, Margin, Recommendation, mean_interval, power_lines,

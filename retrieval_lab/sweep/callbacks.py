@@ -97,9 +97,11 @@ class SweepCallback(Callback):
             raise SystemExit(2) from exc
 
     def _start(self, config: DictConfig) -> None:
+        from retrieval_lab.pipeline.tracked import experiment_name
+
         tracking.quiet_mlflow_environment()
         self.node = config.get("tracking") or {}
-        experiment = tracking.experiment_name(config)
+        experiment = experiment_name(config)
         self.metric = self.metric or OmegaConf.select(config, "sweep.metric", default="ndcg_at_10")
         tracking.check_store(self.node)  # before any configuration runs: a clear error, not a traceback per job
         client = tracking.client(self.node)

@@ -58,7 +58,8 @@ def _job_overrides() -> tuple[int, list[str]]:
 
 def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
     from retrieval_lab import tracking
-    from retrieval_lab.pipeline import run_experiment, validate
+    from retrieval_lab.pipeline import validate
+    from retrieval_lab.pipeline.tracked import evaluate_and_log, resolved_config
     from retrieval_lab.sweep.resume import find_finished, mark_orphans
 
     started = time.time()
@@ -76,7 +77,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
     try:
         check_main_metric(metric, validate(cfg).eval)
         dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "cache.dir"))
-        resolved = tracking.resolved_config(cfg)
+        resolved = resolved_config(cfg)
         chash = config_hash(resolved, dataset.fingerprint, ctx.code_version)
         done = find_finished(client, ctx.experiment_id, chash)
         if done is not None:
@@ -96,9 +97,11 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
         maybe_hold("child_running")
         maybe_fault("child_running")
         t0 = time.perf_counter()
-        outcome = run_experiment(cfg, dataset=dataset)
-        outcome.extra_metrics["pipeline_seconds"] = time.perf_counter() - t0  # the stage work of this config
-        tracking.log_outcome(cfg, outcome, tags=tags, run_id=run_id)
+
+        def timed(outcome) -> None:
+            outcome.extra_metrics["pipeline_seconds"] = time.perf_counter() - t0  # the stage work of this config
+
+        outcome = evaluate_and_log(cfg, dataset=dataset, tags=tags, run_id=run_id, before_logging=timed).outcome
         maybe_fault("child_finished")
         value = main_metric(outcome, metric)
         write_record(ctx.state_dir, JobRecord(num, "finished", run_id, name, chash, overrides, value,

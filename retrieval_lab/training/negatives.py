@@ -1,13 +1,15 @@
 """Hard negatives for training: per training query, the top-ranked documents that are not judged relevant.
 
 `mine_negatives(tq, source, depth)` draws them from BM25 (`source="bm25"`), or from the first stage of an experiment
-in experiments/ (`source=<experiment name>`, its reranker off). A reranker sees only its first stage's candidates,
-so negatives from that first stage teach it the distinctions it will have to make there.
+in experiments/ (`source=<experiment name>`, its reranker off), ranked by the function the command passes in. A
+reranker sees only its first stage's candidates, so negatives from that first stage teach it the distinctions it will
+have to make there.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 from retrieval_lab.chunking import whole_documents
 from retrieval_lab.errors import ConfigError
@@ -15,6 +17,10 @@ from retrieval_lab.sparse import BM25, BM25Config
 from retrieval_lab.training.data import TrainingQueries
 
 log = logging.getLogger(__name__)
+
+# (experiment name, training queries, how many to rank, cache root) -> per training query its first stage's
+# (document id, score) ranking, reranker off (`commands.train.experiment_first_stage`).
+FirstStageRanking = Callable[[str, TrainingQueries, int, "str | Path | None"], dict[str, list[tuple[str, float]]]]
 
 # Extra hits fetched beyond `depth`, so that dropping a query's judged documents still leaves `depth` negatives.
 SPARE = 20
@@ -41,36 +47,17 @@ def bm25_negatives(tq: TrainingQueries, depth: int) -> dict[str, list[str]]:
     return unjudged(tq, ranked, depth)
 
 
-def pipeline_negatives(tq: TrainingQueries, experiment: str, depth: int,
-                       cache_root: str | Path | None = None) -> dict[str, list[str]]:
-    """Per training query, the top-`depth` unjudged documents of `experiment`'s first stage (reranker off), run on
-    the training queries with the lab's own pipeline and caches."""
-    from retrieval_lab.config import compose_config
-    from retrieval_lab.paths import study_dirs
-    from retrieval_lab.pipeline import Retriever
-
-    known = sorted(p.stem for folder in study_dirs() for p in folder.glob("*.yaml"))
-    if experiment not in known:
-        raise ConfigError("negatives_from", f"no experiment '{experiment}'", f"use bm25 or one of: {', '.join(known)}")
-    overrides = [f"+experiments={experiment}", "reranker.type=none", "reranker.name=none",
-                 "tracking.enabled=false"]
-    if cache_root is not None:
-        overrides.append(f"cache.dir={cache_root}")
-    cfg = compose_config(overrides)
-    if cfg.dataset.name != tq.dataset.name:
-        raise ConfigError("negatives_from", f"experiment '{experiment}' runs on dataset '{cfg.dataset.name}', the "
-                                            f"training data is '{tq.dataset.name}'",
-                          f"name an experiment over {tq.dataset.name}, or use bm25")
-    if cfg.eval.depth < depth + SPARE:
-        cfg.eval.depth = depth + SPARE
-    trace = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train)
-    ranked = {qid: list(trace.documents.get(qid, [])) for qid in tq.train.ids}
-    log.info("mined negatives for %d training queries from %s's first stage", len(ranked), experiment)
-    return unjudged(tq, ranked, depth)
-
-
-def mine_negatives(tq: TrainingQueries, source: str, depth: int,
-                   cache_root: str | Path | None = None) -> dict[str, list[str]]:
+def mine_negatives(tq: TrainingQueries, source: str, depth: int, cache_root: str | Path | None = None,
+                   first_stage: FirstStageRanking | None = None) -> dict[str, list[str]]:
+    """Per training query, the top-`depth` unjudged documents of BM25 (`source="bm25"`) or of the first stage of the
+    experiment `source`, ranked by `first_stage` (the lab's pipeline, which the command passes in: training sits
+    below the pipeline and does not import it)."""
     if source == "bm25":
         return bm25_negatives(tq, depth)
-    return pipeline_negatives(tq, source, depth, cache_root)
+    if first_stage is None:
+        raise ConfigError("negatives_from", f"'{source}' names an experiment, and no first stage was given to rank "
+                                            "its candidates", "use bm25, or train with `retrieval-lab "
+                                            "train-reranker`, which runs the experiment's first stage")
+    ranked = first_stage(source, tq, depth + SPARE, cache_root)
+    log.info("mined negatives for %d training queries from %s's first stage", len(ranked), source)
+    return unjudged(tq, ranked, depth)

@@ -25,7 +25,7 @@ from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.training.common import loss_curve, peak_rss_mb, resolve_model, save_model, train_once
 from retrieval_lab.training.embedder import passage_texts, positives
-from retrieval_lab.training.negatives import mine_negatives
+from retrieval_lab.training.negatives import FirstStageRanking, mine_negatives
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,16 @@ class RerankerTrainConfig:
             raise ConfigError("negatives_from", "is empty", "use bm25 or an experiment name (best-scifact)")
 
 
-def build_rows(tq, cfg: RerankerTrainConfig, cache_root: str | Path | None = None) -> list[tuple]:
+def build_rows(tq, cfg: RerankerTrainConfig, cache_root: str | Path | None = None,
+               first_stage: FirstStageRanking | None = None) -> list[tuple]:
     """mnrl: (query, positive, negative...) rows; bce: (query, passage, 0/1) rows; distill: bce's pairs labelled
-    with the teacher's logits. Shuffled with the seed."""
+    with the teacher's logits. Shuffled with the seed. `first_stage` ranks the candidates of `negatives_from=<an
+    experiment>` (the `train-reranker` command passes the pipeline's)."""
     _, text_of = passage_texts(tq)
     rng = random.Random(cfg.seed)
     pos = positives(tq, cfg.min_grade, cfg.max_positives_per_query, cfg.seed)
-    negs = mine_negatives(tq, cfg.negatives_from, cfg.negative_depth, cache_root) if cfg.negatives else {}
+    negs = (mine_negatives(tq, cfg.negatives_from, cfg.negative_depth, cache_root, first_stage)
+            if cfg.negatives else {})
     rows = []
     for qid, qtext in zip(tq.train.ids, tq.train.texts):
         pool = negs.get(qid, [])
@@ -133,10 +136,12 @@ def _dataset(rows: list[tuple], loss: str):
     return HFDataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
 
 
-def train_reranker(dataset_node, cfg: RerankerTrainConfig, cache_root: str | Path | None = None) -> dict:
-    """Train (or reuse the cached result of the same training), register, log to MLflow; returns a summary."""
+def train_reranker(dataset_node, cfg: RerankerTrainConfig, cache_root: str | Path | None = None,
+                   first_stage: FirstStageRanking | None = None) -> dict:
+    """Train (or reuse the cached result of the same training), register, log to MLflow; returns a summary.
+    `first_stage`: see `build_rows`."""
     per_row = (1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1
-    return train_once("reranker", dataset_node, cfg, lambda tq, c: build_rows(tq, c, cache_root), _fit,
+    return train_once("reranker", dataset_node, cfg, lambda tq, c: build_rows(tq, c, cache_root, first_stage), _fit,
                       lambda rows: {"rows": len(rows), "pairs": len(rows) * per_row},
                       lambda name: {"name": name, "type": "cross_encoder", "model": name, "depth": 20,
                                     "batch_size": 32, "max_length": cfg.max_length, "interpolate": 0.0,

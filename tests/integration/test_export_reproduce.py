@@ -47,7 +47,7 @@ def test_export_holds_identity_and_reproduces_every_logged_metric_exactly(export
     assert selection["power"]["detectable_difference"] > 0 and selection["margin"] == "0.01 absolute"
 
     from retrieval_lab.pipeline import run_experiment
-    from retrieval_lab.commands.export import config_from_export, read_export
+    from retrieval_lab.pipeline.export import config_from_export, read_export
 
     outcome = run_experiment(config_from_export(read_export(tmp / "best.yaml")))
     for name, value in outcome.evaluation.means.items():

@@ -12,11 +12,12 @@ import sys
 import pytest
 
 from retrieval_lab import load_retriever, tracking
-from retrieval_lab.commands.export import export_run
 from retrieval_lab.config import compose_config
 from retrieval_lab.integrations.langchain import LabRetriever as LangChainRetriever
 from retrieval_lab.integrations.llama_index import LabRetriever as LlamaIndexRetriever
 from retrieval_lab.pipeline import run_experiment
+from retrieval_lab.pipeline.export import export_run
+from retrieval_lab.pipeline.tracked import log_outcome
 from tests.unit.test_folder_import import make_docs
 
 QUERIES = 25  # of Cranfield's 225 queries: each goes through search and four adapter calls
@@ -25,7 +26,7 @@ QUERIES = 25  # of Cranfield's 225 queries: each goes through search and four ad
 def export(cfg, folder):
     outcome = run_experiment(cfg)
     uri = str(cfg.tracking.uri)
-    run_id = tracking.log_outcome(cfg, outcome)
+    run_id = log_outcome(cfg, outcome)
     return export_run(tracking.client({"uri": uri}), run_id, folder / "best.yaml"), outcome
 
 
@@ -107,7 +108,8 @@ def test_imported_documents_carry_file_page_heading_and_offsets(tmp_path):
 
 
 def test_the_core_never_imports_the_frameworks():
-    code = ("import sys, retrieval_lab.cli, retrieval_lab.pipeline, retrieval_lab.commands.export, retrieval_lab.dense;"
+    code = ("import sys, retrieval_lab.cli, retrieval_lab.pipeline, retrieval_lab.commands.export, retrieval_lab.pipeline.export, "
+            "retrieval_lab.dense;"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('langchain_core', 'llama_index', 'chromadb')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from retrieval_lab import load_retriever, tracking
-from retrieval_lab.commands.export import export_run
 from retrieval_lab.config import compose_config
 from retrieval_lab.pipeline import run_experiment
+from retrieval_lab.pipeline.export import export_run
+from retrieval_lab.pipeline.tracked import log_outcome
 from tests.unit.test_folder_import import make_docs
 
 QUESTIONS = [
@@ -29,7 +30,7 @@ def test_folder_questions_run_export_and_search_with_source(tmp_path, mlflow_uri
     assert outcome.dataset.name == "docs" and len(outcome.dataset.queries) == 3
     assert outcome.extra_metrics["evidence_queries"] == 3
     assert 0 < outcome.extra_metrics["evidence_coverage_at_3"] <= 1
-    run_id = tracking.log_outcome(cfg, outcome)
+    run_id = log_outcome(cfg, outcome)
     client = tracking.client({"uri": mlflow_uri})
     assert client.get_experiment(client.get_run(run_id).info.experiment_id).name == "docs"
 

@@ -16,9 +16,10 @@ import pytest
 
 from retrieval_lab import load_retriever, tracking
 from retrieval_lab.commands.best import rank
-from retrieval_lab.commands.export import export_run
 from retrieval_lab.config import compose_config
 from retrieval_lab.pipeline import run_experiment
+from retrieval_lab.pipeline.export import export_run
+from retrieval_lab.pipeline.tracked import log_outcome
 from retrieval_lab.rerank import RERANKERS
 from retrieval_lab.types import Run
 from tests.integration.sweep_util import tiny_beir
@@ -71,7 +72,7 @@ def test_search_returns_the_logged_top_10_for_every_query(data_root, tmp_path, m
                           "chunker=fixed_tokens", "chunker.aggregate=max", f"cache.dir={eval_cache}",
                           "tracking.experiment=export-equals-evaluation", *reranker])
     outcome = run_experiment(cfg)
-    run_id = tracking.log_outcome(cfg, outcome)
+    run_id = log_outcome(cfg, outcome)
     export_run(tracking.client({"uri": mlflow_uri}), run_id, tmp_path / "best.yaml")
     logged = logged_run(mlflow_uri, run_id, tmp_path)
     assert len(logged) == 300 and outcome.evaluation.means["ndcg_at_10"] > 0.5
@@ -103,8 +104,8 @@ def test_latency_counts_the_reranker_and_best_picks_the_cheaper_equal_configurat
     assert reranked.trace.latency_ms["rerank"].min() >= 100.0
     assert reranked.timings["query_p50_ms"] >= plain.timings["query_p50_ms"] + 100.0
     assert reranked.timings["rerank_p50_ms"] >= 100.0 and "documents_p50_ms" in plain.timings
-    tracking.log_outcome(plain_cfg, plain)
-    tracking.log_outcome(reranked_cfg, reranked)
+    log_outcome(plain_cfg, plain)
+    log_outcome(reranked_cfg, reranked)
 
     ranking = rank(tracking.client({"uri": mlflow_uri}), "latency", "ndcg_at_10", trials=1000)
     assert {c.name for c in ranking.candidates} == {"plain", "reranked"}

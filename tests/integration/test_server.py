@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from retrieval_lab import tracking
-from retrieval_lab.commands.server import ServerError, free_port, pg_bin
+from retrieval_lab.tracking.postgres import ServerError, free_port, pg_bin
 from tests.integration.sweep_util import CLI, cli, tiny_beir
 
 try:

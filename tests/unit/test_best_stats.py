@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from retrieval_lab.evaluate.significance import against_top, holm, paired_ttest, randomization_test
-from retrieval_lab.commands.export import UnsafeConfigError, check_targets, read_export
+from retrieval_lab.pipeline.export import UnsafeConfigError, check_targets, read_export
 from retrieval_lab.sweep.report import pareto_front
 from retrieval_lab.sweep.state import config_hash, run_name_from_overrides
 

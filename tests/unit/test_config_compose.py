@@ -7,11 +7,11 @@ import copy
 import pytest
 from omegaconf import OmegaConf
 
-from retrieval_lab.commands.export import (UnsafeConfigError, changes_against_export, comparison_lines,
-                                           config_from_export)
+from retrieval_lab.commands.train import train_config
 from retrieval_lab.config import cache_dirs_in, compose_config, compose_over
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.training.cli import train_config
+from retrieval_lab.pipeline.export import (UnsafeConfigError, changes_against_export, comparison_lines,
+                                           config_from_export)
 
 FINGERPRINT = "ab" * 32
 

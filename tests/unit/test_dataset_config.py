@@ -7,7 +7,7 @@ import pytest
 
 from retrieval_lab.config import compose_config
 from retrieval_lab.data import dataset_from_config
-from retrieval_lab.tracking import experiment_name
+from retrieval_lab.pipeline.tracked import experiment_name
 from tests.unit.test_data_errors import make_beir
 
 

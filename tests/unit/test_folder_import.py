@@ -418,7 +418,7 @@ def test_include_patterns_narrow_the_import_and_key_the_cache(tmp_path, capsys):
 def test_r_manuals_option_resolves_its_questions_from_any_directory(tmp_path, monkeypatch):
     from retrieval_lab.config import compose_config
     from retrieval_lab.data import dataset_name, questions_path
-    from retrieval_lab.tracking import experiment_name
+    from retrieval_lab.pipeline.tracked import experiment_name
 
     monkeypatch.chdir(tmp_path)  # not the checkout: the questions come from the project home
     cfg = compose_config(["dataset=r_manuals"])

@@ -28,7 +28,7 @@ def test_the_sweep_grid_is_the_documented_one():
 
 
 def test_the_study_follows_the_dataset_it_is_given(tmp_path):
-    from retrieval_lab.tracking import experiment_name, resolved_config
+    from retrieval_lab.pipeline.tracked import experiment_name, resolved_config
 
     docs = tmp_path / "my_docs"
     docs.mkdir()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from retrieval_lab.commands.train import train_config
 from retrieval_lab.config import compose_config
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
-from retrieval_lab.training.cli import train_config
 from retrieval_lab.training.recipes import check_required_models, missing, needed, recipes
 from retrieval_lab.training.registry import register
 

@@ -143,7 +143,7 @@ def test_fingerprint_ignores_the_url(stub):
 
 
 def test_evaluate_reports_a_fingerprint_changed_since_the_export(stub, tmp_path):
-    from retrieval_lab.commands.export import fingerprint_changes, stage_identities
+    from retrieval_lab.pipeline.export import fingerprint_changes, stage_identities
     from retrieval_lab.config import compose_config
 
     cfg = compose_config(["retriever=dense", "embedder=openai_compatible", f"embedder.base_url={stub.url}",

@@ -196,6 +196,7 @@ def test_small_reranker_training_lowers_loss_and_scores_positives_above_negative
 def test_negatives_come_from_the_named_experiments_first_stage(tmp_path, monkeypatch):
     """negatives_from=<experiment>: the experiment's own first stage ranks the candidates (its reranker off), judged
     documents are left out; an experiment over BM25 mines what bm25 does, a dense one the dense ranking's top."""
+    from retrieval_lab.commands.train import experiment_first_stage
     from retrieval_lab.config import compose_config
     from retrieval_lab.errors import ConfigError
     from retrieval_lab.pipeline import Retriever
@@ -216,9 +217,10 @@ def test_negatives_come_from_the_named_experiments_first_stage(tmp_path, monkeyp
     tq = training_queries(dataset_node(folder), "train", ["test"])
 
     # each toy query matches its own document and one other; the rest score 0 and tie (in another order here)
-    from_bm25, bm25 = mine_negatives(tq, "toy-bm25", 5), bm25_negatives(tq, 5)
+    from_bm25, bm25 = mine_negatives(tq, "toy-bm25", 5, first_stage=experiment_first_stage), bm25_negatives(tq, 5)
     assert {q: docs[0] for q, docs in from_bm25.items()} == {q: docs[0] for q, docs in bm25.items()}
-    dense = mine_negatives(tq, "toy-dense", 5)  # its reranker names no model: it must not be built
+    # its reranker names no model: it must not be built
+    dense = mine_negatives(tq, "toy-dense", 5, first_stage=experiment_first_stage)
     cfg = compose_config(["+experiments=toy-dense", "reranker=none"])
     ranked = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train).documents
     for qid in tq.train.ids:
@@ -227,10 +229,14 @@ def test_negatives_come_from_the_named_experiments_first_stage(tmp_path, monkeyp
         assert dense[qid] == [d for d, _ in in_order if d not in judged][:5] and len(dense[qid]) == 5
     assert dense != from_bm25
     with pytest.raises(ConfigError, match="(?s)no experiment 'nope'.*toy-bm25") as caught:
-        mine_negatives(tq, "nope", 5)
+        mine_negatives(tq, "nope", 5, first_stage=experiment_first_stage)
     assert caught.value.key == "negatives_from"
     with pytest.raises(ConfigError, match="runs on dataset 'scifact', the training data is 'toy'"):
-        mine_negatives(tq, "other-data", 5)
+        mine_negatives(tq, "other-data", 5, first_stage=experiment_first_stage)
+    # training sits below the pipeline: without the command's first stage, an experiment's negatives are an error
+    with pytest.raises(ConfigError, match="no first stage was given") as caught:
+        mine_negatives(tq, "toy-bm25", 5)
+    assert caught.value.key == "negatives_from"
 
 
 @pytest.mark.parametrize("settings, key", [
@@ -294,7 +300,7 @@ def test_mined_negatives_order_ties_by_document_id_whatever_order_the_first_stag
 
 def test_seeds_make_one_training_per_seed_each_under_its_own_name():
     from retrieval_lab.errors import ConfigError
-    from retrieval_lab.training.cli import train_config
+    from retrieval_lab.commands.train import train_config
     from retrieval_lab.training.common import per_seed
 
     dataset, settings, _ = train_config("reranker", ["seeds=[0,1,2]", "name=ce"])
@@ -311,7 +317,7 @@ def test_seeds_make_one_training_per_seed_each_under_its_own_name():
 
 @pytest.mark.slow
 def test_train_embedder_with_seeds_registers_one_model_per_seed(tmp_path, monkeypatch, capsys):
-    from retrieval_lab.training.cli import main_train
+    from retrieval_lab.commands.train import main_train
     from retrieval_lab.training.registry import lookup
 
     folder = toy_splits(tmp_path / "toy")

@@ -125,7 +125,7 @@ def experiment_configurations(client, experiment: str, sweep: str | None = None)
     """The FINISHED configuration runs of `experiment` (of one sweep with `sweep`), each with its logged config;
     a configuration run again counts once (its newest run), as `best` counts them."""
     from retrieval_lab.commands.best import finished_runs
-    from retrieval_lab.commands.export import check_targets
+    from retrieval_lab.pipeline.export import check_targets
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if client.get_experiment_by_name(experiment) is None:  # the fix names this experiment, so it works as printed
@@ -158,7 +158,7 @@ def experiment_configurations(client, experiment: str, sweep: str | None = None)
 def configuration_config(configuration: Configuration):
     """The logged config as this machine runs it: data, cache and tracking locations follow this machine when the
     recorded ones are gone (as for an export)."""
-    from retrieval_lab.commands.export import follow_this_machine
+    from retrieval_lab.pipeline.export import follow_this_machine
 
     body = copy.deepcopy(configuration.config)
     follow_this_machine(body)

@@ -8,7 +8,7 @@ Generators, by name (one module each; imported only when used):
 
 Each question's gold is its source passage, quoted verbatim as evidence in the own-documents questions format
 (data/questions.py), so rank metrics and span metrics both work. The dataset's `synth.json` records the generator,
-its settings, the seed and the source corpus's hash; runs on it are tagged `eval_set=synthetic` (tracking.py) and
+its settings, the seed and the source corpus's hash; runs on it are tagged `eval_set=synthetic` (pipeline.tracked) and
 `retrieval-lab best` warns under their leaderboard, because synthetic questions rank configurations with a bias.
 """
 from __future__ import annotations

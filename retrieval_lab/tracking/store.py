@@ -1,29 +1,20 @@
-"""MLflow logging: one run per configuration with params, metrics, timings, config.yaml, per-query table, TREC run.
+"""The MLflow tracking store: where runs go (SQLite inside `mlruns/` by default, a server with `tracking.uri`,
+`tracking=server` or `MLFLOW_TRACKING_URI`), a check that fails in seconds before any work, the client (with HTTP
+retries against a server) and experiments.
 
 The default store is SQLite inside `mlruns/` addressed by an absolute URI, so Hydra jobs with any working
 directory share it; `MLFLOW_TRACKING_URI` (or `tracking.uri`) points at a team server instead.
-Logging is batched: one call per kind of data instead of one per value (4x cheaper on SQLite).
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
-from retrieval_lab.data import dataset_name
-from retrieval_lab.data.synth import synthetic_info
 from retrieval_lab.errors import LabError
-from retrieval_lab.pipeline import unused_config_groups
-
-PARAM_BATCH = 100  # MLflow's per-call limit for params
-PARAM_MAX_CHARS = 6000
 
 
 def quiet_mlflow_environment() -> None:
@@ -47,7 +38,7 @@ def _server_dir_uri(node: Any) -> str | None:
     """With tracking=server: the URI `retrieval-lab server start` wrote into tracking.server_dir."""
     if not node.get("server_dir"):
         return None
-    from retrieval_lab.commands.server import server_uri
+    from retrieval_lab.tracking.server import server_uri
 
     return server_uri(node.get("server_dir"))
 
@@ -77,7 +68,7 @@ def server_command(host: str = "127.0.0.1", port: int | str = 5000, server_dir: 
     """The command that starts the server a URI names; with tracking=server, the exact --dir it was started with."""
     if host in ("127.0.0.1", "localhost"):
         if server_dir:
-            from retrieval_lab.commands.server import server_dir as resolved, start_command
+            from retrieval_lab.tracking.server import server_dir as resolved, start_command
 
             return start_command(resolved(server_dir), port)
         return f"retrieval-lab server start --port {port}"
@@ -264,152 +255,3 @@ def ensure_experiment(name: str, node: Any = None) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
-
-
-def experiment_name(cfg: DictConfig) -> str:
-    """`tracking.experiment`, else the dataset's name (with `dataset.path`, the name of the folder it points at).
-    `{dataset}` in tracking.experiment stands for that name, so a study logs where its data says
-    (`own-docs-{dataset}`: own-docs-r_manuals, or own-docs-my_docs with dataset.path=my_docs)."""
-    node = cfg.get("tracking") or {}
-    name = dataset_name(cfg.dataset)
-    return str(node.get("experiment") or name).replace("{dataset}", name)
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-    else:
-        out[prefix[:-1]] = data
-    return out
-
-
-def resolved_config(cfg: DictConfig) -> dict:
-    """The config as it ran; `dataset.name` is the name the runs are logged under (with `dataset.path` to another
-    folder than the option's own, that folder's: an export of a run on your documents names your documents)."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    data.pop("hydra", None)
-    if isinstance(data.get("dataset"), dict) and data["dataset"].get("name") is not None:
-        data["dataset"]["name"] = dataset_name(cfg.dataset)
-    return data
-
-
-def logged_params_config(cfg: DictConfig) -> dict:
-    """The resolved config minus groups no stage used (the embedder of a BM25 run); config.yaml keeps them all."""
-    data = resolved_config(cfg)
-    for group in unused_config_groups(cfg):
-        data.pop(group, None)
-    return data
-
-
-def log_params(mlflow_client, run_id: str, params: dict[str, Any]) -> None:
-    """Params in batches of MLflow's per-call limit, each value cut to its length limit."""
-    from mlflow.entities import Param
-
-    rows = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in params.items()]
-    for start in range(0, len(rows), PARAM_BATCH):
-        mlflow_client.log_batch(run_id, params=rows[start:start + PARAM_BATCH])
-
-
-@contextmanager
-def finishing(mlflow_client, run_id: str):
-    """Mark the run FINISHED when the block completes, FAILED (and re-raise) when it does not."""
-    try:
-        yield
-    except BaseException:
-        mlflow_client.set_terminated(run_id, "FAILED")
-        raise
-    mlflow_client.set_terminated(run_id, "FINISHED")
-
-
-def log_outcome(cfg: DictConfig, outcome, tags: dict[str, str] | None = None,
-                extra_artifacts: dict[str, str] | None = None, run_id: str | None = None,
-                run_name: str | None = None) -> str:
-    """Log one evaluated configuration as an MLflow run (a new one, or the open `run_id`); returns the run id. A new
-    run is named `run_name`, else `tracking.run_name`."""
-    from mlflow.entities import Metric, RunTag
-
-    node = cfg.get("tracking") or {}
-    mlflow_client = client(node)
-    experiment_id = ensure_experiment(experiment_name(cfg), node)
-    all_tags = {"dataset": outcome.dataset.name, "dataset_hash": outcome.dataset.fingerprint[:16],
-                "split": outcome.dataset.split, "role": "config"}
-    synthetic = synthetic_info(outcome.dataset)
-    if synthetic is not None:  # `best` warns under a leaderboard of synthetic questions
-        all_tags.update({"eval_set": "synthetic", "synth_generator": str(synthetic.get("generator"))})
-    all_tags.update(tags or {})
-    if run_id is None:
-        run_id = mlflow_client.create_run(experiment_id, run_name=run_name or node.get("run_name") or None,
-                                          tags=all_tags).info.run_id
-    else:  # opened by a sweep job before the work started: add the dataset tags
-        mlflow_client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
-    with finishing(mlflow_client, run_id):
-        log_params(mlflow_client, run_id, flatten(logged_params_config(cfg)))
-        now = int(time.time() * 1000)
-        values = {**outcome.evaluation.means, **outcome.timings, **outcome.extra_metrics}
-        mlflow_client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()
-                                                 if v is not None])
-        with tempfile.TemporaryDirectory() as tmp:
-            write_artifacts(Path(tmp), cfg, outcome, extra_artifacts)
-            mlflow_client.log_artifacts(run_id, tmp)
-    return run_id
-
-
-def write_artifacts(folder: Path, cfg: DictConfig, outcome, extra: dict[str, str] | None = None) -> None:
-    cfg_plain = OmegaConf.create(resolved_config(cfg))
-    # log_text of the resolved YAML, not log_dict: it keeps key order and re-runs reproduce the metrics.
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg_plain))
-    ev = outcome.evaluation
-    names = list(ev.per_query)
-    partial = outcome.extra_per_query  # defined on some queries only (span metrics): blank cells for the others
-    with open(folder / "per_query.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["query_id", *names, *partial])
-        for row, qid in enumerate(ev.query_ids):
-            writer.writerow([qid, *(f"{ev.per_query[n][row]:.6f}" for n in names),
-                             *(f"{v[qid]:.6f}" if qid in v else "" for v in partial.values())])
-    outcome.run.to_trec(folder / "run.trec", tag=outcome.dataset.name)
-    for name, text in (extra or {}).items():
-        (folder / name).write_text(text)
-
-
-def format_number(value: float) -> str:
-    """Counts as integers (5183), everything else with four decimals (0.6762)."""
-    number = float(value)
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return f"{number:.4f}"
-
-
-def summary_table(outcome, ks: tuple[int, ...] = (10, 100)) -> str:
-    means = outcome.evaluation.means
-    rows = [("dataset", f"{outcome.dataset.name} ({outcome.dataset.split}, {len(outcome.evaluation.query_ids)} "
-                        f"queries, {len(outcome.dataset.corpus)} docs)")]
-    for family in ("ndcg", "recall", "mrr", "map", "precision", "hit_rate"):
-        cells = [f"@{k} {means[f'{family}_at_{k}']:.4f}" for k in ks if f"{family}_at_{k}" in means]
-        if cells:
-            rows.append((family, "  ".join(cells)))
-    t = outcome.timings
-    rows.append(("index", f"{t.get('index_seconds', 0):.2f} s"))
-    rows.append(("query latency", f"p50 {t.get('query_p50_ms', 0):.1f} ms, p95 {t.get('query_p95_ms', 0):.1f} ms"))
-    for key, value in outcome.extra_metrics.items():
-        rows.append((key, format_number(value)))
-    width = max(len(r[0]) for r in rows)
-    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
-
-
-def per_query_values(mlflow_client, run_id: str, metric: str) -> dict[str, float]:
-    """A run's metric per query from its `per_query.csv` artifact (what `best` and the sweep report compare)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = mlflow_client.download_artifacts(run_id, "per_query.csv", tmp)
-        except Exception as exc:
-            raise LabError(f"run {run_id} has no per_query.csv artifact ({exc})") from exc
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if metric not in (reader.fieldnames or []):
-                raise LabError(f"run {run_id}: per_query.csv has no column '{metric}'")
-            # a blank cell: the metric is not defined for that query (span metrics on queries without span gold)
-            return {row["query_id"]: float(row[metric]) for row in reader if row[metric] != ""}

@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from retrieval_lab.config import compose, to_container, typed
-from retrieval_lab.paths import cache_root
+from retrieval_lab.config import compose, compose_config, to_container, typed
+from retrieval_lab.errors import ConfigError
+from retrieval_lab.paths import cache_root, study_dirs
 from retrieval_lab.training.common import per_seed, training_threads
+from retrieval_lab.training.data import TrainingQueries
 from retrieval_lab.training.embedder import EmbedderTrainConfig, train_embedder
 from retrieval_lab.training.reranker import RerankerTrainConfig, train_reranker
 
@@ -21,8 +25,34 @@ log = logging.getLogger(__name__)
 KINDS = ("embedder", "reranker")
 
 
-# kind -> (settings dataclass, trainer)
-TRAINERS = {"embedder": (EmbedderTrainConfig, train_embedder), "reranker": (RerankerTrainConfig, train_reranker)}
+def experiment_first_stage(experiment: str, tq: TrainingQueries, depth: int,
+                           cache_dir: str | Path | None = None) -> dict[str, list[tuple[str, float]]]:
+    """Per training query, the top-`depth` (document, score) of `experiment`'s first stage (reranker off), run on the
+    training queries with the lab's own pipeline and caches: the candidates `negatives_from=<experiment>` mines."""
+    from retrieval_lab.pipeline import Retriever
+
+    known = sorted(p.stem for folder in study_dirs() for p in folder.glob("*.yaml"))
+    if experiment not in known:
+        raise ConfigError("negatives_from", f"no experiment '{experiment}'", f"use bm25 or one of: {', '.join(known)}")
+    overrides = [f"+experiments={experiment}", "reranker.type=none", "reranker.name=none",
+                 "tracking.enabled=false"]
+    if cache_dir is not None:
+        overrides.append(f"cache.dir={cache_dir}")
+    cfg = compose_config(overrides)
+    if cfg.dataset.name != tq.dataset.name:
+        raise ConfigError("negatives_from", f"experiment '{experiment}' runs on dataset '{cfg.dataset.name}', the "
+                                            f"training data is '{tq.dataset.name}'",
+                          f"name an experiment over {tq.dataset.name}, or use bm25")
+    if cfg.eval.depth < depth:
+        cfg.eval.depth = depth
+    trace = Retriever(cfg, tq.dataset.corpus).retrieve(tq.train)
+    return {qid: list(trace.documents.get(qid, [])) for qid in tq.train.ids}
+
+
+# kind -> (settings dataclass, trainer); the reranker's negatives may come from an experiment's first stage, which
+# this command composes with the trainer (training sits below the pipeline)
+TRAINERS = {"embedder": (EmbedderTrainConfig, train_embedder),
+            "reranker": (RerankerTrainConfig, partial(train_reranker, first_stage=experiment_first_stage))}
 
 
 def trainer_class(kind: str) -> type:

@@ -11,6 +11,11 @@ from retrieval_lab import __version__, paths
 SOURCE_NAMES = {"checkout": "checkout", paths.HOME_ENV: f"${paths.HOME_ENV}", "package": "installed package"}
 
 
+def cmd_info(args) -> int:
+    print("\n".join(report(args.overrides)))
+    return 0
+
+
 def report(overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Lines describing the installation and, for a run with `overrides`, its cache root, data root and tracking
     URI (read from the composed config, as `retrieval-lab run <overrides>` would use them; the tracking store is not
@@ -60,7 +65,7 @@ def _shadowed(personal: Path, home: Path) -> list[str]:
 def _tracking_uri(node) -> str:
     """The URI `tracking.tracking_uri` gives, without creating the SQLite folder."""
     if node.get("server_dir") and not node.get("uri"):  # tracking=server
-        from retrieval_lab.commands.server import read_state, server_dir
+        from retrieval_lab.tracking.server import read_state, server_dir
 
         state = read_state(server_dir(node.get("server_dir")))
         return state["uri"] if state else f"none: tracking=server, and no server started in {node.get('server_dir')}"
