@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval_lab.data.judging.pool import Pool, write_atomically
 from retrieval_lab.errors import DataError
+from retrieval_lab.judging.pool import Pool, write_atomically
 from retrieval_lab.types import Corpus
 
 log = logging.getLogger(__name__)
