@@ -25,7 +25,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from retrieval_lab.chunking.units import parse_unit_id
-from retrieval_lab.data.questions import read_questions
+from retrieval_lab.data.question_file import read_questions
 from retrieval_lab.errors import DataError, LabError
 from retrieval_lab.types import Corpus, Queries, Run
 

@@ -246,7 +246,7 @@ class JudgingApp:
     def _location(self, row: int, start: int, end: int) -> str:
         metadata = self.corpus.metadata[row] if self.corpus.metadata else {}
         if metadata.get("source"):
-            from retrieval_lab.data.folder import source_location
+            from retrieval_lab.data.places import source_location
 
             where = source_location(metadata, start)
             page = f", page {where['page']}" if where.get("page") is not None else ""
