@@ -16,6 +16,6 @@ setup(
     # the whole trees (config groups, studies and their example files such as experiments/own-docs/) as data of the
     # two packages; these patterns alone decide what is data (no MANIFEST.in or VCS listing)
     package_data={**{package: ["**/*"] for package in CONFIG_FOLDERS},
-                  "retrieval_lab.data.judging": ["page.html"]},  # the judging page, read with importlib.resources
+                  "retrieval_lab.judging": ["page.html"]},  # the judging page, read with importlib.resources
     include_package_data=False,
 )

@@ -83,9 +83,10 @@ def main() -> None:
 
     from mlflow.tracking import MlflowClient
 
-    from retrieval_lab.data.judging.pool import experiment_configurations, open_pool, pool_items, pooled_runs
-    from retrieval_lab.data.judging.server import JudgingApp
-    from retrieval_lab.data.judging.store import JudgementStore
+    from retrieval_lab.commands.judge import experiment_configurations
+    from retrieval_lab.judging.pool import open_pool, pool_items, pooled_runs
+    from retrieval_lab.judging.server import JudgingApp
+    from retrieval_lab.judging.store import JudgementStore
 
     results: dict = {"questions": args.questions, "load_before": os.getloadavg()}
     print(f"experiment: 10 configurations on SciFact (300 queries), cache {warm}", flush=True)
@@ -103,7 +104,7 @@ def main() -> None:
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     configurations = experiment_configurations(client, EXPERIMENT)
     assert len(configurations) == 10, [c.name for c in configurations]
-    from retrieval_lab.data.judging.pool import judging_questions
+    from retrieval_lab.judging.pool import judging_questions
 
     asked, _ = judging_questions(questions)
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ configuration's top 10 units are pooled once for all test queries (`retrieval-la
 Then, for --samples random samples of --questions test queries (seeded), the pool of those questions is judged in
 each order by a simulated assessor: a unit's grade is its document's grade in the test qrels (SciFact's 1 becomes 2,
 "relevant", as in judging.py; NFCorpus keeps its grades 1-2), 0 when the qrels do not list it. After every
-judgement the stopping rule is evaluated (data/judging/decide.py). Reported per order, over the samples:
+judgement the stopping rule is evaluated (judging/decide.py). Reported per order, over the samples:
 - judgements until the leader under the rule's metric (mean DCG@10 over the questions, unjudged units at their
   expected grade) is the complete pool's winner from then on;
 - judgements until Kendall's tau between that ranking and the complete pool's ranking stays >= 0.9;
@@ -53,7 +53,7 @@ COMPARED = ("decisive-variance",)
 
 
 def variance_values(board, grades, decision=None):
-    from retrieval_lab.data.judging.decide import decide
+    from retrieval_lab.judging.decide import decide
 
     decision = decision or decide(board, grades)
     open_ = [c.index for c in decision.contenders] or [c.index for c in decision.challengers if not c.exact]
@@ -96,7 +96,8 @@ def pooled(dataset: str, data: Path, env: dict, work: Path) -> dict:
         return json.loads(cached.read_text())
     from mlflow.tracking import MlflowClient
 
-    from retrieval_lab.data.judging.pool import experiment_configurations, pooled_runs
+    from retrieval_lab.commands.judge import experiment_configurations
+    from retrieval_lab.judging.pool import pooled_runs
     from retrieval_lab.types import Queries
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -118,10 +119,10 @@ def pooled(dataset: str, data: Path, env: dict, work: Path) -> dict:
 
 
 def sample_board(pool: dict, qrels: dict, qids: list[str], graded: bool):
-    """The board of the questions' pool (data/judging: the pool order, DCG weights) and each unit's true grade."""
+    """The board of the questions' pool (judging: the pool order, DCG weights) and each unit's true grade."""
     from retrieval_lab.chunking.units import parse_unit_id
-    from retrieval_lab.data.judging.decide import Board
-    from retrieval_lab.data.judging.pool import pool_items
+    from retrieval_lab.judging.decide import Board
+    from retrieval_lab.judging.pool import pool_items
     from retrieval_lab.types import Run
 
     runs = [Run({q: [(uid, 1.0 - i / 100) for i, uid in enumerate(run[q])] for q in qids}) for run in pool["runs"]]
@@ -147,8 +148,8 @@ def settled_from(values: list, good) -> int | None:
 def simulate_order(order: str, board, truth: np.ndarray) -> dict:
     from scipy.stats import kendalltau, rankdata
 
-    from retrieval_lab.data.judging import order as orders
-    from retrieval_lab.data.judging.decide import decide, grade_estimates, unit_values
+    from retrieval_lab.judging import order as orders
+    from retrieval_lab.judging.decide import decide, grade_estimates, unit_values
 
     orders.unit_values = variance_values if order == "decisive-variance" else unit_values
     order = order.split("-")[0]

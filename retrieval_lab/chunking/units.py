@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from retrieval_lab.chunking import Passages
+from retrieval_lab.chunking.passages import Passages
 from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.types import Corpus

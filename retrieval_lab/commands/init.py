@@ -184,7 +184,7 @@ def cmd_init(args) -> int:
     from retrieval_lab.data import data_root
     from retrieval_lab.data.beir import find_corpus_file
     from retrieval_lab.data.named import NAME, import_named
-    from retrieval_lab.data.questions import read_questions
+    from retrieval_lab.data.question_file import read_questions
     from retrieval_lab.paths import personal_config_dir
 
     folder = Path(args.folder).expanduser().resolve()

@@ -1,16 +1,22 @@
 """`retrieval-lab judge --experiment E --questions FILE`: pool what E's configurations retrieve for your questions and
-judge it on a local page (data/judging/). Prints the page's URL on a line of its own; Ctrl-C stops it, and the next
+judge it on a local page (judging/). Prints the page's URL on a line of its own; Ctrl-C stops it, and the next
 start with the same inputs resumes where the judging stopped. While it runs, the console prints the decision each
 time it changes, and a configuration that finishes meanwhile is reported (the page says so too) with the way to
-extend the pool."""
+extend the pool.
+
+This command composes judging with the pipeline: it finds E's configuration runs and rebuilds their chains, and
+hands the pool each one as plain data with a `retrieve` callable (judging/ imports nothing above the stages)."""
 from __future__ import annotations
 
+import copy
 import os
 import signal
+import tempfile
 import threading
 from pathlib import Path
 
-from retrieval_lab.data.judging.store import JUDGED_SET
+from retrieval_lab.judging.pool import Configuration, Pool
+from retrieval_lab.judging.store import JUDGED_SET
 
 RESCORED_SUFFIX = "-judged"
 
@@ -30,14 +36,78 @@ def rescore_command(pool, judged: Path) -> str:
     return f"{sweep} dataset.questions={judged} tracking.experiment={pool.experiment}{RESCORED_SUFFIX}"
 
 
+def experiment_configurations(client, experiment: str, sweep: str | None = None) -> list[Configuration]:
+    """The FINISHED configuration runs of `experiment` (of one sweep with `sweep`), each with its logged config
+    rebuilt as this machine runs it; a configuration run again counts once (its newest run), as `best` counts them."""
+    import yaml
+
+    from retrieval_lab.commands.best import finished_runs
+    from retrieval_lab.pipeline.export import check_targets
+    from retrieval_lab.errors import LabError
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if client.get_experiment_by_name(experiment) is None:  # the fix names this experiment, so it works as printed
+        names = ", ".join(e.name for e in client.search_experiments()) or "none"
+        raise LabError(f"no MLflow experiment '{experiment}' in {client.tracking_uri} (experiments: {names})\n"
+                       f"  fix: run the configurations to judge into it first: `retrieval-lab sweep OVERRIDES "
+                       f"tracking.experiment={experiment}` (or a study: `retrieval-lab sweep STUDY "
+                       f"tracking.experiment={experiment}`), or pass --experiment with one of those listed")
+    # runs scored on a judged set (they log pool_depth) re-score configurations: they are not new ones
+    runs = [r for r in finished_runs(client, experiment, sweep) if "pool_depth" not in r.data.metrics]
+    if not runs:
+        raise LabError(f"experiment '{experiment}' has no FINISHED configuration run"
+                       + (f" in sweep {sweep}" if sweep else "")
+                       + "\n  fix: run a sweep first (retrieval-lab sweep ...), or name another --experiment")
+    logged = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            try:
+                local = client.download_artifacts(run.info.run_id, "config.yaml", os.path.join(tmp, run.info.run_id))
+            except Exception as exc:
+                raise LabError(f"run {run.info.run_id} ({run.info.run_name}) has no config.yaml artifact ({exc}): "
+                               "its configuration cannot be rebuilt") from exc
+            config = yaml.safe_load(Path(local).read_text())
+            check_targets(config)
+            logged.append((run.info.run_id, run.info.run_name or run.info.run_id[:8], run.data.tags.get("study", ""),
+                           config))
+    return [configuration(*entry) for entry in sorted(logged, key=lambda c: (c[1], c[0]))]
+
+
+def configuration(run_id: str, name: str, study: str, config: dict) -> Configuration:
+    """A logged config as this machine runs it, for the pool: data, cache and tracking locations follow this machine
+    when the recorded ones are gone (as for an export); `retrieve` runs its chain (built when first called)."""
+    from omegaconf import OmegaConf
+
+    from retrieval_lab.pipeline.export import follow_this_machine
+    from retrieval_lab.pipeline import Retriever, read_config
+
+    body = copy.deepcopy(config)
+    follow_this_machine(body)
+    cfg = OmegaConf.create(body)
+
+    def retrieve(corpus, questions):
+        return Retriever(cfg, corpus).retrieve(questions).units
+
+    return Configuration(run_id, name, study, read_config(cfg).eval.depth,
+                         OmegaConf.to_container(cfg.dataset, resolve=True), OmegaConf.select(cfg, "cache.dir"),
+                         retrieve)
+
+
+def new_configurations(client, pool: Pool) -> list[str]:
+    """Names of the FINISHED configuration runs of the pool's experiment (and sweep) that are not in the pool."""
+    from retrieval_lab.commands.best import finished_runs
+
+    pooled = {c["run_id"] for c in pool.configurations}
+    return [r.info.run_name or r.info.run_id[:8] for r in finished_runs(client, pool.experiment, pool.sweep)
+            if r.info.run_id not in pooled and "pool_depth" not in r.data.metrics]
+
+
 WATCH_SECONDS = float(os.environ.get("RETRIEVAL_LAB_JUDGE_WATCH_SECONDS", "30"))
 
 
 def watch_configurations(app, client, command: str, stop: threading.Event) -> None:
     """Every WATCH_SECONDS: tell the page and the console about configurations that finished after the pool was
     made, with the command that extends the pool (the judging so far is kept)."""
-    from retrieval_lab.data.judging.pool import new_configurations
-
     seen: set[str] = set()
     while not stop.wait(WATCH_SECONDS):
         try:
@@ -58,13 +128,12 @@ def cmd_judge(args) -> int:
     import shlex
 
     from retrieval_lab import tracking
-    from retrieval_lab.data.judging.assessors import (agreement_lines, check_assessor, check_overlap,
-                                                      default_assessor)
-    from retrieval_lab.data.judging.order import check_order
-    from retrieval_lab.data.judging.pool import experiment_configurations, judging_questions, open_pool
-    from retrieval_lab.data.judging.server import JudgingApp, make_server
-    from retrieval_lab.data.judging.store import JudgementStore
     from retrieval_lab.errors import LabError
+    from retrieval_lab.judging.assessors import agreement_lines, check_assessor, check_overlap, default_assessor
+    from retrieval_lab.judging.order import check_order
+    from retrieval_lab.judging.pool import judging_questions, open_pool
+    from retrieval_lab.judging.server import JudgingApp, make_server
+    from retrieval_lab.judging.store import JudgementStore
 
     if args.depth < 1:
         raise LabError(f"--depth must be a positive number of passages per configuration, got {args.depth}")

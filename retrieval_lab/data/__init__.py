@@ -7,7 +7,8 @@ from pathlib import Path
 
 from retrieval_lab.cache import default_cache_dir
 from retrieval_lab.data.beir import Dataset, available_splits, load_dataset
-from retrieval_lab.data.folder import holds_documents, import_into_cache, is_import, supported_suffixes
+from retrieval_lab.data.folder import holds_documents, is_import, supported_suffixes
+from retrieval_lab.data.import_cache import import_into_cache
 from retrieval_lab.data.pull import pull, unpack_zip
 from retrieval_lab.errors import ConfigError, DataError
 
@@ -44,8 +45,8 @@ def dataset_folder(cfg, cache_root: str | Path | None = None) -> tuple[str, Path
     """Where the dataset's BEIR folder is: `dataset.path` (folder, .zip or URL) or `<root>/<name>`; a zip is
     unpacked once, a named import (`<root>/<name>` written by `data import`) imported again when its folder
     changed, and a folder of documents (.md, .txt, .html, .pdf; no corpus.jsonl) imported once per content
-    (data/folder.py: only the files matching `dataset.include` when set; unreadable files skipped, or failing with
-    dataset.on_error=fail), under the cache root (`cache.dir`, else the default cache)."""
+    (data/import_cache.py: only the files matching `dataset.include` when set; unreadable files skipped, or failing
+    with dataset.on_error=fail), under the cache root (`cache.dir`, else the default cache)."""
     path = cfg.get("path")
     if not path:
         folder = data_root(cfg.get("root")) / cfg.name

@@ -2,7 +2,7 @@
 
 Span gold does not depend on how documents are chunked, so one set of it scores every chunker and every returned
 unit (evaluate/spans.py). Two sources produce it:
-- a questions file with evidence quotes, located in the corpus text (data/questions.py);
+- a questions file with evidence quotes, located in the corpus text (data/questions.py, data/quotes.py);
 - SciFact-style rationales in BEIR query metadata, `{doc_id: [{"sentences": [i, ...], ...}]}`: indices into the
   abstract's sentence list, turned into character spans here with `chunking.sentences.sentence_spans` (SciFact's
   BEIR text is the sentences joined by one space; checked in tests/integration/test_chunking_real.py).

@@ -10,8 +10,9 @@ Each document's id is its path relative to the folder (POSIX), its title comes f
 - `anchors`: `[offset, id]` of every link target (HTML element ids, Markdown heading slugs);
 - `boilerplate`: how many lines and characters were dropped as repeated across the folder (data/boilerplate.py).
 
-`source_location(metadata, offset)` is the one accessor for where a text offset comes from: file, page, offset and
-line in the file, heading path and nearest anchor.
+`source_location(metadata, offset)` (data/places.py) is the one accessor for where a text offset comes from: file,
+page, offset and line in the file, heading path and nearest anchor. An import keyed by content under the cache, as
+`dataset.path=<folder>` makes, is data/import_cache.py.
 
 The manifest records every file seen (size, mtime, sha256, status and the reason a file was skipped), so importing
 into the same place again reads only files whose size or mtime changed, and re-parses only those whose content did.
@@ -22,12 +23,10 @@ folder anywhere); null imports every file of a supported format.
 """
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from retrieval_lab.config import check_choice
 from retrieval_lab.data.boilerplate import BoilerplateReport, drop_boilerplate
-from retrieval_lab.data.formats import FORMATS, UnreadableFile, anchor_at, library_versions, reader
+from retrieval_lab.data.formats import FORMATS, UnreadableFile, library_versions, reader
 from retrieval_lab.errors import ConfigError, DataError, LabError
 
 log = logging.getLogger(__name__)
@@ -141,7 +140,7 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
                     _imported(report, records, rel, entry, record)
                 else:
                     entry["reason"] = old["reason"]
-                    _skipped(report, source, rel, old["reason"], on_error)
+                    report_skipped(report, source, rel, old["reason"], on_error)
                 report.reused += 1
                 continue
         if raw is None:
@@ -152,7 +151,7 @@ def import_folder(source: str | Path, dest: str | Path, on_error: str = "skip",
             record = _record(rel, entry, raw)
         except UnreadableFile as exc:
             entry.update(status="skipped", reason=exc.reason)
-            _skipped(report, source, rel, exc.reason, on_error)
+            report_skipped(report, source, rel, exc.reason, on_error)
             continue
         entry["status"] = "imported"
         entry["note"] = record["metadata"]["source"].pop("note", None)
@@ -217,41 +216,7 @@ def holds_documents(folder: Path, include=None) -> bool:
     return any(path.suffix.lower() in FORMATS and included(rel, include) for rel, path in scan(folder))
 
 
-def import_into_cache(source: str | Path, cache_root: str | Path, on_error: str = "skip", include=None) -> Path:
-    """The import of `source` (its files matching `include`, when given) under `<cache_root>/datasets/`, keyed by
-    the content of its documents and the include patterns: made once per content; a changed folder reuses the
-    unchanged documents of its latest earlier import."""
-    check_choice("dataset.on_error", on_error, ON_ERROR)  # a cached import must not accept what a new one refuses
-    source = Path(source).expanduser().resolve()
-    datasets = Path(cache_root).expanduser() / "datasets"
-    include = include_patterns(include)
-    key = content_key(source, include)
-    dest = datasets / f"{source.name}-import-{key[:16]}"
-    if (dest / MANIFEST).exists() and (dest / CORPUS).exists():
-        report = manifest_report(dest, source, include)
-        for rel, reason in report.skipped:  # the cached import may have skipped what on_error=fail must refuse
-            _skipped(ImportReport(source, dest), source, rel, reason, on_error)
-        _log_report(report)  # every run that uses the import says what it left out, not only the first
-        return dest
-    datasets.mkdir(parents=True, exist_ok=True)
-    tmp = datasets / f".{dest.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        report = import_folder(source, tmp, on_error, reuse_from=_latest_import_of(source, datasets),
-                               include=include)
-        try:
-            os.rename(tmp, dest)
-        except OSError:  # another process finished the same import first: theirs is identical
-            if not (dest / MANIFEST).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    report.dest = dest
-    _log_report(report)
-    return dest
-
-
-def _log_report(report: ImportReport) -> None:
+def log_report(report: ImportReport) -> None:
     # on the console (WARNING) when files were skipped or text was cut: the user should know what is not indexed
     level = logging.WARNING if report.skipped or (report.boilerplate and report.boilerplate.lines) else logging.INFO
     for line in report.lines():
@@ -297,48 +262,6 @@ def skipped_files(folder: str | Path) -> dict[str, str]:
         return {}
 
 
-def content_key(source: Path, include: list[str] | None = None) -> str:
-    """sha256 of the importer version, the parsing libraries, the include patterns and every imported document's
-    path and content."""
-    h = hashlib.sha256(json.dumps([IMPORTER_VERSION, library_versions(), include]).encode())
-    for rel, path in scan(source):
-        if path.suffix.lower() in FORMATS and included(rel, include):
-            h.update(rel.encode("utf-8") + b"\x00")
-            with open(path, "rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest())
-    return h.hexdigest()
-
-
-def source_location(metadata: dict, offset: int) -> dict:
-    """Where the imported text's character `offset` comes from:
-    - "file": the path relative to the imported folder; "page": the PDF page (else None);
-    - "offset": in the page's extracted text for PDF, else in the decoded file; "line": 1-based line of the file
-      (None for PDF and imports made before lines were recorded);
-    - "heading_path": the headings of the section holding it, outermost first ([] outside any section);
-    - "anchor": the nearest link target at or before it (HTML element id, Markdown heading slug; None if none),
-      so `file#anchor` opens the page there;
-    - "link": "file#anchor", or "file" without an anchor."""
-    source = metadata["source"]
-    anchors = source["map"]
-    row = max(bisect.bisect_right([a[0] for a in anchors], offset) - 1, 0)
-    at, page, origin = anchors[row] if anchors else (0, None, 0)
-    file_offset = origin + max(offset - at, 0)
-    lines = source.get("line_starts")
-    line = bisect.bisect_right(lines, file_offset) if lines and page is None else None
-    section = section_at(metadata, offset)
-    anchor = anchor_at(metadata.get("anchors") or [], offset)
-    return {"file": source["path"], "page": page, "offset": file_offset, "line": line,
-            "heading_path": list(section[3]) if section and len(section) > 3 else [section[2]] if section else [],
-            "anchor": anchor, "link": f"{source['path']}#{anchor}" if anchor else source["path"]}
-
-
-def section_at(metadata: dict, offset: int) -> list | None:
-    """The `[start, end, heading, path, anchor]` section holding `offset`, or None."""
-    sections = metadata.get("sections") or []
-    row = bisect.bisect_right([s[0] for s in sections], offset) - 1
-    return sections[row] if row >= 0 and offset < sections[row][1] else None
-
-
 # --- one file ----------------------------------------------------------------------------------------------------
 def _record(rel: str, entry: dict, raw: bytes) -> dict:
     if not raw:
@@ -362,7 +285,7 @@ def _imported(report: ImportReport, records: list[dict], rel: str, entry: dict, 
         report.notes.append((rel, entry["note"]))
 
 
-def _skipped(report: ImportReport, source: Path, rel: str, reason: str, on_error: str) -> None:
+def report_skipped(report: ImportReport, source: Path, rel: str, reason: str, on_error: str) -> None:
     if on_error == "fail":
         raise DataError(source / rel, f"cannot import: {reason}",
                         fix="repair or remove the file, or leave it out: import with --on-error skip "
@@ -410,17 +333,6 @@ class _Previous:
             except (OSError, ValueError, KeyError):
                 self._records = {}  # unreadable: everything is parsed again
         return self._records.get(rel)
-
-
-def _latest_import_of(source: Path, datasets: Path) -> Path | None:
-    candidates = []
-    for manifest in datasets.glob(f"{source.name}-import-*/{MANIFEST}"):
-        try:
-            if json.loads(manifest.read_text(encoding="utf-8")).get("source") == str(source):
-                candidates.append((manifest.stat().st_mtime_ns, manifest.parent))
-        except (OSError, ValueError):
-            continue
-    return max(candidates)[1] if candidates else None
 
 
 def _check_dest(dest: Path) -> None:

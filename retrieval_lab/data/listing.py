@@ -89,7 +89,7 @@ def _row(folder: Path, option: dict | None) -> DatasetRow:
 
 
 def _count_questions(path: Path) -> str:
-    from retrieval_lab.data.questions import read_questions
+    from retrieval_lab.data.question_file import read_questions
 
     if not path.is_file():
         return "missing"

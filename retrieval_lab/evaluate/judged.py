@@ -1,4 +1,4 @@
-"""How much of a ranking a pooled judged set covers (`retrieval-lab judge`, data/judging/).
+"""How much of a ranking a pooled judged set covers (`retrieval-lab judge`, judging/).
 
 A pooled set judges only what the pooled configurations retrieved; every other document counts as not relevant.
 `judged_at_k` is the share of a query's top k documents that have a judgement (relevant or not), averaged over the

@@ -9,8 +9,7 @@ from omegaconf import DictConfig
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking.units import parse_unit_id
-from retrieval_lab.data.folder import source_location
-from retrieval_lab.data.places import place_of
+from retrieval_lab.data.places import place_of, source_location
 from retrieval_lab.pipeline.build import PipelineConfig, build_chain, read_config
 from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.trace import Trace

@@ -60,3 +60,13 @@ class Tokenizer:
             tokens = [t for t in self._regex.findall(text) if t not in stop]
             out.append(stem(tokens) if stem else tokens)
         return out
+
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, token) of each token of `text`, at its place in `text` as written: the pattern runs over the
+        text itself and each match is lowercased alone, since lowercasing the whole text can move characters."""
+        stop, stem = self._stopwords, self._stem
+        found = [(m.start(), m.end(), m.group().lower() if self.config.lowercase else m.group())
+                 for m in self._regex.finditer(text)]
+        found = [(start, end, word) for start, end, word in found if word not in stop]
+        tokens = stem([word for _, _, word in found]) if stem else [word for _, _, word in found]
+        return [(start, end, token) for (start, end, _), token in zip(found, tokens)]

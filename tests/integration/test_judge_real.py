@@ -50,9 +50,10 @@ def test_pool_judge_and_rescore_from_cached_first_stages(tmp_path, mlflow_uri, d
     assert proc.returncode == 0, proc.stderr[-2000:]
     from mlflow.tracking import MlflowClient
 
-    from retrieval_lab.data.judging.pool import experiment_configurations, open_pool
-    from retrieval_lab.data.judging.server import JudgingApp
-    from retrieval_lab.data.judging.store import JudgementStore
+    from retrieval_lab.commands.judge import experiment_configurations
+    from retrieval_lab.judging.pool import open_pool
+    from retrieval_lab.judging.server import JudgingApp
+    from retrieval_lab.judging.store import JudgementStore
 
     client = MlflowClient(mlflow_uri)
     questions = scifact_questions(data_root, tmp_path / "questions.jsonl")

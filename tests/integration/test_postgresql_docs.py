@@ -9,8 +9,8 @@ import pytest
 
 from retrieval_lab.config import compose_config
 from retrieval_lab.data import dataset_from_config
-from retrieval_lab.data.folder import source_location
 from retrieval_lab.data.formats import SECTION_MAX_CHARS
+from retrieval_lab.data.places import source_location
 
 
 def test_every_question_resolves_in_the_imported_pages(tmp_path):

@@ -116,6 +116,7 @@ def test_sdist_and_wheel_carry_the_configs_code_and_metadata(installed):
     assert {f"retrieval_lab/{name}" for name in config_files} <= in_wheel
     code = {str(p.relative_to(source)) for p in (source / "retrieval_lab").rglob("*.py")}
     assert code <= in_wheel
+    assert "retrieval_lab/judging/page.html" in in_wheel  # package data: `judge` serves it from the install
     # nothing else at top level but the `hydra/launcher=ray` plugin, where Hydra looks for launchers
     assert {name.split("/")[0] for name in in_wheel} == {"retrieval_lab", "hydra_plugins", dist_info}
     assert "hydra_plugins/retrieval_lab_launchers/ray_launcher.py" in in_wheel

@@ -32,6 +32,16 @@ def test_tokenizer_lowercases_drops_stopwords_and_stems():
     assert raw(["The Running dogs"]) == [["The", "Running", "dogs"]]
 
 
+def test_token_spans_are_the_tokens_at_their_places_in_the_text():
+    text = "The Running dogs, and cats (re-run)"
+    for config in (TokenizerConfig(), TokenizerConfig(stopwords="en_plus"),
+                   TokenizerConfig(lowercase=False, stopwords=None, stemmer=None)):
+        tok = Tokenizer(config)
+        assert [token for _, _, token in tok.spans(text)] == tok([text])[0]
+    assert Tokenizer(TokenizerConfig()).spans(text) == [(4, 11, "run"), (12, 16, "dog"), (22, 26, "cat"),
+                                                        (28, 30, "re"), (31, 34, "run")]
+
+
 # rank-bm25's own Okapi and BM25L differ from bm25s's formulas (IDF floor, TF normalisation); lucene and bm25+ agree.
 @pytest.mark.parametrize("variant", ["lucene", "bm25+"])
 def test_backends_rank_the_same_documents(variant):

@@ -19,7 +19,9 @@ from pypdf.generic import ContentStream, DecodedStreamObject, DictionaryObject, 
 from retrieval_lab.cli import main as cli_main
 from retrieval_lab.data import dataset_folder
 from retrieval_lab.data.beir import load_corpus
-from retrieval_lab.data.folder import MANIFEST, import_folder, import_into_cache, source_location
+from retrieval_lab.data.folder import MANIFEST, import_folder
+from retrieval_lab.data.import_cache import import_into_cache
+from retrieval_lab.data.places import source_location
 from retrieval_lab.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]

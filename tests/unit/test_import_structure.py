@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from retrieval_lab.data.folder import EXTRACTED, MANIFEST, import_folder, source_location
+from retrieval_lab.data.folder import EXTRACTED, MANIFEST, import_folder
 from retrieval_lab.data.formats import SECTION_MAX_CHARS, reader, whole_sections
+from retrieval_lab.data.places import source_location
 from retrieval_lab.data.questions import load_questions
 from retrieval_lab.data.beir import load_corpus
 
@@ -156,7 +157,7 @@ def test_a_long_section_is_cut_into_parts_that_keep_its_heading(tmp_path):
 def test_an_import_on_the_fly_says_on_the_console_what_it_cut(tmp_path, caplog):
     import logging
 
-    from retrieval_lab.data.folder import import_into_cache
+    from retrieval_lab.data.import_cache import import_into_cache
 
     write_pages(tmp_path / "docs")
     with caplog.at_level(logging.WARNING):

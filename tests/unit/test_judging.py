@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from retrieval_lab.data.judging.pool import Pool, PoolItem, judging_questions, pool_items
-from retrieval_lab.data.judging.server import JudgingApp, JudgingError, make_server, question_terms, term_spans
-from retrieval_lab.data.judging.store import Judgement, JudgementStore
 from retrieval_lab.data.questions import load_questions
 from retrieval_lab.evaluate.judged import judged_at_k, pool_metrics
-from retrieval_lab.errors import DataError
+from retrieval_lab.errors import DataError, LabError
+from retrieval_lab.judging.pool import Configuration, Pool, PoolItem, judging_questions, open_pool, pool_items
+from retrieval_lab.judging.server import JudgingApp, JudgingError, make_server, question_terms, term_spans
+from retrieval_lab.judging.store import Judgement, JudgementStore
 from retrieval_lab.types import Corpus, Qrels, Queries, Run
 
 CORPUS = Corpus(["a", "b", "c"], ["Volumes", "RAID", "Notes"],
@@ -172,3 +172,65 @@ def test_http_server_answers_409_as_json_and_only_to_a_loopback_host(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def beir_folder(root):
+    """CORPUS as a BEIR folder named `tiny` under `root`."""
+    folder = root / "tiny"
+    folder.mkdir()
+    rows = [{"_id": d, "title": t, "text": x} for d, t, x in zip(CORPUS.ids, CORPUS.titles, CORPUS.texts)]
+    folder.joinpath("corpus.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return {"name": "tiny", "root": str(root)}
+
+
+def test_a_pool_is_made_from_plain_configurations_and_names_the_one_that_fails(tmp_path):
+    dataset = beir_folder(tmp_path)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "q1", "question": "Resize a volume?"}\n{"id": "q2", "question": "Mirrors?"}\n')
+    asked = []
+
+    def returning(hits):
+        def retrieve(corpus, queries):
+            asked.append((corpus.ids, queries.ids))
+            return unit_run(hits)
+        return retrieve
+
+    configurations = [
+        Configuration("r1", "bm25", "s", 10, dataset, None, returning({"q1": ["a@0-46", "c@0-37"], "q2": ["b@0-42"]})),
+        Configuration("r2", "dense", "s", 10, dataset, None, returning({"q1": ["c@0-37", "b@0-42", "a@0-46"]}))]
+    pool, corpus, resumed = open_pool(tmp_path / "judged", configurations, questions, 2, "exp")
+    assert not resumed and corpus.ids == CORPUS.ids and asked == [(CORPUS.ids, ["q1", "q2"])] * 2
+    assert [(i.key, i.hits) for i in pool.items] == [
+        (("q1", "c", 0, 37), [(0, 2), (1, 1)]), (("q1", "a", 0, 46), [(0, 1)]), (("q2", "b", 0, 42), [(0, 1)]),
+        (("q1", "b", 0, 42), [(1, 2)])]
+    assert open_pool(tmp_path / "judged", configurations, questions, 2, "exp")[2]  # resumed: nothing retrieved
+    assert len(asked) == 2
+
+    with pytest.raises(LabError, match=r"--depth 20 is deeper than configuration bm25 \(run r1\) retrieves "
+                                       r"\(eval\.depth 10\): use --depth 10 or less"):
+        open_pool(tmp_path / "deeper", configurations, questions, 20, "exp")
+
+    def failing(corpus, queries):
+        raise LabError("dense.model: not found")
+
+    broken = [configurations[0], Configuration("r3", "broken", "s", 10, dataset, None, failing)]
+    with pytest.raises(LabError, match=r"^configuration broken \(run r3\): dense.model: not found$"):
+        open_pool(tmp_path / "broken", broken, questions, 2, "exp")
+
+
+def test_the_judging_package_imports_nothing_above_the_stages():
+    """The judge command composes the pool with the pipeline; the package itself stays a stage (no upward import)."""
+    import ast
+    from pathlib import Path
+
+    import retrieval_lab.judging
+
+    upward = []
+    for path in Path(retrieval_lab.judging.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            upward += [f"{path.name}: {n}" for n in names
+                       if n.split(".")[:2] in (["retrieval_lab", "pipeline"], ["retrieval_lab", "sweep"],
+                                               ["retrieval_lab", "commands"], ["retrieval_lab", "cli"])]
+    assert upward == []

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from retrieval_lab.data.judging.assessors import (agreement, check_assessor, check_overlap, clean_name,
-                                                  in_overlap)
-from retrieval_lab.data.judging.decide import FORECAST_NOTE, Board, decide, grade_estimates, unit_values
-from retrieval_lab.data.judging.order import check_order, next_unit
-from retrieval_lab.data.judging.pool import Pool, PoolItem, pool_items, write_atomically
-from retrieval_lab.data.judging.server import JudgingApp
-from retrieval_lab.data.judging.store import Judgement, JudgementStore, consensus_grade
 from retrieval_lab.errors import LabError
+from retrieval_lab.judging.assessors import (agreement, check_assessor, check_overlap, clean_name,
+                                             in_overlap)
+from retrieval_lab.judging.decide import FORECAST_NOTE, Board, decide, grade_estimates, unit_values
+from retrieval_lab.judging.order import check_order, next_unit
+from retrieval_lab.judging.pool import Pool, PoolItem, pool_items, write_atomically
+from retrieval_lab.judging.server import JudgingApp
+from retrieval_lab.judging.store import Judgement, JudgementStore, consensus_grade
 from retrieval_lab.types import Corpus, Queries, Run
 
 NAN = float("nan")

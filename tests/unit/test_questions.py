@@ -9,7 +9,8 @@ import pytest
 
 from retrieval_lab.config import compose_config
 from retrieval_lab.data import dataset_from_config, load_dataset
-from retrieval_lab.data.questions import load_questions, normalize
+from retrieval_lab.data.questions import load_questions
+from retrieval_lab.data.quotes import normalize
 from retrieval_lab.errors import ConfigError, DataError
 from retrieval_lab.types import Corpus
 

@@ -120,7 +120,7 @@ def question_ids(questions: list[SynthQuestion]) -> list[str]:
 
 
 def write_questions_file(path: Path, questions: list[SynthQuestion], generator: str) -> None:
-    """The questions in the own-documents questions format (data/questions.py): `dataset.questions=<path>` over the
+    """The questions in the own-documents questions format (data/question_file.py): `dataset.questions=<path>` over the
     source corpus evaluates them."""
     with open(path, "w", encoding="utf-8") as fh:
         for qid, q in zip(question_ids(questions), questions):

@@ -14,7 +14,7 @@ counts as relevant only when most assessors say so).
 From them, after every judgement, two files are replaced atomically:
 - `judged.jsonl`: the questions in pool order with `grades` (each judged document's best grade: 2 relevant, 1
   partly, 0 not relevant), `evidence` spans (the text selected on relevant units, as exact document offsets with
-  the quote) and `pool_depth`: a questions file for `dataset.questions=` (data/questions.py);
+  the quote) and `pool_depth`: a questions file for `dataset.questions=` (data/question_file.py);
 - `qrels.tsv`: the same grades in BEIR's qrels layout.
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval_lab.data.judging.pool import Pool, write_atomically
 from retrieval_lab.errors import DataError
+from retrieval_lab.judging.pool import Pool, write_atomically
 from retrieval_lab.types import Corpus
 
 log = logging.getLogger(__name__)

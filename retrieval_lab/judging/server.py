@@ -21,7 +21,6 @@ it never allows).
 from __future__ import annotations
 
 import json
-import re
 import threading
 from functools import lru_cache
 from http import HTTPStatus
@@ -31,17 +30,17 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from retrieval_lab.data.judging.assessors import agreement, check_assessor, in_overlap
-from retrieval_lab.data.judging.decide import Board, decide, unit_values
-from retrieval_lab.data.judging.order import DEFAULT_ORDER, left_in_question, next_unit
-from retrieval_lab.data.judging.pool import POOL_FILE, Pool, read_pool
-from retrieval_lab.data.judging.store import (GRADES, Judgement, JudgementStore, JudgedSet, now, unit_grades,
-                                              write_judged_set)
 from retrieval_lab.errors import LabError
+from retrieval_lab.judging.assessors import agreement, check_assessor, in_overlap
+from retrieval_lab.judging.decide import Board, decide, unit_values
+from retrieval_lab.judging.order import DEFAULT_ORDER, left_in_question, next_unit
+from retrieval_lab.judging.pool import POOL_FILE, Pool, read_pool
+from retrieval_lab.judging.store import (GRADES, Judgement, JudgementStore, JudgedSet, now, unit_grades,
+                                         write_judged_set)
+from retrieval_lab.sparse.tokenize import Tokenizer, TokenizerConfig
 from retrieval_lab.types import Corpus
 
 HOST = "127.0.0.1"
-WORD = re.compile(r"\w\w+")  # the BM25 tokenizer's pattern (sparse/tokenize.py)
 
 
 class JudgingError(Exception):
@@ -51,29 +50,20 @@ class JudgingError(Exception):
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english").stemWord
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s import stopwords
-
-    return frozenset(stopwords.STOPWORDS_EN_PLUS)
+def _tokenizer() -> Tokenizer:
+    """BM25's tokenizer with the longer stopword list: the page marks the words that carry a question, not its
+    "how" or "which"."""
+    return Tokenizer(TokenizerConfig(stopwords="en_plus"))
 
 
 def question_terms(question: str) -> set[str]:
-    """Stems of the question's words, stopwords left out (case-insensitive)."""
-    stem, stop = _stemmer(), _stopwords()
-    return {stem(w) for w in WORD.findall(question.lower()) if w not in stop}
+    """The question's BM25 terms: stems of its words, stopwords left out (case-insensitive)."""
+    return set(_tokenizer()([question])[0])
 
 
 def term_spans(text: str, terms: set[str]) -> list[list[int]]:
-    """[start, end] of each word of `text` whose stem is a question term."""
-    stem = _stemmer()
-    return [[m.start(), m.end()] for m in WORD.finditer(text) if stem(m.group().lower()) in terms]
+    """[start, end] of each word of `text` whose BM25 term is a question term."""
+    return [[start, end] for start, end, term in _tokenizer().spans(text) if term in terms]
 
 
 def pool_board(pool: Pool) -> Board:
@@ -256,7 +246,7 @@ class JudgingApp:
     def _location(self, row: int, start: int, end: int) -> str:
         metadata = self.corpus.metadata[row] if self.corpus.metadata else {}
         if metadata.get("source"):
-            from retrieval_lab.data.folder import source_location
+            from retrieval_lab.data.places import source_location
 
             where = source_location(metadata, start)
             page = f", page {where['page']}" if where.get("page") is not None else ""
@@ -314,7 +304,7 @@ class JudgingApp:
 
 
 def page_html() -> bytes:
-    return resources.files("retrieval_lab.data.judging").joinpath("page.html").read_bytes()
+    return resources.files("retrieval_lab.judging").joinpath("page.html").read_bytes()
 
 
 def make_server(app: JudgingApp, port: int = 0) -> ThreadingHTTPServer:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from retrieval_lab.data.judging.decide import Board, Decision, unit_values
 from retrieval_lab.errors import LabError
+from retrieval_lab.judging.decide import Board, Decision, unit_values
 
 ORDERS = ("question", "global", "decisive")
 DEFAULT_ORDER = "question"

@@ -1,8 +1,9 @@
 """The pool: what an experiment's configurations retrieve for your questions, to be judged once.
 
-Each FINISHED configuration run (tag role=config) of the experiment logged its resolved `config.yaml`; its chain
-is rebuilt from it (pipeline/build.py, as `evaluate --config` does) and run on the questions. First-stage runs are
-cache entries keyed on the questions (cache.py), so a later `run`/`sweep` on the judged set, which keeps the same
+Each configuration comes as plain data with a `retrieve` callable (`Configuration`): the judge command
+(commands/judge.py) finds an experiment's FINISHED configuration runs and rebuilds each chain from its logged
+`config.yaml`, as `evaluate --config` does; this package needs nothing of the pipeline. First-stage runs are cache
+entries keyed on the questions (cache.py), so a later `run`/`sweep` on the judged set, which keeps the same
 questions, replays them instead of searching or encoding again.
 
 The pool holds each unique (question, returned unit) among the top `depth` units of every configuration: a unit is
@@ -13,21 +14,18 @@ the judgements that matter to most configurations are made first. `pool.json` fr
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import yaml
 from omegaconf import OmegaConf
 
 from retrieval_lab.chunking.units import parse_unit_id
-from retrieval_lab.data.questions import read_questions
+from retrieval_lab.data.question_file import read_questions
 from retrieval_lab.errors import DataError, LabError
 from retrieval_lab.types import Corpus, Queries, Run
 
@@ -37,12 +35,17 @@ POOL_FILE = "pool.json"
 
 @dataclass(frozen=True)
 class Configuration:
-    """A FINISHED configuration run of the experiment: its resolved config as logged."""
+    """A FINISHED configuration run of the experiment, as the pool uses it: how deep it retrieves (its eval.depth),
+    the dataset node and cache folder its corpus is read from, and `retrieve(corpus, questions)`, its returned units
+    ranked per question (the chain rebuilt from the logged config)."""
 
     run_id: str
     name: str
     study: str
-    config: dict
+    depth: int
+    dataset: dict
+    cache_dir: str | None
+    retrieve: Callable[[Corpus, Queries], Run] = field(compare=False, repr=False)
 
 
 @dataclass
@@ -121,50 +124,6 @@ def judging_questions(path: str | Path) -> tuple[Queries, str]:
             hashlib.sha256(path.read_bytes()).hexdigest())
 
 
-def experiment_configurations(client, experiment: str, sweep: str | None = None) -> list[Configuration]:
-    """The FINISHED configuration runs of `experiment` (of one sweep with `sweep`), each with its logged config;
-    a configuration run again counts once (its newest run), as `best` counts them."""
-    from retrieval_lab.commands.best import finished_runs
-    from retrieval_lab.pipeline.export import check_targets
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if client.get_experiment_by_name(experiment) is None:  # the fix names this experiment, so it works as printed
-        names = ", ".join(e.name for e in client.search_experiments()) or "none"
-        raise LabError(f"no MLflow experiment '{experiment}' in {client.tracking_uri} (experiments: {names})\n"
-                       f"  fix: run the configurations to judge into it first: `retrieval-lab sweep OVERRIDES "
-                       f"tracking.experiment={experiment}` (or a study: `retrieval-lab sweep STUDY "
-                       f"tracking.experiment={experiment}`), or pass --experiment with one of those listed")
-    # runs scored on a judged set (they log pool_depth) re-score configurations: they are not new ones
-    runs = [r for r in finished_runs(client, experiment, sweep) if "pool_depth" not in r.data.metrics]
-    if not runs:
-        raise LabError(f"experiment '{experiment}' has no FINISHED configuration run"
-                       + (f" in sweep {sweep}" if sweep else "")
-                       + "\n  fix: run a sweep first (retrieval-lab sweep ...), or name another --experiment")
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in runs:
-            try:
-                local = client.download_artifacts(run.info.run_id, "config.yaml", os.path.join(tmp, run.info.run_id))
-            except Exception as exc:
-                raise LabError(f"run {run.info.run_id} ({run.info.run_name}) has no config.yaml artifact ({exc}): "
-                               "its configuration cannot be rebuilt") from exc
-            config = yaml.safe_load(Path(local).read_text())
-            check_targets(config)
-            out.append(Configuration(run.info.run_id, run.info.run_name or run.info.run_id[:8],
-                                     run.data.tags.get("study", ""), config))
-    return sorted(out, key=lambda c: (c.name, c.run_id))
-
-
-def configuration_config(configuration: Configuration):
-    """The logged config as this machine runs it: data, cache and tracking locations follow this machine when the
-    recorded ones are gone (as for an export)."""
-    from retrieval_lab.pipeline.export import follow_this_machine
-
-    body = copy.deepcopy(configuration.config)
-    follow_this_machine(body)
-    return OmegaConf.create(body)
-
-
 def load_corpus_of(dataset: dict, cache_dir: str | None = None) -> Corpus:
     from retrieval_lab.data import dataset_folder
     from retrieval_lab.data.beir import find_corpus_file, load_corpus
@@ -177,21 +136,16 @@ def pooled_runs(configurations: list[Configuration], questions: Queries, depth: 
                 report: Callable[[str], None] = lambda line: None) -> tuple[list[Run], dict, str | None, Corpus]:
     """Each configuration's returned units for the questions, top `depth`; the dataset node, cache folder and
     corpus they share. Configurations over different corpora cannot share a pool: an error names them."""
-    from retrieval_lab.pipeline import Retriever, read_config
-
-    cfgs = [configuration_config(c) for c in configurations]
-    for configuration, cfg in zip(configurations, cfgs):  # every config error before any work
-        retrieved = read_config(cfg).eval.depth
-        if retrieved < depth:
+    for configuration in configurations:  # every config error before any work
+        if configuration.depth < depth:
             raise LabError(f"--depth {depth} is deeper than configuration {configuration.name} (run "
-                           f"{configuration.run_id}) retrieves (eval.depth {retrieved}): use --depth {retrieved} "
-                           "or less")
+                           f"{configuration.run_id}) retrieves (eval.depth {configuration.depth}): use --depth "
+                           f"{configuration.depth} or less")
     corpora: dict[str, tuple[Corpus, dict, str | None]] = {}
     runs, fingerprints = [], {}
-    for n, (configuration, cfg) in enumerate(zip(configurations, cfgs), 1):
+    for n, configuration in enumerate(configurations, 1):
         t0 = time.perf_counter()
-        dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
-        cache_dir = OmegaConf.select(cfg, "cache.dir")
+        dataset, cache_dir = configuration.dataset, configuration.cache_dir
         where = json.dumps({k: dataset.get(k) for k in ("name", "root", "path", "include")}, sort_keys=True)
         if where not in corpora:
             corpora[where] = (load_corpus_of(dataset, cache_dir), dataset, cache_dir)
@@ -202,10 +156,10 @@ def pooled_runs(configurations: list[Configuration], questions: Queries, depth: 
             raise LabError(f"the configurations search different corpora ({names}): a pool judges one corpus\n"
                            "  fix: pass --sweep SWEEP_ID to judge one sweep's configurations, or split the experiment")
         try:
-            trace = Retriever(cfg, corpus).retrieve(questions)
+            units = configuration.retrieve(corpus, questions)
         except LabError as exc:
             raise LabError(f"configuration {configuration.name} (run {configuration.run_id}): {exc}") from None
-        runs.append(trace.units.truncate(depth))
+        runs.append(units.truncate(depth))
         report(f"  [{n}/{len(configurations)}] {configuration.name}  {time.perf_counter() - t0:.1f} s")
     corpus, dataset, cache_dir = next(iter(corpora.values()))
     return runs, dataset, cache_dir, corpus
@@ -256,15 +210,6 @@ def extends(existing: Pool, wanted: dict) -> bool:
     """Whether the wanted pool is the existing one with configurations added (nothing else changed)."""
     have = existing.inputs()
     return all(have[k] == wanted[k] for k in wanted if k != "runs") and set(have["runs"]) < set(wanted["runs"])
-
-
-def new_configurations(client, pool: Pool) -> list[str]:
-    """Names of the FINISHED configuration runs of the pool's experiment (and sweep) that are not in the pool."""
-    from retrieval_lab.commands.best import finished_runs
-
-    pooled = {c["run_id"] for c in pool.configurations}
-    return [r.info.run_name or r.info.run_id[:8] for r in finished_runs(client, pool.experiment, pool.sweep)
-            if r.info.run_id not in pooled and "pool_depth" not in r.data.metrics]
 
 
 def open_pool(folder: Path, configurations: list[Configuration], questions_file: Path, depth: int,
