@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 
 from retrieval_lab.cache import Cache
-from retrieval_lab.dense.embedders import (EmbedderConfig, ModelNotFoundError, ZOO, embedder_config,
-                                           embedder_identity, load_embedder, lookup_model, register_model,
-                                           registered_models, resolve_model)
-from retrieval_lab.errors import ConfigError
+from retrieval_lab.dense.backends.base import embedder_identity
+from retrieval_lab.dense.config import EmbedderConfig, embedder_config
+from retrieval_lab.dense.embedders import load_embedder
+from retrieval_lab.errors import ConfigError, ModelNotFoundError
+from retrieval_lab.models.registry import lookup_model, register_model, registered_models
+from retrieval_lab.models.resolve import resolve_model
+from retrieval_lab.models.zoo import ZOO
 
 TEXTS = ["Vitamin D deficiency is linked to bone fractures.",
          "The mitochondria is the powerhouse of the cell.",
@@ -168,7 +171,7 @@ def test_onnx_one_query_encodes_on_its_own_session_and_gives_the_batch_vectors()
 def test_models_inside_a_dot_cache_folder_are_hashed_and_empty_folders_refused(tmp_path):
     import shutil
 
-    from retrieval_lab.dense.embedders import weights_sha256
+    from retrieval_lab.models.hashing import weights_sha256
 
     source = resolve_model("minilm_l3").path
     inside = tmp_path / ".cache" / "models" / "m"
