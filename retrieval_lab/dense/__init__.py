@@ -6,7 +6,7 @@ dense stages); otherwise the top-level `embedder` and `index` groups are used (`
 Cache stages written here: `embeddings` (float32 rows encoded a batch at a time into a memory-mapped .npy, renamed
 into place when complete, memory-mapped on load; key = passages fingerprint + embedder identity, which includes the
 weights' sha256, backend, prefixes, normalization, max tokens), `indexes` (`faiss.write_index` files of HNSW, IVF
-and IVF-PQ indexes; key = embeddings key + build parameters) and `onnx_models` (see models/onnx_export.py). Index sizing for
+and IVF-PQ indexes; key = embeddings key + build parameters) and `onnx_models` (models/onnx_export). Index sizing for
 N vectors (IVF lists, probes, PQ codes under a memory budget): dense/index.py.
 """
 from __future__ import annotations

@@ -83,4 +83,3 @@ def embedder_identity(config: EmbedderConfig, spec: ModelSpec) -> dict:
     if config.lowercase:  # only when on, so the keys of embeddings computed before the option existed still hold
         identity["lowercase"] = True
     return identity
-

@@ -64,7 +64,6 @@ class OnnxEmbedder(Embedder):
         return ((tokens * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)).astype(np.float32)
 
 
-
 def load(config, spec, backend, max_tokens, cache) -> OnnxEmbedder:
     """The graph from the cache (exported on first use), its tokenizer and pooling."""
     if spec.kind == "onnx_graph":

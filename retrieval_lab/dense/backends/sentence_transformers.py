@@ -68,6 +68,5 @@ def load_sentence_transformer(spec_or_ref: ModelSpec | str, root: str | Path | N
     return SentenceTransformer(str(spec.path), local_files_only=True, **kwargs)
 
 
-
 def load(config, spec, backend, max_tokens, cache) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(config, spec, backend, max_tokens)

@@ -35,6 +35,5 @@ class StaticEmbedder(Embedder):
         return out
 
 
-
 def load(config, spec, backend, max_tokens, cache) -> StaticEmbedder:
     return StaticEmbedder(config, spec, backend, max_tokens)
