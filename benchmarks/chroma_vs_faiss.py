@@ -34,7 +34,7 @@ def vectors_of(folder: Path, cache_dir: Path):
     from retrieval_lab.cache import Cache
     from retrieval_lab.data.beir import load_dataset
     from retrieval_lab.dense import embed_texts
-    from retrieval_lab.dense.embedders import EmbedderConfig, load_embedder
+    from retrieval_lab.dense import EmbedderConfig, load_embedder
 
     dataset = load_dataset(folder)
     config = EmbedderConfig(name="wordllama", progress=False)

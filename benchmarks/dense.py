@@ -83,7 +83,8 @@ def corpus_texts(dataset: str, root: str) -> list[str]:
 def speed(results: Results, datasets: list[str], root: str, sample: int, rounds: int) -> None:
     from retrieval_lab.cache import Cache
     from retrieval_lab.config import compose_config
-    from retrieval_lab.dense.embedders import embedder_config, load_embedder, load_sentence_transformer
+    from retrieval_lab.dense import embedder_config, load_embedder
+    from retrieval_lab.dense.backends.sentence_transformers import load_sentence_transformer
 
     encoders = {}
     cache = Cache()

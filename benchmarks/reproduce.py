@@ -223,7 +223,7 @@ def train(recipe, cache: Path, work: Path, seed: int = 0) -> dict:
 
 
 def _training_json(recipe, cache: Path) -> dict:
-    from retrieval_lab.training.registry import lookup
+    from retrieval_lab.models.registry import lookup
 
     model = lookup(recipe.kind, recipe.model, cache)
     path = model.folder / "training.json" if model else None

@@ -50,7 +50,7 @@ def main() -> int:
                         help="cache of the local run (default: its own under --work); one that already holds the "
                              "local embeddings skips their encoding")
     args = parser.parse_args()
-    from retrieval_lab.dense.embedders import resolve_model
+    from retrieval_lab.models.resolve import resolve_model
     from tests.integration.infinity_server import infinity_server
 
     args.work.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import sys
 
 VERBOSE_ENV = "RETRIEVAL_LAB_VERBOSE"
 LOG_LEVEL_ENV = "RETRIEVAL_LAB_LOG_LEVEL"
-NO_PROGRESS_ENV = "RETRIEVAL_LAB_QUIET"  # read by dense.embedders.progress_enabled
+NO_PROGRESS_ENV = "RETRIEVAL_LAB_QUIET"  # read by dense.progress.progress_enabled
 # Bars drawn by libraries, not the lab: Transformers' "Loading weights" (it follows the Hugging Face Hub switch),
 # the Hub's downloads, and any other tqdm bar (tqdm reads TQDM_DISABLE as its default).
 LIBRARY_BARS_OFF = ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE")

@@ -2,7 +2,7 @@
 variable, a request timeout, and retries with exponential backoff on 429, 5xx, timeouts and refused connections.
 
 Anything else the server answers (400, 401, 404, a body that is not JSON) is a `ServedModelError` at once, naming
-the URL, the status, what the server said and the fix. Used by `dense.served` and `rerank.http`.
+the URL, the status, what the server said and the fix. Used by `dense.backends.openai` and `rerank.http`.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ dense stages); otherwise the top-level `embedder` and `index` groups are used (`
 Cache stages written here: `embeddings` (float32 rows encoded a batch at a time into a memory-mapped .npy, renamed
 into place when complete, memory-mapped on load; key = passages fingerprint + embedder identity, which includes the
 weights' sha256, backend, prefixes, normalization, max tokens), `indexes` (`faiss.write_index` files of HNSW, IVF
-and IVF-PQ indexes; key = embeddings key + build parameters) and `onnx_models` (see onnx_export). Index sizing for
+and IVF-PQ indexes; key = embeddings key + build parameters) and `onnx_models` (models/onnx_export). Index sizing for
 N vectors (IVF lists, probes, PQ codes under a memory budget): dense/index.py.
 """
 from __future__ import annotations
@@ -22,11 +22,10 @@ import numpy as np
 
 from retrieval_lab.cache import Cache, content_key
 from retrieval_lab.chunking import Passages
-from retrieval_lab.dense.embedders import (Embedder, EmbedderConfig, ModelNotFoundError, config_identity,
-                                           embedder_config, load_embedder, load_sentence_transformer,
-                                           lookup_model, register_model, resolve_model)
 from retrieval_lab.dense import chroma_index, index as faiss_index
-from retrieval_lab.dense.embedders import load_tokenizer
+from retrieval_lab.dense.backends.base import Embedder
+from retrieval_lab.dense.config import EmbedderConfig, embedder_config
+from retrieval_lab.dense.embedders import config_identity, load_embedder, load_tokenizer
 from retrieval_lab.dense.index import IndexConfig, ann_recall, index_config
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.served import cost
@@ -34,8 +33,8 @@ from retrieval_lab.types import _digest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DenseRetriever", "EmbedderConfig", "IndexConfig", "ModelNotFoundError", "dense_stage", "embed_texts",
-           "load_embedder", "load_sentence_transformer", "lookup_model", "register_model", "resolve_model"]
+__all__ = ["DenseRetriever", "EmbedderConfig", "IndexConfig", "dense_stage", "embed_texts", "embedder_config",
+           "load_embedder"]
 
 STAGE_KEYS = ("name", "embedder", "index")
 FINITE_CHECK_ROWS = 65536  # rows checked for NaN/inf at a time (no full-size temporary)

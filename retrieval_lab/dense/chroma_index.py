@@ -39,7 +39,7 @@ def _release() -> None:
 def build(vectors: np.ndarray, folder: Path, M: int, ef_construction: int, ef_search: int, space: str,
           progress: bool | None = None) -> float:
     """Write the collection under `folder`; returns the seconds spent adding the vectors."""
-    from retrieval_lab.dense.embedders import progress_bar
+    from retrieval_lab.dense.progress import progress_bar
 
     client = _client(folder / FOLDER)
     collection = client.create_collection(COLLECTION, embedding_function=None, configuration={"hnsw": {

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval_lab.config import check_choice, typed
-from retrieval_lab.dense.embedders import progress_bar
+from retrieval_lab.dense.progress import progress_bar
 from retrieval_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,13 @@ from retrieval_lab.data.folder import is_import, skipped_files
 from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.judged import pool_metrics
 from retrieval_lab.evaluate.spans import span_metrics
+from retrieval_lab.models.registry import check_config_models
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config, unused_config_groups
 from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.checks import case_mismatch, fusion_below_input
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
 from retrieval_lab.training.recipes import check_required_models
-from retrieval_lab.training.registry import check_config_models
 from retrieval_lab.types import Run
 
 

@@ -1,7 +1,7 @@
 """Cross-encoder scoring: a Hugging Face name, a local folder, or a name registered by `retrieval-lab train-reranker`.
 
 Backends (`reranker.backend`): `torch` runs sentence-transformers' `CrossEncoder`; `onnx` exports the model once per
-cache with `torch.onnx.export` (dense.onnx_export) and runs it with onnxruntime, giving the torch scores; `onnx_int8`
+cache with `torch.onnx.export` (models/onnx_export.py) and runs it with onnxruntime, giving the torch scores; `onnx_int8`
 quantizes that graph dynamically (int8 weights, activations scaled per batch: about 2x faster here, scores up to
 0.16 off fp32's on SciFact pairs, and dependent on the batch, which is one query's candidates both when evaluating
 and searching). Loading is
@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from retrieval_lab.cache import Cache
-from retrieval_lab.dense.embedders import hf_tokenizer, resolve_model
-from retrieval_lab.dense.onnx_export import onnx_model_bytes
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
+from retrieval_lab.models.onnx_export import onnx_model_bytes
+from retrieval_lab.models.resolve import resolve_model
+from retrieval_lab.models.tokenizer import hf_tokenizer
 from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.rerank.scores import ScoreStore, cached_scores
 

@@ -2,10 +2,8 @@
 
 Both trainers share this module's pieces: the training data with its leakage guard (never a query of the split being
 evaluated), the content hash of the data, MLflow logging of the training run (params, loss curve, data hash, time,
-peak memory) and the registry that makes a trained model usable as `embedder=<name>` / `reranker=<name>`.
+peak memory); `models.registry` makes a trained model usable as `embedder=<name>` / `reranker=<name>`.
 """
 from retrieval_lab.training.data import TrainingQueries, check_leakage, training_queries
-from retrieval_lab.training.registry import TrainedModel, check_config_models, lookup, register, registered
 
-__all__ = ["TrainingQueries", "check_leakage", "training_queries", "TrainedModel", "lookup", "register",
-           "registered", "check_config_models"]
+__all__ = ["TrainingQueries", "check_leakage", "training_queries"]

@@ -1,6 +1,6 @@
 """What both trainers share: `train_once` (content-keyed model folder, reuse, MLflow run, registration) and its
 pieces: base model resolution, CPU threads, peak memory, atomic saves. A model's identity is the dense stage's
-`weights_sha256` (dense/embedders.py), the same hash the embeddings and score caches are keyed on."""
+`weights_sha256` (models/hashing.py), the same hash the embeddings and score caches are keyed on."""
 from __future__ import annotations
 
 import json
@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 from retrieval_lab import tracking
 from retrieval_lab.cache import content_key
-from retrieval_lab.dense.embedders import resolve_model as resolve_spec
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
+from retrieval_lab.models.registry import models_root, register
+from retrieval_lab.models.resolve import resolve_model as resolve_spec
 from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.training.data import TrainingQueries, data_hash, training_queries, write_heldout_split
-from retrieval_lab.training.registry import models_root, register
 
 log = logging.getLogger(__name__)
 

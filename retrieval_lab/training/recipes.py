@@ -14,7 +14,7 @@ from pathlib import Path
 from retrieval_lab.config import to_container
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
 from retrieval_lab.paths import cache_root as resolve_cache_root
-from retrieval_lab.training.registry import GROUP_KIND, lookup
+from retrieval_lab.models.registry import GROUP_KIND, lookup
 
 REQUIRES = "requires"
 

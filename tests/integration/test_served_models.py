@@ -16,7 +16,9 @@ import pytest
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import compose_config
 from retrieval_lab.data.beir import load_dataset
-from retrieval_lab.dense.embedders import EmbedderConfig, load_embedder, resolve_model
+from retrieval_lab.dense.config import EmbedderConfig
+from retrieval_lab.dense.embedders import load_embedder
+from retrieval_lab.models.resolve import resolve_model
 from retrieval_lab.pipeline import run_experiment
 from retrieval_lab.rerank import make_scorer, reranker_config
 from tests.integration.infinity_server import INFINITY, ServerFailed, infinity_server

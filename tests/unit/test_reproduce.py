@@ -15,7 +15,7 @@ from retrieval_lab.commands.train import train_config
 from retrieval_lab.config import compose_config
 from retrieval_lab.errors import ConfigError, ModelNotFoundError
 from retrieval_lab.training.recipes import check_required_models, missing, needed, recipes
-from retrieval_lab.training.registry import register
+from retrieval_lab.models.registry import register
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))

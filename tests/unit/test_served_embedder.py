@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from retrieval_lab.cache import Cache
-from retrieval_lab.dense import embed_texts, served
-from retrieval_lab.dense.embedders import EmbedderConfig, config_identity, embedder_config, load_embedder
+from retrieval_lab.dense import embed_texts
+from retrieval_lab.dense.backends import openai as served
+from retrieval_lab.dense.config import EmbedderConfig, embedder_config
+from retrieval_lab.dense.embedders import config_identity, load_embedder
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.served import ServedModelError
 from tests.unit.served_stub import Stub, vector

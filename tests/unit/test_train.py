@@ -65,7 +65,7 @@ def test_training_queries_drop_test_texts_and_hold_out_a_stable_part(tmp_path):
 
 
 def test_a_registered_model_is_refused_on_queries_it_was_trained_on(tmp_path):
-    from retrieval_lab.training.registry import check_config_models, lookup, register
+    from retrieval_lab.models.registry import check_config_models, lookup, register
 
     cache = tmp_path / "cache"  # the run's cache.dir, not $RETRIEVAL_LAB_CACHE: the guard looks where the run loads
     model = cache / "models" / "embedder" / "ft"
@@ -124,7 +124,7 @@ def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_p
                               threads=1)
     summary = train_embedder(dataset_node(folder), cfg, cache_root=tmp_path / "cache")
     assert summary["folder"].startswith(str(tmp_path / "cache"))
-    from retrieval_lab.dense.embedders import resolve_model
+    from retrieval_lab.models.resolve import resolve_model
 
     # one model identity: the base is keyed by the hash the dense stage's caches use
     assert summary["base_weights"] == resolve_model("minilm_l6").weights_sha256[:16]
@@ -272,7 +272,7 @@ def test_a_body_cannot_keep_more_layers_than_it_has():
 def test_models_saved_inside_the_cache_are_hashed_by_their_files(tmp_path):
     """Trained models live under `<cache>/models/` (often `.cache/...`): their identity must still cover their
     files, else every trained model would share one identity (and one embeddings / score cache)."""
-    from retrieval_lab.dense.embedders import weights_sha256
+    from retrieval_lab.models.hashing import weights_sha256
 
     hashes = set()
     for i in range(2):
@@ -318,7 +318,7 @@ def test_seeds_make_one_training_per_seed_each_under_its_own_name():
 @pytest.mark.slow
 def test_train_embedder_with_seeds_registers_one_model_per_seed(tmp_path, monkeypatch, capsys):
     from retrieval_lab.commands.train import main_train
-    from retrieval_lab.training.registry import lookup
+    from retrieval_lab.models.registry import lookup
 
     folder = toy_splits(tmp_path / "toy")
     monkeypatch.setenv("RETRIEVAL_LAB_NO_TRACKING", "1")

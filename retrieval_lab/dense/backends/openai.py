@@ -1,5 +1,5 @@
-"""`embedder=openai_compatible`: vectors from any server speaking OpenAI's POST /embeddings (OpenAI, Azure-style
-proxies, vLLM, infinity, TEI's OpenAI route, LiteLLM, Ollama's /v1).
+"""Backend `openai` (`embedder=openai_compatible`): vectors from any server speaking OpenAI's POST /embeddings
+(OpenAI, Azure-style proxies, vLLM, infinity, TEI's OpenAI route, LiteLLM, Ollama's /v1).
 
 Batches of `batch_size` texts go out `concurrency` at a time; 429, 5xx and timeouts are retried with backoff
 (`retrieval_lab.served`). Every answer is checked: one vector per text, none empty, each of the dimension the probe
@@ -19,7 +19,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from retrieval_lab.dense.embedders import Embedder, EmbedderConfig, ModelSpec
+from retrieval_lab.dense.backends.base import Embedder
+from retrieval_lab.dense.config import EmbedderConfig
+from retrieval_lab.models.spec import ModelSpec
 from retrieval_lab.served import (FINGERPRINT_DIMS, PROBE_TEXTS, Counters, Endpoint, ServedModelError, fingerprint,
                                   post_json, usage_tokens)
 

@@ -1,30 +1,81 @@
-"""Trained models live in the cache; a name maps to one so `embedder=<name>` / `reranker=<name>` pick it up.
+"""One registry of local models: a name maps to a folder, so `embedder=<name>` / `reranker=<name>` pick it up.
 
-Names are recorded in the dense stage's model registry (`dense.embedders.register_model`, kind
-`sentence_transformers` or `cross_encoder`) under one cache root, so every loader resolves them the same way. On
-top, `register` writes the config group option `<cache>/conf/<group>/<name>.yaml` (the CLI puts `<cache>/conf` of
-the run's `cache.dir` on Hydra's search path) and keeps the training query ids in the model folder, so an
-evaluation on a split that shares a query with them is refused (`check_not_trained_on`, which looks models up under
-the run's `cache.dir`, where the dense stage and the reranker find them).
+Records are `<cache>/models/registry/<name>.json` ({name, folder, kind, registered, info}), one cache root per run
+(`register_model`, `lookup_model`, `registered_models`). Trainers call `register`, which on top writes the config
+group option `<cache>/conf/<group>/<name>.yaml` (the CLI puts `<cache>/conf` of the run's `cache.dir` on Hydra's
+search path); the trainer keeps the training query ids in the model folder, so an evaluation on a split that shares
+a query with them is refused (`check_not_trained_on`, which looks models up under the run's `cache.dir`, where the
+dense stage and the reranker find them).
 """
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from retrieval_lab.config import to_container
-from retrieval_lab.dense.embedders import lookup_model, register_model, registered_models
-from retrieval_lab.errors import LeakageError
+from retrieval_lab.errors import ConfigError, LeakageError, ModelNotFoundError
+from retrieval_lab.models.spec import KINDS
+from retrieval_lab.models.zoo import ZOO
 from retrieval_lab.paths import cache_root as resolve_cache_root, user_conf_dir
 
-GROUP_KIND = {"embedder": "sentence_transformers", "reranker": "cross_encoder"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 def models_root(cache_root: str | Path | None = None) -> Path:
+    """Where fine-tuned models are saved by convention: `<cache>/models/<name>/`."""
     return resolve_cache_root(cache_root) / "models"
+
+
+def _registry_dir(root: str | Path | None = None) -> Path:
+    return models_root(root) / "registry"
+
+
+def register_model(name: str, folder: str | Path, kind: str = "sentence_transformers",
+                   root: str | Path | None = None, info: dict | None = None) -> Path:
+    """Make `name` resolve to a local model folder for every run using this cache (e.g. a fine-tuned MiniLM saved
+    under `<cache>/models/<name>/`). `kind`: sentence_transformers (bi-encoder) or cross_encoder. Returns the
+    registry file. Re-registering a name replaces it (the identity follows the weights' hash, not the name)."""
+    if not _NAME.match(name) or name in ZOO:
+        raise ConfigError("model", f"cannot register '{name}'",
+                          "use letters, digits, '_', '-', '.'; zoo names are reserved")
+    if kind not in KINDS:
+        raise ConfigError("model.kind", f"unknown kind '{kind}'", f"use one of {', '.join(KINDS)}")
+    folder = Path(folder).expanduser().resolve()
+    if not folder.exists():
+        raise ModelNotFoundError(f"cannot register '{name}': no folder at {folder}")
+    target = _registry_dir(root)
+    target.mkdir(parents=True, exist_ok=True)
+    record = {"name": name, "folder": str(folder), "kind": kind, "registered": time.time(), "info": info or {}}
+    tmp = target / f".{name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, target / f"{name}.json")
+    return target / f"{name}.json"
+
+
+def lookup_model(name: str, root: str | Path | None = None) -> dict | None:
+    """The registry record for `name` ({name, folder, kind, registered, info}) or None."""
+    if not _NAME.match(name or ""):
+        return None
+    path = _registry_dir(root) / f"{name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def registered_models(root: str | Path | None = None) -> list[dict]:
+    folder = _registry_dir(root)
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+# ------------------------------------------------------------------------------- trained models, by config group
+
+GROUP_KIND = {"embedder": "sentence_transformers", "reranker": "cross_encoder"}
 
 
 @dataclass

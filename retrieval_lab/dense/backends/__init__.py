@@ -1,0 +1,1 @@
+"""One module per embedder backend; `dense.embedders.LOADERS` maps the `embedder.backend` names to them."""
