@@ -77,7 +77,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
         check_main_metric(metric, validate(cfg).eval)
         dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "cache.dir"))
         resolved = tracking.resolved_config(cfg)
-        chash = config_hash(resolved, dataset.fingerprint, ctx.code_version)
+        chash = config_hash(resolved, dataset.fingerprint, ctx.source_revision)
         done = find_finished(client, ctx.experiment_id, chash)
         if done is not None:
             value = done.data.metrics.get(metric)
@@ -88,8 +88,8 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
             return float(value or 0.0)
         mark_orphans(client, ctx.experiment_id, chash, attempt_of=(ctx.sweep_id, num))
         tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
-                "params_hash": params_hash(resolved, dataset.fingerprint), "code_version": ctx.code_version,
-                "git_commit": ctx.code_version, "parent_run_id": ctx.parent_run_id,
+                "params_hash": params_hash(resolved, dataset.fingerprint), "code_version": ctx.source_revision,
+                "git_commit": ctx.source_revision, "parent_run_id": ctx.parent_run_id,
                 "mlflow.parentRunId": ctx.parent_run_id, "job_num": str(num), "overrides": " ".join(overrides)[:4000],
                 "host": host(), "pid": str(os.getpid()), "mlflow.runName": name}
         run_id = client.create_run(ctx.experiment_id, run_name=name, tags=tags).info.run_id
