@@ -179,10 +179,10 @@ class Evaluator:
 
     def __init__(self, name: str):
         from retrieval_lab.config import compose_config
-        from retrieval_lab.data import dataset_from_config
+        from retrieval_lab.data import load_dataset
 
         self.name = name
-        self.dataset = dataset_from_config(compose_config([f"dataset={name}"]).dataset)
+        self.dataset = load_dataset(compose_config([f"dataset={name}"]).dataset)
         self.memo: dict[tuple[str, ...], dict] = {}
         self.retrievers: dict[str, object] = {}
 

@@ -70,13 +70,13 @@ def selection_dataset(name: str, selection: str):
     from omegaconf import OmegaConf
 
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import Dataset, dataset_from_config
+    from retrieval_lab.data import Dataset, load_dataset
     from retrieval_lab.training.data import _heldout
     from retrieval_lab.types import Qrels
 
     if selection != "heldout":
-        return dataset_from_config(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": selection}))
-    train = dataset_from_config(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": "train"}))
+        return load_dataset(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": selection}))
+    train = load_dataset(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": "train"}))
     keep = {q for q in train.queries.ids if _heldout(q, 0.2, 0)}
     return Dataset(train.name, "train-heldout", train.path, train.corpus, train.queries.subset(keep),
                    Qrels({q: d for q, d in train.qrels.items() if q in keep}), train.ignore_identical_ids)
@@ -89,10 +89,10 @@ class Evaluator:
         from omegaconf import OmegaConf
 
         from retrieval_lab.config import compose_config
-        from retrieval_lab.data import dataset_from_config
+        from retrieval_lab.data import load_dataset
 
         self.name = name
-        self.datasets = {"test": dataset_from_config(compose_config([f"dataset={name}"]).dataset),
+        self.datasets = {"test": load_dataset(compose_config([f"dataset={name}"]).dataset),
                          "selection": selection_dataset(name, selection)}
         self.selection = selection
         self.extra = list(extra or [])  # overrides for every evaluation (e.g. chunker=fixed_tokens)

@@ -71,14 +71,14 @@ def setting_overrides(args, backend: str, max_length: int, depth: int, interpola
 def measure_cost(args, results: Results) -> None:
     """Per-query rerank and search latency of every backend x max_length x depth, score cache off."""
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import Retriever
     from retrieval_lab.pipeline.build import cache_for
     from retrieval_lab.pipeline.chain import RerankStep
     from retrieval_lab.rerank import make_scorer, reranker_config
 
     cfg = compose_config([*pipeline(args), "tracking.enabled=false"])
-    dataset = dataset_from_config(cfg.dataset)
+    dataset = load_dataset(cfg.dataset)
     retriever = Retriever(cfg, dataset.corpus)
     base = reranker_config(cfg.reranker)
     cache_root = cache_for(retriever.settings).root

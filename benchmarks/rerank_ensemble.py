@@ -62,11 +62,11 @@ def scorers(models: list[str], cache_root):
 def split_runs(split: str):
     """(dataset, retriever, first-stage candidates) of one split."""
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import Retriever
 
     ds = selection_dataset("scifact", "heldout") if split == "selection" else \
-        dataset_from_config(compose_config(["dataset=scifact"]).dataset)
+        load_dataset(compose_config(["dataset=scifact"]).dataset)
     retriever = Retriever(compose_config(FIRST_STAGE), ds.corpus)
     return ds, retriever, retriever.retrieve(ds.queries).candidates
 

@@ -118,7 +118,7 @@ def calibrate(study: str, dataset: str, generators: dict[str, tuple[str, dict]],
     """Rank the study's configurations on `dataset`'s real queries and on each generator's questions.
     `generators`: label -> (generator name, its options)."""
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config, load_dataset
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.data.synth import make_generator
     from retrieval_lab.data.synth.build import lexical_figures, write_questions_file
     from retrieval_lab.evaluate.calibration import Leaderboard, agreement
@@ -141,7 +141,7 @@ def calibrate(study: str, dataset: str, generators: dict[str, tuple[str, dict]],
         raise LabError(f"--reference {reference}: no configuration of study '{study}' has that name (they are: "
                        f"{', '.join(names)})\n  fix: pass --reference with the BM25 configuration's name")
     cfg = compose_config(configurations[0].overrides)
-    real = dataset_from_config(cfg.dataset, cfg.cache.dir)
+    real = load_dataset(cfg.dataset, cache_root=cfg.cache.dir)
     folder = Path(out or Path("outputs") / "calibrate" / f"{study}-{real.name}")
     folder.mkdir(parents=True, exist_ok=True)
 

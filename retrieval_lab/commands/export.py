@@ -27,7 +27,7 @@ from retrieval_lab.data.places import source_root
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.pipeline import FIRST_STAGES, Retriever, read_config, run_experiment
 from retrieval_lab.rerank import make_scorer
-from retrieval_lab.sweep.job import load_dataset
+from retrieval_lab.data import load_dataset
 from retrieval_lab.tracking import flatten
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab import tracking
+from retrieval_lab.data import load_dataset
 from retrieval_lab.errors import LabError
-from retrieval_lab.sweep.job import load_dataset
 from retrieval_lab.sweep.report import collect_rows, console_leaderboard, recommendation_of, write_parent_report
 from retrieval_lab.sweep.resume import mark_orphans
 from retrieval_lab.sweep.state import SweepContext, host, maybe_fault, read_records, source_revision
@@ -152,7 +152,7 @@ class SweepCallback(Callback):
         if any(key == "dataset" or key.startswith("dataset.") for key in swept_keys(config)):
             return "several", "several"
         try:
-            dataset = load_dataset(config.dataset, OmegaConf.select(config, "cache.dir"))
+            dataset = load_dataset(config.dataset, cache_root=OmegaConf.select(config, "cache.dir"))
             return dataset.name, dataset.fingerprint[:16]
         except Exception as exc:  # the jobs will report the error, one per configuration
             log.warning("dataset not loadable for the parent's tags: %s", exc)

@@ -18,6 +18,7 @@ import traceback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from retrieval_lab import console
+from retrieval_lab.data import load_dataset
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.sweep.report import LATENCY
 from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, maybe_hold,
@@ -26,26 +27,7 @@ from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, hos
 
 log = logging.getLogger("retrieval_lab.sweep")
 
-_DATASETS: dict = {}
 NAME_WIDTH = 28  # configuration names are padded to this, so the scores of short names line up
-
-
-def load_dataset(node, cache_root=None):
-    """The dataset of a config node, loaded once per process (a sweep's jobs share it); a folder of documents is
-    imported under `cache_root` (the run's `cache.dir`; None: the default cache)."""
-    from retrieval_lab.data import dataset_folder, dataset_from_config, questions_path
-
-    name, folder = dataset_folder(node, cache_root)
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    questions = questions_path(node)
-    if questions is not None:  # its questions replace the folder's queries and qrels
-        files.append(questions)
-    key = (str(folder), str(node.get("split")), bool(node.get("ignore_identical_ids", False)),
-           tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-    if key not in _DATASETS:
-        _DATASETS.clear()
-        _DATASETS[key] = dataset_from_config(node, cache_root)
-    return _DATASETS[key]
 
 
 def _job_overrides() -> tuple[int, list[str]]:
@@ -75,7 +57,7 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
     run_id = None
     try:
         check_main_metric(metric, validate(cfg).eval)
-        dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "cache.dir"))
+        dataset = load_dataset(cfg.dataset, cache_root=OmegaConf.select(cfg, "cache.dir"))
         resolved = tracking.resolved_config(cfg)
         chash = config_hash(resolved, dataset.fingerprint, ctx.source_revision)
         done = find_finished(client, ctx.experiment_id, chash)

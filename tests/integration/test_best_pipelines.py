@@ -70,12 +70,12 @@ def test_a_best_pipeline_with_trained_models_is_the_measured_run(dataset):
 def test_best_cranfield_runs_end_to_end_and_beats_bm25(data_root):
     """On 12 Cranfield queries over a 150-document sample holding their judged documents (so that a cold cache
     encodes 150 documents, not 1,400): three first stages fused, above BM25's default on the same queries."""
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import run_experiment
     from retrieval_lab.types import Corpus, Qrels
 
     cfg = compose_config(["+experiments=best-cranfield", f"dataset.root={data_root}", "tracking.enabled=false"])
-    full = dataset_from_config(cfg.dataset)
+    full = load_dataset(cfg.dataset)
     queries = set(random.Random(0).sample(sorted(full.queries.ids), 12))
     qrels = Qrels({q: docs for q, docs in full.qrels.items() if q in queries})
     judged = {d for docs in qrels.values() for d in docs}

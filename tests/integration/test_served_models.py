@@ -15,7 +15,7 @@ import pytest
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import compose_config
-from retrieval_lab.data.beir import load_dataset
+from retrieval_lab.data import load_dataset
 from retrieval_lab.dense.embedders import EmbedderConfig, load_embedder, resolve_model
 from retrieval_lab.pipeline import run_experiment
 from retrieval_lab.rerank import make_scorer, reranker_config
