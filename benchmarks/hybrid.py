@@ -152,7 +152,7 @@ def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0
                      weights: list[float] | None = None, extra_dense: str | None = None, depth: int = 100,
                      bm25: list[str] = ()) -> list[str]:
     out = ["retriever=hybrid", f"embedder.model={model}", f"embedder.name={model}",
-           f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}",
+           f"retriever.fusion.name={method}", f"retriever.fusion.normalization={norm}",
            *(f"retriever.inputs.bm25.{setting}" for setting in bm25)]
     if depth != 100:  # the first-stage depth each input retrieves (conf/retriever/hybrid.yaml: 100)
         out.append(f"retriever.depth={depth}")
@@ -268,7 +268,7 @@ def cmd_rerank(args) -> None:
                                          "test_sample_queries": len(sample) if sample else len(test_ids)})
     print("first stage", {k: round(v["ndcg_at_10"], 4) for k, v in base.items()}, flush=True)
     for name in args.rerankers:
-        rr = ["reranker=cross_encoder", f"reranker.name={name}", f"reranker.model={name}",
+        rr = ["reranker=cross_encoder", f"reranker.model={name}",
               f"reranker.max_length={args.max_length}", f"reranker.batch_size={args.batch_size}"]
         grid = {}
         for depth in sorted(args.selection_depths, reverse=True):  # deepest first: shallower ones hit the cache

@@ -56,11 +56,11 @@ def pipeline(args) -> list[str]:
     out = [*PIPELINE, *args.first_stage]
     if not args.reranker:
         return out
-    return [*out, f"reranker.name={args.reranker}", f"reranker.model={args.reranker}"]
+    return [*out, f"reranker.model={args.reranker}"]
 
 
 def first_stage(args) -> list[str]:
-    return [*PIPELINE, *args.first_stage, "reranker.type=none", "reranker.name=none"]
+    return [*PIPELINE, *args.first_stage, "reranker.name=none"]
 
 
 def setting_overrides(args, backend: str, max_length: int, depth: int, interpolate: float) -> list[str]:

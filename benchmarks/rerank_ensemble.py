@@ -31,7 +31,7 @@ from hybrid import Results, selection_dataset  # noqa: E402  (benchmarks/ is the
 from reproduce import paired_vs  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "rerank_ensemble.json"
-FIRST_STAGE = ["+experiments=best-scifact", "reranker.type=none", "reranker.name=none", "tracking.enabled=false"]
+FIRST_STAGE = ["+experiments=best-scifact", "reranker.name=none", "tracking.enabled=false"]
 
 
 class Mixture:

@@ -22,12 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from retrieval_lab import tracking
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import cache_dirs_in, compose_config, compose_over
-from retrieval_lab.data import data_root, dataset_folder
+from retrieval_lab.data import data_root, dataset_folder, load_dataset
 from retrieval_lab.data.places import source_root
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.pipeline import FIRST_STAGES, Retriever, read_config, run_experiment
+from retrieval_lab.pipeline.migrate import migrate_config
 from retrieval_lab.rerank import make_scorer
-from retrieval_lab.data import load_dataset
 from retrieval_lab.tracking import flatten
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def export_run(client, run_id: str, path: Path, selection: dict | None = None) -
             local = client.download_artifacts(run_id, "config.yaml", tmp)
         except Exception as exc:
             raise LabError(f"run {run_id} has no config.yaml artifact ({exc})") from exc
-        config = yaml.safe_load(Path(local).read_text())
+        config = migrate_config(yaml.safe_load(Path(local).read_text()))  # a run logged before a key's rename
     check_targets(config)
     cfg = OmegaConf.create(config)
     dataset = load_dataset(cfg.dataset)
@@ -154,6 +154,7 @@ def read_export(path: str | Path) -> dict:
         raise LabError(f"{path}: 'config' must be a mapping")
     check_targets(data["config"], "config")
     check_targets({k: v for k, v in data.items() if k != "config"}, "export")
+    data["config"] = migrate_config(data["config"])  # written before a stage key's rename: loads as it ran
     return data
 
 

@@ -23,6 +23,7 @@ from retrieval_lab.fusion import FusionConfig, hybrid_nodes, hybrid_settings
 from retrieval_lab.pipeline.chain import (Chain, DocumentsStep, FirstStage, FirstStageStep, FusionStep, RerankStep,
                                           UnitsStep)
 from retrieval_lab.pipeline.trace import STAGE_LABELS
+from retrieval_lab.pipeline.migrate import reject_renamed_keys
 from retrieval_lab.rerank import RerankerConfig, make_scorer, reranker_config
 from retrieval_lab.sparse import BM25, BM25Config
 from retrieval_lab.types import Corpus
@@ -98,6 +99,7 @@ def first_stage_specs(cfg: DictConfig) -> list[FirstStageSpec]:
 
 def read_config(cfg: DictConfig) -> PipelineConfig:
     """Typed stage configs; raises `ConfigError` naming the key for anything invalid (no data is loaded)."""
+    reject_renamed_keys(cfg)  # an old stage key (fusion `method`, reranker `type`): the error names the new one
     settings = typed(EvalSettings, cfg.get("eval") or {}, "eval")
     settings.validate()
     chunker_name, chunker = chunker_config(cfg.get("chunker") or {"name": "none"})

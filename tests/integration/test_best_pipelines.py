@@ -31,8 +31,8 @@ CHOSEN = {
 MEASURED = {
     "scifact": ["dataset=scifact", "retriever=hybrid", "embedder.model=minilm_l6-scifact-ft",
                 "embedder.name=minilm_l6-scifact-ft", "embedder.backend=torch", "embedder.max_tokens=256",
-                "retriever.fusion.method=convex", "retriever.fusion.normalization=zscore", "retriever.fusion.alpha=0.5",
-                "retriever.depth=100", "reranker=cross_encoder", "reranker.name=ce-scifact-bce",
+                "retriever.fusion.name=convex", "retriever.fusion.normalization=zscore", "retriever.fusion.alpha=0.5",
+                "retriever.depth=100", "reranker=cross_encoder",
                 "reranker.model=ce-scifact-bce", "reranker.max_length=256", "reranker.batch_size=32",
                 "reranker.depth=50", "reranker.interpolate=0.7"],
     "nfcorpus": ["dataset=nfcorpus", "retriever=hybrid", "embedder.model=minilm_l6-nfcorpus-ft2",
@@ -62,7 +62,7 @@ def test_a_best_pipeline_with_trained_models_is_the_measured_run(dataset):
     study = resolved([f"+experiments=best-{dataset}"])
     assert study == resolved(MEASURED[dataset])
     fusion = study["retriever"]["fusion"]
-    assert (fusion["method"], fusion["normalization"], fusion["alpha"]) == \
+    assert (fusion["name"], fusion["normalization"], fusion["alpha"]) == \
         {"scifact": ("convex", "zscore", 0.5), "nfcorpus": ("convex", "zscore", 0.3)}[dataset]
     assert compose_config([f"+experiments=best-{dataset}"]).tracking.experiment == f"best-{dataset}"
 

@@ -90,10 +90,10 @@ def test_served_reranker_scores_as_the_local_cross_encoder(server, data_root, tm
     dataset = load_dataset(data_root / "scifact")
     pairs = [(q, f"{t} {x}") for q in dataset.queries.texts[:3] for t, x in zip(dataset.corpus.titles[:8],
                                                                                   dataset.corpus.texts[:8])]
-    remote = make_scorer(reranker_config({"name": "served", "type": "http", "model": "minilm-ce",
+    remote = make_scorer(reranker_config({"name": "http", "model": "minilm-ce",
                                           "base_url": server["url"], "batch_size": 4, "max_length": None,
                                           "price_per_1m_tokens": 1.0}), tmp_path / "cache")
-    local = make_scorer(reranker_config({"name": "local", "type": "cross_encoder", "model": str(server["reranker"]),
+    local = make_scorer(reranker_config({"name": "cross_encoder", "model": str(server["reranker"]),
                                          "max_length": None}), tmp_path / "cache")
     np.testing.assert_allclose(remote.score(pairs), local.score(pairs), atol=1e-4)
     assert remote.last_stats["requests"] == 6 and remote.last_stats["tokens"] > 0
