@@ -13,7 +13,7 @@ import numpy as np
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config
+from retrieval_lab.data import load_dataset
 from retrieval_lab.dense import EmbedderConfig, load_embedder
 
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
-    texts = dataset_from_config(compose_config(["dataset=scifact"]).dataset).queries.texts[:args.queries]
+    texts = load_dataset(compose_config(["dataset=scifact"]).dataset).queries.texts[:args.queries]
     cache = Cache(tempfile.mkdtemp(prefix="batch-dependence-"))
     print(f"| backend | queries | max abs difference | lowest cosine |\n|---|---:|---:|---:|")
     for backend in ("torch", "onnx", "onnx_int8"):

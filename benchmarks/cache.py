@@ -44,7 +44,7 @@ def scifact_embeddings(data_root: str) -> np.ndarray:
     from retrieval_lab.cache import Cache as LabCache
     from retrieval_lab.chunking import whole_documents
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data.beir import load_dataset
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.dense import embed_texts, embedder_config, load_embedder
 
     cfg = compose_config(["dataset=scifact", f"dataset.root={data_root}", "retriever=dense", "embedder=minilm_l6",

@@ -32,7 +32,7 @@ SETTINGS = [(32, 200, 256), (16, 100, 32)]  # (M, ef_construction, ef_search): t
 
 def vectors_of(folder: Path, cache_dir: Path):
     from retrieval_lab.cache import Cache
-    from retrieval_lab.data.beir import load_dataset
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.dense import embed_texts
     from retrieval_lab.dense import EmbedderConfig, load_embedder
 

@@ -46,11 +46,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import run_experiment
 
     base = [f"dataset={args.dataset}", f"dataset.root={args.root}", "tracking.enabled=false"]
-    dataset = dataset_from_config(compose_config(base).dataset)
+    dataset = load_dataset(compose_config(base).dataset)
     rows = []
     for chunker in args.chunkers:
         seconds = chunking_seconds(chunker, dataset.corpus)

@@ -102,7 +102,7 @@ def hybrid(model: str, method: str, norm: str, alpha: float | None, weights: lis
            second: str | None = None, k1: float = 0.9, b: float = 0.4, rm3: bool = False) -> list[str]:
     out = ["retriever=hybrid", f"retriever.inputs.bm25.k1={k1}", f"retriever.inputs.bm25.b={b}",
            *rm3_overrides("retriever.inputs.bm25", rm3), *embedder_overrides(model),
-           f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}"]
+           f"retriever.fusion.name={method}", f"retriever.fusion.normalization={norm}"]
     if second:
         out += embedder_overrides(second, "dense2")
     if weights is not None:
@@ -179,10 +179,10 @@ class Evaluator:
 
     def __init__(self, name: str):
         from retrieval_lab.config import compose_config
-        from retrieval_lab.data import dataset_from_config
+        from retrieval_lab.data import load_dataset
 
         self.name = name
-        self.dataset = dataset_from_config(compose_config([f"dataset={name}"]).dataset)
+        self.dataset = load_dataset(compose_config([f"dataset={name}"]).dataset)
         self.memo: dict[tuple[str, ...], dict] = {}
         self.retrievers: dict[str, object] = {}
 

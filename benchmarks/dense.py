@@ -75,7 +75,7 @@ def overrides(group: str, backend: str, dataset: str, root: str) -> list[str]:
 
 def corpus_texts(dataset: str, root: str) -> list[str]:
     from retrieval_lab.chunking import whole_documents
-    from retrieval_lab.data.beir import load_dataset
+    from retrieval_lab.data import load_dataset
 
     return whole_documents(load_dataset(Path(root) / dataset, "test").corpus).texts
 
@@ -145,7 +145,7 @@ def cache_and_ann(results: Results, root: str) -> None:
     from retrieval_lab.cache import Cache
     from retrieval_lab.chunking import whole_documents
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data.beir import load_dataset
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.dense import DenseRetriever, embedder_config
     from retrieval_lab.dense.index import index_config
     from retrieval_lab.pipeline import run_experiment
@@ -184,7 +184,7 @@ def latency(results: Results, datasets: list[str], root: str, count: int = 50) -
     from retrieval_lab.cache import Cache
     from retrieval_lab.chunking import whole_documents
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data.beir import load_dataset
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.dense import DenseRetriever, embedder_config
     from retrieval_lab.dense.index import index_config
 

@@ -292,10 +292,11 @@ def mapped_qrels(qrels, to_doc_id=doc_id_of) -> dict[str, dict[str, int]]:
 def load_both(beir_overrides: list[str], folder: Path, questions: Path, cache_dir: str | None = None):
     """(BEIR dataset, folder dataset) as `run_experiment` would load them."""
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
 
-    beir = dataset_from_config(compose_config(beir_overrides).dataset, cache_dir)
-    own = dataset_from_config(compose_config(folder_overrides(beir_overrides, folder, questions)).dataset, cache_dir)
+    beir = load_dataset(compose_config(beir_overrides).dataset, cache_root=cache_dir)
+    own = load_dataset(compose_config(folder_overrides(beir_overrides, folder, questions)).dataset,
+                       cache_root=cache_dir)
     return beir, own
 
 
@@ -361,7 +362,7 @@ def attribute(beir_dataset, folder_dataset, config: list[str], base: list[str], 
 def main() -> None:
     from retrieval_lab.cache import default_cache_dir
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=["bm25", "wordllama"], choices=sorted(CONFIGS))
@@ -373,7 +374,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = (args.folder or default_cache_dir() / "folder-consistency" / "scifact-documents").expanduser().resolve()
     base = ["dataset=scifact"]
-    beir = dataset_from_config(compose_config(base).dataset)
+    beir = load_dataset(compose_config(base).dataset)
     start = time.perf_counter()
     paths = write_documents(beir.corpus, folder)
     questions = folder.parent / "scifact-test-questions.jsonl"

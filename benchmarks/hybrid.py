@@ -70,13 +70,13 @@ def selection_dataset(name: str, selection: str):
     from omegaconf import OmegaConf
 
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import Dataset, dataset_from_config
+    from retrieval_lab.data import Dataset, load_dataset
     from retrieval_lab.training.data import _heldout
     from retrieval_lab.types import Qrels
 
     if selection != "heldout":
-        return dataset_from_config(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": selection}))
-    train = dataset_from_config(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": "train"}))
+        return load_dataset(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": selection}))
+    train = load_dataset(OmegaConf.merge(compose_config([f"dataset={name}"]).dataset, {"split": "train"}))
     keep = {q for q in train.queries.ids if _heldout(q, 0.2, 0)}
     return Dataset(train.name, "train-heldout", train.path, train.corpus, train.queries.subset(keep),
                    Qrels({q: d for q, d in train.qrels.items() if q in keep}), train.ignore_identical_ids)
@@ -89,10 +89,10 @@ class Evaluator:
         from omegaconf import OmegaConf
 
         from retrieval_lab.config import compose_config
-        from retrieval_lab.data import dataset_from_config
+        from retrieval_lab.data import load_dataset
 
         self.name = name
-        self.datasets = {"test": dataset_from_config(compose_config([f"dataset={name}"]).dataset),
+        self.datasets = {"test": load_dataset(compose_config([f"dataset={name}"]).dataset),
                          "selection": selection_dataset(name, selection)}
         self.selection = selection
         self.extra = list(extra or [])  # overrides for every evaluation (e.g. chunker=fixed_tokens)
@@ -152,7 +152,7 @@ def hybrid_overrides(model: str, method: str = "convex", alpha: float | None = 0
                      weights: list[float] | None = None, extra_dense: str | None = None, depth: int = 100,
                      bm25: list[str] = ()) -> list[str]:
     out = ["retriever=hybrid", f"embedder.model={model}", f"embedder.name={model}",
-           f"retriever.fusion.method={method}", f"retriever.fusion.normalization={norm}",
+           f"retriever.fusion.name={method}", f"retriever.fusion.normalization={norm}",
            *(f"retriever.inputs.bm25.{setting}" for setting in bm25)]
     if depth != 100:  # the first-stage depth each input retrieves (conf/retriever/hybrid.yaml: 100)
         out.append(f"retriever.depth={depth}")
@@ -268,7 +268,7 @@ def cmd_rerank(args) -> None:
                                          "test_sample_queries": len(sample) if sample else len(test_ids)})
     print("first stage", {k: round(v["ndcg_at_10"], 4) for k, v in base.items()}, flush=True)
     for name in args.rerankers:
-        rr = ["reranker=cross_encoder", f"reranker.name={name}", f"reranker.model={name}",
+        rr = ["reranker=cross_encoder", f"reranker.model={name}",
               f"reranker.max_length={args.max_length}", f"reranker.batch_size={args.batch_size}"]
         grid = {}
         for depth in sorted(args.selection_depths, reverse=True):  # deepest first: shallower ones hit the cache

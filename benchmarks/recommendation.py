@@ -51,7 +51,7 @@ _L3 = ["embedder=minilm_l3"]
 
 
 def _hybrid(embedder: list[str], method: str, alpha: float) -> list[str]:
-    return ["retriever=hybrid", *embedder, f"retriever.fusion.method={method}", f"retriever.fusion.alpha={alpha}"]
+    return ["retriever=hybrid", *embedder, f"retriever.fusion.name={method}", f"retriever.fusion.alpha={alpha}"]
 
 
 # The fixed study: four BM25 variants, two dense models, eight hybrids (fusion weights 0.3 / 0.5 / 0.7 and RRF).

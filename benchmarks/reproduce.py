@@ -109,7 +109,7 @@ def reranks(pipeline: str) -> bool:
     """Whether the pipeline has a reranker (its gain over its own first stage is then reported)."""
     from retrieval_lab.config import compose_config
 
-    return compose_config(pipeline_overrides(pipeline)).reranker.get("type", "none") != "none"
+    return compose_config(pipeline_overrides(pipeline)).reranker.get("name", "none") != "none"
 
 
 def evaluate(overrides: list[str]) -> dict:

@@ -56,11 +56,11 @@ def pipeline(args) -> list[str]:
     out = [*PIPELINE, *args.first_stage]
     if not args.reranker:
         return out
-    return [*out, f"reranker.name={args.reranker}", f"reranker.model={args.reranker}"]
+    return [*out, f"reranker.model={args.reranker}"]
 
 
 def first_stage(args) -> list[str]:
-    return [*PIPELINE, *args.first_stage, "reranker.type=none", "reranker.name=none"]
+    return [*PIPELINE, *args.first_stage, "reranker.name=none"]
 
 
 def setting_overrides(args, backend: str, max_length: int, depth: int, interpolate: float) -> list[str]:
@@ -71,14 +71,14 @@ def setting_overrides(args, backend: str, max_length: int, depth: int, interpola
 def measure_cost(args, results: Results) -> None:
     """Per-query rerank and search latency of every backend x max_length x depth, score cache off."""
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import Retriever
     from retrieval_lab.pipeline.build import cache_for
     from retrieval_lab.pipeline.steps import RerankStep
     from retrieval_lab.rerank import make_scorer, reranker_config
 
     cfg = compose_config([*pipeline(args), "tracking.enabled=false"])
-    dataset = dataset_from_config(cfg.dataset)
+    dataset = load_dataset(cfg.dataset)
     retriever = Retriever(cfg, dataset.corpus)
     base = reranker_config(cfg.reranker)
     cache_root = cache_for(retriever.settings).root

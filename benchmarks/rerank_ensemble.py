@@ -31,7 +31,7 @@ from hybrid import Results, selection_dataset  # noqa: E402  (benchmarks/ is the
 from reproduce import paired_vs  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "rerank_ensemble.json"
-FIRST_STAGE = ["+experiments=best-scifact", "reranker.type=none", "reranker.name=none", "tracking.enabled=false"]
+FIRST_STAGE = ["+experiments=best-scifact", "reranker.name=none", "tracking.enabled=false"]
 
 
 class Mixture:
@@ -63,11 +63,11 @@ def scorers(models: list[str], cache_root):
 def split_runs(split: str):
     """(dataset, retriever, first-stage candidates) of one split."""
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import Retriever
 
     ds = selection_dataset("scifact", "heldout") if split == "selection" else \
-        dataset_from_config(compose_config(["dataset=scifact"]).dataset)
+        load_dataset(compose_config(["dataset=scifact"]).dataset)
     retriever = Retriever(compose_config(FIRST_STAGE), ds.corpus)
     return ds, retriever, retriever.retrieve(ds.queries).candidates
 

@@ -56,7 +56,7 @@ def measure(folder: Path, stage: str, cache_dir: Path) -> dict:
     """One configuration over one corpus, in this process: timings, memory, latency and quality."""
     from retrieval_lab.cache import Cache
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data.beir import load_dataset
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.evaluate import evaluate
     from retrieval_lab.pipeline.build import build_chain, first_stages, read_config
 
@@ -102,7 +102,8 @@ def ensure_corpus(folder: Path, like: str, docs: int, data_root: Path) -> float:
     """Generate the synthetic corpus unless present; seconds taken (0 when reused)."""
     if (folder / "corpus.jsonl").exists():
         return 0.0
-    from retrieval_lab.data.beir import load_dataset, load_queries
+    from retrieval_lab.data import load_dataset
+    from retrieval_lab.data.beir import load_queries
     from retrieval_lab.data.synthetic_corpus import fit, write_corpus
 
     source = load_dataset(data_root / like)

@@ -110,9 +110,9 @@ def main() -> int:
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # The code version in every configuration's resume hash, fixed at the start: an edit to the checkout during the
     # benchmark must not make the resumed sweep recompute (and count as duplicates) what the killed one finished.
-    from retrieval_lab.sweep.state import code_version
+    from retrieval_lab.sweep.state import source_revision
 
-    env["RETRIEVAL_LAB_CODE_VERSION"] = code_version()
+    env["RETRIEVAL_LAB_CODE_VERSION"] = source_revision()
     srv, port = work / "srv", free_port()
     results: dict = {"configs": CONFIGS, "uptime_before": os.popen("uptime").read().strip(), "scenarios": {}}
     try:

@@ -34,14 +34,14 @@ def main() -> None:
 
     from retrieval_lab.chunking.units import unit_spans_of
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import run_experiment
 
     rows = []
     for name in args.datasets:
         base = [f"dataset={name}", "retriever=bm25", "chunker=fixed_tokens", "tracking.enabled=false"]
         cfg = compose_config(base)
-        dataset = dataset_from_config(cfg.dataset, cfg.cache.dir)
+        dataset = load_dataset(cfg.dataset, cache_root=cfg.cache.dir)
         for size in args.sizes:
             for unit in args.units:
                 t0 = time.perf_counter()

@@ -42,7 +42,7 @@ import json, sys, time
 t0 = time.perf_counter()
 from retrieval_lab.config import compose_config
 from retrieval_lab.pipeline import run_experiment
-from retrieval_lab.sweep.job import load_dataset
+from retrieval_lab.data import load_dataset
 configs = json.loads(sys.argv[1])
 t_import = time.perf_counter() - t0
 t0 = time.perf_counter()

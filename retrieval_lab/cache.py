@@ -3,7 +3,7 @@
 An entry is a folder `<root>/<stage>/<key[:2]>/<key>/` with `.npy` arrays (memory-mapped on load), optional JSON
 payload and a `manifest.json` holding the inputs that produced it and, per file, its size, its sha256 and a sha256 of
 its edges (first and last EDGE bytes), all computed from the bytes as they are written. The key is a hash of the stage
-name, the stage's code version (CODE_VERSIONS) and those inputs, never of names or reprs, so two runs sharing a prefix
+name, the stage's version (STAGE_VERSIONS) and those inputs, never of names or reprs, so two runs sharing a prefix
 of the pipeline share its outputs and a changed stage never replays what its old code wrote.
 
 A hit is cheap: `load` checks that every array file exists with its recorded size and edges and that the `.npy`
@@ -41,10 +41,11 @@ MANIFEST = "manifest.json"
 PAYLOAD = "payload.json"
 TMP_PREFIX = ".tmp-"
 
-# Code version of every stage whose output is keyed with `content_key`; it is part of the key. Bump a stage's number
-# when its output changes for the same inputs (a fixed bug, a changed default inside the code), so entries the old
-# code wrote are never replayed. A stage missing here is a programming error: add it with version 1.
-CODE_VERSIONS = {
+# Version of every stage whose output is keyed with `content_key`; it is part of the key. Bump a stage's number when
+# its output changes for the same inputs (a fixed bug, a changed default inside the code), so entries the old code
+# wrote are never replayed. A stage missing here is a programming error: add it with version 1. (Not the lab's
+# source revision, which a sweep records per run: sweep/state.source_revision.)
+STAGE_VERSIONS = {
     "passages": 3,  # chunking (continues chunking's former CHUNKING_VERSION 2)
     "embeddings": 1,
     "indexes": 2,  # HNSW / IVF / IVF-PQ indexes (2: faiss.write_index files, IVF sized for N)
@@ -64,17 +65,18 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "retrieval-lab").expanduser()
 
 
-def code_version(stage: str) -> int:
+def stage_version(stage: str) -> int:
     try:
-        return CODE_VERSIONS[stage]
+        return STAGE_VERSIONS[stage]
     except KeyError:
-        raise ValueError(f"unknown cache stage {stage!r}: add it to CODE_VERSIONS in retrieval_lab/cache.py "
-                         f"(known: {', '.join(sorted(CODE_VERSIONS))})") from None
+        raise ValueError(f"unknown cache stage {stage!r}: add it to STAGE_VERSIONS in retrieval_lab/cache.py "
+                         f"(known: {', '.join(sorted(STAGE_VERSIONS))})") from None
 
 
 def content_key(stage: str, inputs: Any) -> str:
-    """sha256 over the stage name, its code version and a canonical JSON of the inputs (dict keys sorted)."""
-    blob = json.dumps({"stage": stage, "code_version": code_version(stage), "inputs": inputs}, sort_keys=True,
+    """sha256 over the stage name, its version and a canonical JSON of the inputs (dict keys sorted). The blob's
+    field keeps its first name, "code_version": renaming it would change every key and orphan every cache."""
+    blob = json.dumps({"stage": stage, "code_version": stage_version(stage), "inputs": inputs}, sort_keys=True,
                       default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -237,7 +239,7 @@ class Cache:
 
     def save(self, stage: str, key: str, arrays: dict[str, np.ndarray] | None = None, payload: Any = None,
              meta: dict | None = None, inputs: Any = None) -> None:
-        code_version(stage)  # an unknown stage fails before anything is written
+        stage_version(stage)  # an unknown stage fails before anything is written
         tmp = self._tmp_dir(stage, key)
         try:
             files = {f"{name}.npy": write_npy(tmp / f"{name}.npy", arr) for name, arr in (arrays or {}).items()}
@@ -256,7 +258,7 @@ class Cache:
         """Add the payload and the manifest (written last) to `tmp` and rename it into place."""
         if payload is not None:
             files[PAYLOAD] = write_bytes(tmp / PAYLOAD, json.dumps(payload).encode("utf-8"))
-        manifest = {"stage": stage, "key": key, "code_version": code_version(stage), "created": time.time(),
+        manifest = {"stage": stage, "key": key, "stage_version": stage_version(stage), "created": time.time(),
                     "files": files, "meta": meta or {}, "inputs": inputs}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
         final = self._dir(stage, key)

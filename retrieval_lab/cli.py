@@ -31,7 +31,7 @@ TRAIN_COMMANDS = {
 
 def _hydra(command: str, overrides: list[str]) -> int:
     from retrieval_lab import app
-    from retrieval_lab.config import cache_dirs_in
+    from retrieval_lab.config import cache_dirs_in, check_renamed_keys
     from retrieval_lab.paths import hydra_search_path
 
     misplaced = [o for o in overrides if o in VERBOSE_FLAGS]
@@ -49,6 +49,7 @@ def _hydra(command: str, overrides: list[str]) -> int:
         except LabError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    check_renamed_keys([o for o in overrides if not o.startswith("hydra.")])
     argv = [f"retrieval-lab {command}", *overrides]
     if not any(o.startswith("hydra.searchpath") for o in overrides):
         # registered models' options (embedder=<name>) live in <cache>/conf of the cache the run uses

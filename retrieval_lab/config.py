@@ -114,6 +114,32 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list:
         raise ConfigError("overrides", f"cannot parse {' '.join(overrides)}: {exc}", OVERRIDE_GRAMMAR) from None
 
 
+# Keys renamed so that every stage is chosen by `name`: old key -> new key. Stored configs (exports, logged runs) are
+# migrated on read (pipeline/migrate.py); a command line or config file still using an old key is an error naming the
+# new one.
+RENAMED_KEYS = {"retriever.fusion.method": "retriever.fusion.name", "reranker.type": "reranker.name"}
+
+
+def renamed_key_error(old: str, value: Any = None) -> ConfigError:
+    new = RENAMED_KEYS[old]
+    shown = "VALUE" if value is None else value
+    return ConfigError(old, f"renamed to {new}: every stage is chosen by its name", f"use {new}={shown}")
+
+
+def check_renamed_keys(overrides: list[str] | tuple[str, ...]) -> None:
+    """A command-line override of a renamed key (`retriever.fusion.method=rrf`) is an error naming the new key."""
+    try:
+        parsed = parse_overrides([o for o in overrides if "=" in o and not o.startswith("-")])
+    except ConfigError:  # malformed: Hydra reports it with its grammar
+        return
+    for override in parsed:
+        key = override.key_or_group.split("@")[0]
+        if key in RENAMED_KEYS and not override.is_delete():
+            value = (",".join(override.sweep_string_iterator()) if override.is_sweep_override()
+                     else override.get_value_element_as_str())
+            raise renamed_key_error(key, value)
+
+
 def cache_dirs_in(overrides: list[str] | tuple[str, ...]) -> list[str | None]:
     """The cache roots a command line asks for: each `cache.dir=` value (every value of a sweep), or `[None]` for
     the default root ($RETRIEVAL_LAB_CACHE or ~/.cache/retrieval-lab)."""
@@ -139,6 +165,7 @@ def compose(config_name: str, overrides: list[str] | tuple[str, ...] = (),
     from retrieval_lab.paths import conf_dir, hydra_search_path
 
     overrides = list(overrides)
+    check_renamed_keys(overrides)
     if not any(o.startswith("hydra.searchpath") for o in overrides):
         overrides.append(f"hydra.searchpath={hydra_search_path(cache_dirs or cache_dirs_in(overrides))}")
     GlobalHydra.instance().clear()

@@ -18,14 +18,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from retrieval_lab import tracking
 from retrieval_lab.pipeline.export import evaluate_hints, export_run, read_export
 from retrieval_lab.errors import LabError
+from retrieval_lab.evaluate import leaderboard
 from retrieval_lab.evaluate.crossval import cross_validate, highest_mean, query_folds
 from retrieval_lab.evaluate.significance import (TESTS, Margin, Recommendation, mean_interval, power_lines,
-                                                 recommend, select_noninferior)
+                                                 select_noninferior)
 from retrieval_lab.tracking import per_query_values
 
 __all__ = ["COST", "Candidate", "Ranking", "finished_runs", "per_query_values", "rank", "ranking_from",
@@ -162,22 +161,19 @@ def ranking_from(candidates: list[Candidate], metric: str, margin: Margin | None
     is an error naming it: compared on fewer questions its mean would not be comparable."""
     if not candidates:
         raise LabError("no configuration to rank")
-    every = set().union(*(c.per_query for c in candidates))
-    if not every:
-        raise LabError(f"no run has a value of '{metric}' for any question: nothing to compare")
-    for c in candidates:
-        missing = sorted(every - set(c.per_query))
-        if missing:
-            raise LabError(
-                f"run '{c.name}' ({c.run_id}) has no '{metric}' for {len(missing)} of the {len(every)} questions the "
-                f"other runs were evaluated on (e.g. {', '.join(missing[:3])}): its mean is not comparable\n"
-                f"  fix: re-run that configuration on the whole question set, or delete the run "
-                f"(mlflow runs delete --run-id {c.run_id}) so that best leaves it out")
-    qids = sorted(every)
-    matrix = np.array([[c.per_query[q] for q in qids] for c in candidates], dtype=np.float64)
-    rec = recommend([c.name for c in candidates], matrix, [c.cost for c in candidates], metric, margin, alpha, test,
-                    trials, resamples)
-    return Ranking(rec, [candidates[row.index] for row in rec.rows])
+    try:
+        board = leaderboard.rank(candidates, metric, lambda c: c.per_query, lambda c: c.name, lambda c: c.cost,
+                                 margin, alpha, test, trials, resamples)
+    except leaderboard.DifferentQuestions as exc:
+        if not exc.missing:
+            raise LabError(f"no run has a value of '{metric}' for any question: nothing to compare") from None
+        c, missing = exc.missing[0]
+        raise LabError(
+            f"run '{c.name}' ({c.run_id}) has no '{metric}' for {len(missing)} of the {exc.questions} questions the "
+            f"other runs were evaluated on (e.g. {', '.join(missing[:3])}): its mean is not comparable\n"
+            f"  fix: re-run that configuration on the whole question set, or delete the run "
+            f"(mlflow runs delete --run-id {c.run_id}) so that best leaves it out") from None
+    return Ranking(board.recommendation, board.entries)
 
 
 def cross_validated(ranking: Ranking, folds: int, seed: int = 0) -> list[CrossValidated]:

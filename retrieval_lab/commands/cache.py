@@ -33,12 +33,12 @@ def _human(n: float) -> str:
 
 
 def _cache(args):
-    from retrieval_lab.cache import CODE_VERSIONS, Cache
+    from retrieval_lab.cache import STAGE_VERSIONS, Cache
 
     cache = Cache(args.dir)
     stage = getattr(args, "stage", None)
-    if stage is not None and stage not in CODE_VERSIONS and not (cache.root / stage).is_dir():
-        raise LabError(f"--stage {stage}: no such cache stage (known: {', '.join(sorted(CODE_VERSIONS))})")
+    if stage is not None and stage not in STAGE_VERSIONS and not (cache.root / stage).is_dir():
+        raise LabError(f"--stage {stage}: no such cache stage (known: {', '.join(sorted(STAGE_VERSIONS))})")
     return cache
 
 

@@ -9,7 +9,6 @@ copied) is reported beside it. The questions files and `calibration.json` are wr
 """
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -79,35 +78,38 @@ def _yes(flag: bool) -> str:
 
 
 def study_configurations(study: str, overrides: list[str] | tuple[str, ...] = ()) -> list[Configuration]:
-    """The configurations `retrieval-lab sweep STUDY OVERRIDES` would run: the grid of the study's
-    `hydra.sweeper.params` and of any sweep (`key=a,b`) among the overrides, each named by its swept values."""
+    """The configurations `retrieval-lab sweep STUDY OVERRIDES` runs, in its order: Hydra's basic sweeper expands
+    the study's `hydra.sweeper.params` followed by the command line (a key given there replaces the study's sweep of
+    it). Each is named by its swept values: the study's parameters and the command line's sweeps (`key=a,b`)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
     from retrieval_lab.commands import expand_study
     from retrieval_lab.config import compose, parse_overrides
 
-    selected = expand_study([study])
-    parsed = parse_overrides(list(overrides))
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    swept = {o.input_line.split("=", 1)[0]: o.input_line.split("=", 1)[1] for o in parsed if o.is_sweep_override()}
-    node = compose("config", [*selected, *fixed], hydra_node=True)
-    given = {o.key_or_group for o in parsed}  # a key given on the command line replaces the study's sweep of it
-    params = {str(k): str(v) for k, v in (node.hydra.sweeper.params or {}).items()
-              if str(k).lstrip("+~") not in given}
-    params.update(swept)
-    if not params:
+    arguments = [*expand_study([study]), *overrides]
+    fixed = [o.input_line for o in parse_overrides(arguments) if not o.is_sweep_override()]
+    node = compose("config", fixed, hydra_node=True)
+    params = [f"{k}={v}" for k, v in (node.hydra.sweeper.params or {}).items()]
+    grid = parse_overrides([*params, *arguments])  # what BasicSweeper.sweep parses
+    last = {o.get_key_element(): (i < len(params), o) for i, o in enumerate(grid)}
+    named = [key for key, (from_study, o) in last.items() if from_study or o.is_sweep_override()]
+    if not named:
         raise LabError(f"study '{study}' sweeps nothing (no hydra.sweeper.params and no key=a,b override): there "
                        "is no ranking to calibrate\n  fix: name a study with several configurations (e.g. "
                        "calibration), or sweep a key: retriever.k1=0.6,0.9,1.2")
-    dimensions = []
-    for key, value in params.items():
-        override = parse_overrides([f"{key}={value}"])[0]
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [str(override.value())]
-        dimensions.append([(key, v) for v in values])
+    try:
+        [batch] = BasicSweeper.split_arguments(grid, None)
+    except HydraException as exc:  # a range or interval sweep: the basic sweeper runs discrete values only
+        raise LabError(f"calibrate: {exc}\n  fix: list the values (key=a,b,c)") from None
     configurations = []
-    for combination in itertools.product(*dimensions):
+    for combination in batch:
+        values = [item.split("=", 1) for item in combination]
+        shown = [(key, value) for key, value in values if key in named]
         # one swept option of a config group (+experiments/calibration=bm25): its name; else k1=0.9 b=0.4
-        name = (combination[0][1] if len(combination) == 1 and "." not in combination[0][0]
-                else " ".join(f"{k.lstrip('+~').split('.')[-1].split('/')[-1]}={v}" for k, v in combination))
-        configurations.append(Configuration(name, [*selected, *fixed, *(f"{k}={v}" for k, v in combination)]))
+        name = (shown[0][1] if len(shown) == 1 and "." not in shown[0][0]
+                else " ".join(f"{k.lstrip('+~').split('.')[-1].split('/')[-1]}={v}" for k, v in shown))
+        configurations.append(Configuration(name, list(combination)))
     return configurations
 
 
@@ -118,7 +120,7 @@ def calibrate(study: str, dataset: str, generators: dict[str, tuple[str, dict]],
     """Rank the study's configurations on `dataset`'s real queries and on each generator's questions.
     `generators`: label -> (generator name, its options)."""
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config, load_dataset
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.data.synth import make_generator
     from retrieval_lab.data.synth.build import lexical_figures, write_questions_file
     from retrieval_lab.evaluate.calibration import Leaderboard, agreement
@@ -141,7 +143,7 @@ def calibrate(study: str, dataset: str, generators: dict[str, tuple[str, dict]],
         raise LabError(f"--reference {reference}: no configuration of study '{study}' has that name (they are: "
                        f"{', '.join(names)})\n  fix: pass --reference with the BM25 configuration's name")
     cfg = compose_config(configurations[0].overrides)
-    real = dataset_from_config(cfg.dataset, cfg.cache.dir)
+    real = load_dataset(cfg.dataset, cache_root=cfg.cache.dir)
     folder = Path(out or Path("outputs") / "calibrate" / f"{study}-{real.name}")
     folder.mkdir(parents=True, exist_ok=True)
 

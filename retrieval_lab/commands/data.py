@@ -158,7 +158,8 @@ def cmd_data_synth_corpus(args) -> int:
     from pathlib import Path
 
     from retrieval_lab.data import data_root
-    from retrieval_lab.data.beir import load_dataset, load_queries
+    from retrieval_lab.data import load_dataset
+    from retrieval_lab.data.beir import load_queries
     from retrieval_lab.data.synthetic_corpus import fit, write_corpus
 
     root = data_root(args.root)

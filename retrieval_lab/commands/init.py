@@ -212,7 +212,7 @@ def cmd_init(args) -> int:
     result = import_named(folder, name, data_root(args.root), personal, include=include, questions=args.questions)
     report = result.report
     if args.questions:  # every question must resolve in the imported documents before a study is written
-        from retrieval_lab.data.beir import load_dataset
+        from retrieval_lab.data import load_dataset
 
         load_dataset(report.dest, name=name, questions=Path(args.questions).expanduser())
     check = FolderCheck(formats=formats, twins=twins, include=include)

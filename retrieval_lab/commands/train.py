@@ -34,7 +34,7 @@ def experiment_first_stage(experiment: str, tq: TrainingQueries, depth: int,
     known = sorted(p.stem for folder in study_dirs() for p in folder.glob("*.yaml"))
     if experiment not in known:
         raise ConfigError("negatives_from", f"no experiment '{experiment}'", f"use bm25 or one of: {', '.join(known)}")
-    overrides = [f"+experiments={experiment}", "reranker.type=none", "reranker.name=none",
+    overrides = [f"+experiments={experiment}", "reranker.name=none",
                  "tracking.enabled=false"]
     if cache_dir is not None:
         overrides.append(f"cache.dir={cache_dir}")

@@ -1,18 +1,26 @@
-"""Datasets: BEIR folders, zips or URLs, resolved from the `dataset` config group."""
+"""Datasets: BEIR folders, zips or URLs, resolved from the `dataset` config group.
+
+`load_dataset` is the one loader: every command, the sweep and the benchmarks call it, with a `dataset` config node
+or a BEIR folder. It keeps the last few datasets it returned, keyed on what they were read from (the folder's files
+and the questions file, by path, size and modification time, plus split, name and options), so a sweep of N
+configurations reads its dataset once per process and a changed file is read again.
+"""
 from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 from retrieval_lab.cache import default_cache_dir
-from retrieval_lab.data.beir import Dataset, available_splits, load_dataset
+from retrieval_lab.data.beir import Dataset, available_splits, read_dataset
 from retrieval_lab.data.folder import holds_documents, is_import, supported_suffixes
 from retrieval_lab.data.import_cache import import_into_cache
 from retrieval_lab.data.pull import pull, unpack_zip
 from retrieval_lab.errors import ConfigError, DataError
 
-__all__ = ["Dataset", "load_dataset", "dataset_from_config", "data_root", "dataset_name", "available_splits", "pull"]
+__all__ = ["Dataset", "load_dataset", "data_root", "dataset_name", "available_splits", "pull"]
 
 DATA_ENV = "RETRIEVAL_LAB_DATA"
 
@@ -109,9 +117,35 @@ def questions_path(cfg) -> Path | None:
                       "project home), or dataset.questions=null for the dataset's own queries and qrels")
 
 
-def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:
-    """The dataset a `dataset` config node names; with `dataset.questions` its queries, qrels and span gold come
-    from that questions file (see questions_path), for any corpus."""
+MEMO_SIZE = 4  # datasets kept per process: a sweep over a few datasets in any order reads each once
+_MEMO: OrderedDict[tuple, Dataset] = OrderedDict()
+
+
+def load_dataset(source, split: str | None = None, *, name: str | None = None,
+                 ignore_identical_ids: bool | None = None, questions: str | Path | None = None,
+                 cache_root: str | Path | None = None) -> Dataset:
+    """The dataset of `source`, read once per content.
+
+    `source` is a `dataset` config node (name or path, split, questions, ignore_identical_ids; a zip, URL or folder
+    of documents is unpacked or imported under `cache_root`, the run's `cache.dir`, else the default cache) or a
+    BEIR folder, read with `split` (default test), `name` (default: the folder's), `ignore_identical_ids` and
+    `questions` (a questions file whose queries, qrels and span gold replace the folder's). A dataset read before
+    from the same files (path, size, modification time), split, name and options is returned again, not re-read."""
+    if isinstance(source, Mapping):  # a config node (DictConfig is a Mapping)
+        given = {"split": split, "name": name, "ignore_identical_ids": ignore_identical_ids, "questions": questions}
+        if any(v is not None for v in given.values()):
+            raise TypeError(f"load_dataset: a config node carries its own settings; got "
+                            f"{', '.join(k for k, v in given.items() if v is not None)} beside it")
+        return _load_node(source, cache_root)
+    return _load_folder(Path(source), split or "test", name, bool(ignore_identical_ids), questions)
+
+
+def forget_datasets() -> None:
+    """Drop every dataset kept by load_dataset (the next call reads its files)."""
+    _MEMO.clear()
+
+
+def _load_node(cfg, cache_root) -> Dataset:
     questions = questions_path(cfg)
     name, folder = dataset_folder(cfg, cache_root)
     if questions is None and is_import(folder):  # name the user's folder, not the import in the cache
@@ -120,6 +154,34 @@ def dataset_from_config(cfg, cache_root: str | Path | None = None) -> Dataset:
                         fix="set dataset.questions=FILE, a .jsonl or .csv of questions with evidence quotes or docs "
                             "(README: own documents); write one with `retrieval-lab judge` or `retrieval-lab data "
                             "synth`")
-    return load_dataset(folder, split=cfg.split, name=name,
-                        ignore_identical_ids=bool(cfg.get("ignore_identical_ids", False)),
-                        questions=questions or None)
+    return _load_folder(folder, str(cfg.split), name, bool(cfg.get("ignore_identical_ids", False)), questions)
+
+
+def _load_folder(folder: Path, split: str, name: str | None, ignore_identical_ids: bool,
+                 questions: str | Path | None) -> Dataset:
+    if not folder.is_dir():  # the reader says what is missing and how to fix it
+        return read_dataset(folder, split, name, ignore_identical_ids, questions)
+    name = name or folder.name
+    key = (str(folder.resolve()), _files_stamp(folder), split, name, ignore_identical_ids,
+           None if questions is None else (str(Path(questions).resolve()), _file_stamp(Path(questions))))
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    dataset = read_dataset(folder, split, name, ignore_identical_ids, questions)
+    _MEMO[key] = dataset
+    while len(_MEMO) > MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return dataset
+
+
+def _file_stamp(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:  # missing: the reader reports it
+        return (str(path), None, None)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _files_stamp(folder: Path) -> tuple:
+    """Every file under the folder by relative path, size and modification time: any change reads it again."""
+    return tuple(sorted((str(p.relative_to(folder)), *_file_stamp(p)[1:]) for p in folder.rglob("*") if p.is_file()))

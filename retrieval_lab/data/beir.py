@@ -160,9 +160,10 @@ def available_splits(folder: Path) -> list[str]:
     return sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
 
 
-def load_dataset(folder: str | Path, split: str = "test", name: str | None = None,
+def read_dataset(folder: str | Path, split: str = "test", name: str | None = None,
                  ignore_identical_ids: bool = False, questions: str | Path | None = None) -> Dataset:
-    """A BEIR folder's split; with `questions` (a JSONL or CSV file, data/question_file.py) the queries, qrels and span
+    """Read a BEIR folder's split from its files (callers use `retrieval_lab.data.load_dataset`, which keeps what it
+    read); with `questions` (a JSONL or CSV file, data/question_file.py) the queries, qrels and span
     gold come from that file instead, and the folder needs only its corpus. Without it, rationale sentence indices
     in the queries' metadata (SciFact) become the span gold."""
     folder = Path(folder)

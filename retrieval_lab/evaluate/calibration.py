@@ -38,9 +38,10 @@ class Leaderboard:
         return {name: float(row.mean()) if row.size else 0.0 for name, row in zip(self.names, self.per_query)}
 
     def order(self) -> list[str]:
-        """Best first; equal means in the order the configurations were given."""
-        means = self.means
-        return sorted(self.names, key=lambda n: (-means[n], self.names.index(n)))
+        """Best first; equal means in the order the configurations were given (the leaderboard's order)."""
+        from retrieval_lab.evaluate.significance import order_by_mean
+
+        return [self.names[i] for i in order_by_mean(list(self.means.values()))]
 
     def rank(self, name: str) -> int:
         """1 for the best configuration."""
@@ -48,13 +49,13 @@ class Leaderboard:
 
     def top_group(self, alpha: float = 0.05, trials: int = 10000, test: str = "randomization") -> list[str]:
         """The top configuration and every one not significantly worse than it (paired test over the queries
-        against the top, Holm-corrected over the comparisons), best first."""
-        from retrieval_lab.evaluate.significance import against_top
+        against the top, Holm-corrected over the comparisons), best first: the one leaderboard's top group."""
+        from retrieval_lab.evaluate.leaderboard import rank
 
-        order = self.order()
-        rows = {name: row for name, row in zip(self.names, self.per_query)}
-        _, adjusted = against_top(rows[order[0]], [rows[n] for n in order[1:]], test, trials)
-        return [order[0], *(n for n, p in zip(order[1:], adjusted) if p >= alpha)]
+        rows = dict(zip(self.names, self.per_query))
+        board = rank(self.names, self.label, lambda n: dict(enumerate(rows[n].tolist())), lambda n: n,
+                     alpha=alpha, test=test, trials=trials)
+        return board.top_group()
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Fusion of first-stage runs (BM25 + dense, dense + dense, ...): methods and normalizations selected by name.
 
-`FUSIONS[name](runs, config)` -> fused Run. Fusion is cheap and works on cached first-stage runs, so sweeping its
+`FUSIONS[retriever.fusion.name](runs, config)` -> fused Run. Fusion is cheap and works on cached first-stage runs, so sweeping its
 settings never searches or encodes again (see `pipeline.chain`).
 """
 from __future__ import annotations
@@ -18,14 +18,14 @@ from retrieval_lab.types import Run
 
 @dataclass(frozen=True)
 class FusionConfig:
-    method: str = "convex"  # rrf | convex
+    name: str = "convex"  # rrf | convex
     alpha: float | None = 0.6  # two inputs: weight of the first (the second gets 1 - alpha); as in the hybrid conf
     weights: list[float] | None = None  # one weight per input, in input order (overrides alpha)
     normalization: str = "minmax"  # convex only: minmax | zscore | max | sum | rank
     k: float = 60.0  # rrf only: rank offset
 
     def validate(self, inputs: int, prefix: str = "retriever.fusion") -> None:
-        check_choice(f"{prefix}.method", self.method, FUSIONS)
+        check_choice(f"{prefix}.name", self.name, FUSIONS)
         check_choice(f"{prefix}.normalization", self.normalization, NORMALIZATIONS)
         if self.weights is not None:
             if len(self.weights) != inputs:
@@ -35,10 +35,10 @@ class FusionConfig:
                 raise ConfigError(f"{prefix}.weights", f"weights must be >= 0 and not all 0, got {self.weights}")
         elif self.alpha is not None and inputs == 2 and not 0 <= self.alpha <= 1:
             raise ConfigError(f"{prefix}.alpha", f"must be within [0, 1], got {self.alpha}")
-        elif self.method == "convex" and self.alpha is not None and inputs != 2:
+        elif self.name == "convex" and self.alpha is not None and inputs != 2:
             raise ConfigError(f"{prefix}.alpha", f"alpha mixes two inputs, this hybrid has {inputs}",
                               f"set {prefix}.weights (one per input) and {prefix}.alpha=null")
-        if self.method == "rrf" and not self.k >= 0:
+        if self.name == "rrf" and not self.k >= 0:
             raise ConfigError(f"{prefix}.k", f"must be >= 0, got {self.k}")
 
     def input_weights(self, inputs: int) -> list[float]:
@@ -64,7 +64,7 @@ def fuse(runs: list[Run], config: FusionConfig) -> Run:
     """One fused run from several (a single run passes through unchanged)."""
     if len(runs) == 1:
         return runs[0]
-    return FUSIONS[config.method](runs, config)
+    return FUSIONS[config.name](runs, config)
 
 
 # ------------------------------------------------------------------------------------ the hybrid retriever's config

@@ -27,6 +27,7 @@ from retrieval_lab.pipeline.chain import Chain
 from retrieval_lab.pipeline.step import Step
 from retrieval_lab.pipeline.steps import (DocumentsStep, FirstStage, FirstStageStep, FusionStep, RerankStep,
                                           UnitsStep)
+from retrieval_lab.pipeline.migrate import reject_renamed_keys
 from retrieval_lab.pipeline.trace import DOCUMENTS, FUSION, RERANK, UNITS
 from retrieval_lab.rerank import RerankerConfig, make_scorer, reranker_config
 from retrieval_lab.sparse import BM25, BM25Config
@@ -212,6 +213,7 @@ def first_stage_specs(cfg: DictConfig) -> list[FirstStageSpec]:
 
 def read_config(cfg: DictConfig) -> PipelineConfig:
     """Typed step configs; raises `ConfigError` naming the key for anything invalid (no data is loaded)."""
+    reject_renamed_keys(cfg)  # an old stage key (fusion `method`, reranker `type`): the error names the new one
     settings = typed(EvalSettings, cfg.get("eval") or {}, "eval")
     settings.validate()
     chunker_name, chunker = chunker_config(cfg.get("chunker") or {"name": "none"})

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages, chunk_stats, truncated_chunks
 from retrieval_lab.chunking.units import unit_spans_of
-from retrieval_lab.data import Dataset, dataset_from_config
+from retrieval_lab.data import Dataset, load_dataset
 from retrieval_lab.data.folder import is_import, skipped_files
 from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.judged import pool_metrics
@@ -41,7 +41,7 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     cache = cache or cache_for(settings)
     stages = first_stages(settings, cache)  # config errors and missing models surface before the data loads
     check_required_models(cfg, cache.root, unused_config_groups(cfg))  # a model of `requires` not trained yet
-    dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset, settings.cache_dir)
+    dataset = dataset if dataset is not None else load_dataset(cfg.dataset, cache_root=settings.cache_dir)
     check_config_models(cfg, dataset.name, dataset.split, dataset.queries.ids)  # LeakageError: trained on these
     retriever = Retriever(cfg, dataset.corpus, cache, settings, stages)
     trace = retriever.retrieve(dataset.queries)

@@ -21,10 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import cache_dirs_in, compose_over
-from retrieval_lab.data import data_root, dataset_folder, dataset_from_config
+from retrieval_lab.data import data_root, dataset_folder, load_dataset
 from retrieval_lab.data.places import source_root
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.pipeline.build import first_stages, read_config
+from retrieval_lab.pipeline.migrate import migrate_config
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.rerank import make_scorer
 from retrieval_lab.tracking import flatten
@@ -89,10 +90,10 @@ def export_run(client, run_id: str, path: Path, selection: dict | None = None) -
             local = client.download_artifacts(run_id, "config.yaml", tmp)
         except Exception as exc:
             raise LabError(f"run {run_id} has no config.yaml artifact ({exc})") from exc
-        config = yaml.safe_load(Path(local).read_text())
+        config = migrate_config(yaml.safe_load(Path(local).read_text()))  # a run logged before a key's rename
     check_targets(config)
     cfg = OmegaConf.create(config)
-    dataset = dataset_from_config(cfg.dataset)
+    dataset = load_dataset(cfg.dataset)
     logged_hash = run.data.tags.get("dataset_hash", "")
     if logged_hash and not dataset.fingerprint.startswith(logged_hash):
         raise LabError(f"the dataset at {dataset.path} differs from the one run {run_id} was evaluated on "
@@ -152,6 +153,7 @@ def read_export(path: str | Path) -> dict:
         raise LabError(f"{path}: 'config' must be a mapping")
     check_targets(data["config"], "config")
     check_targets({k: v for k, v in data.items() if k != "config"}, "export")
+    data["config"] = migrate_config(data["config"])  # written before a stage key's rename: loads as it ran
     return data
 
 
@@ -298,7 +300,7 @@ def load_retriever(path: str | Path, overrides: list[str] = ()):
     """The frozen configuration as a ready `Retriever` over its dataset's corpus: `.search("query", k=10)`."""
     export = read_export(path)
     cfg = config_from_export(export, overrides)
-    dataset = dataset_from_config(cfg.dataset)
+    dataset = load_dataset(cfg.dataset)
     recorded = (export.get("dataset") or {}).get("hash")
     if recorded and not overrides and dataset.fingerprint != recorded:
         log.warning("dataset %s differs from the one the export was evaluated on (hash %s, recorded %s)",

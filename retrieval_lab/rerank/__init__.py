@@ -3,7 +3,7 @@
 `reranker.depth` (N) is set apart from the first-stage depth and from the final k (`eval.depth`): only the top N
 are rescored, the remainder keeps its first-stage order underneath. `reranker.interpolate` (w) mixes the min-max
 normalized first-stage score into the min-max normalized reranker score, `(1 - w) * rerank + w * first_stage`; 0 is
-a pure reranker. Rerankers are selected by `reranker.type` from `RERANKERS`; `none` switches the stage off.
+a pure reranker. Rerankers are selected by `reranker.name` from `RERANKERS`; `none` switches the stage off.
 """
 from __future__ import annotations
 
@@ -25,16 +25,15 @@ from retrieval_lab.served import check_served_settings
 
 @dataclass(frozen=True)
 class RerankerConfig:
-    name: str = "none"  # label (runs, tables); `none` = no reranking
-    type: str = "none"  # none | cross_encoder
-    model: str | None = None  # HF name, local folder or registered name; default: `name`
+    name: str = "none"  # none (no reranking) | cross_encoder | http
+    model: str | None = None  # HF name, local folder or registered name (cross_encoder); the served name (http)
     depth: int = 20  # passages rescored per query
     batch_size: int = 32
     max_length: int | None = 512  # tokens of query + passage
     backend: str = "torch"  # torch | onnx (exported once, the torch scores) | onnx_int8 (dynamic int8, faster)
     interpolate: float = 0.0  # weight of the first-stage score mixed in (0 = reranker only)
     threads: int | None = None
-    # type http (reranker=http): a served /rerank API, rerank/http.py; batch_size = documents per request
+    # name http (reranker=http): a served /rerank API, rerank/http.py; batch_size = documents per request
     base_url: str | None = None  # e.g. https://api.cohere.com/v2, http://127.0.0.1:7997
     api: str = "cohere"  # cohere (Cohere, Jina, Voyage, infinity, vLLM) | tei (Hugging Face TEI)
     api_key_env: str | None = None  # environment variable holding the key (Bearer); null: no key
@@ -45,10 +44,10 @@ class RerankerConfig:
 
     @property
     def active(self) -> bool:
-        return self.type != "none" and self.name != "none"
+        return self.name != "none"
 
     def validate(self, prefix: str = "reranker") -> None:
-        check_choice(f"{prefix}.type", self.type, RERANKERS)
+        check_choice(f"{prefix}.name", self.name, RERANKERS)
         if self.depth <= 0:
             raise ConfigError(f"{prefix}.depth", f"must be a positive integer, got {self.depth}")
         if self.batch_size <= 0:
@@ -58,8 +57,12 @@ class RerankerConfig:
             raise ConfigError(f"{prefix}.max_length", f"must be a positive integer or null, got {self.max_length}")
         if not 0 <= self.interpolate <= 1:
             raise ConfigError(f"{prefix}.interpolate", f"must be within [0, 1], got {self.interpolate}")
-        if self.type == "http":
+        if self.name == "http":
             self._validate_http(prefix)
+        elif self.name == "cross_encoder" and not self.model:
+            raise ConfigError(f"{prefix}.model", "a cross-encoder reranker needs a model",
+                              f"set {prefix}.model=cross-encoder/ms-marco-MiniLM-L6-v2 (a Hugging Face name, a local "
+                              "folder or a name registered by `retrieval-lab train-reranker`)")
 
     def _validate_http(self, prefix: str) -> None:
         check_choice(f"{prefix}.api", self.api, HTTP_APIS, what="request shapes of a served /rerank")
@@ -79,17 +82,17 @@ def reranker_config(node, prefix: str = "reranker") -> RerankerConfig:
 
 
 def _cross_encoder(config: RerankerConfig, cache_root, cache_enabled: bool):
-    return CrossEncoderScorer(config.model or config.name, config.batch_size, config.max_length, config.threads,
+    return CrossEncoderScorer(config.model, config.batch_size, config.max_length, config.threads,
                               cache_root, cache_enabled, config.backend)
 
 
-# type -> factory(config, cache root, cache enabled) -> scorer with `.identity` and `.score(pairs) -> (scores, stats)`:
+# name -> factory(config, cache root, cache enabled) -> scorer with `.identity` and `.score(pairs) -> (scores, stats)`:
 # the stats of that call (`pairs_computed`, `seconds_per_pair`; a served model's tokens, cost, requests, retries)
 RERANKERS: dict[str, Callable | None] = {"none": None, "cross_encoder": _cross_encoder, "http": HttpRerankScorer}
 
 
 def make_scorer(config: RerankerConfig, cache_root: str | Path | None = None, cache_enabled: bool = True):
-    return RERANKERS[config.type](config, cache_root, cache_enabled)
+    return RERANKERS[config.name](config, cache_root, cache_enabled)
 
 
 def rerank(run: Run, queries: Queries, text_of: dict[str, str], scorer, depth: int, interpolate: float = 0.0

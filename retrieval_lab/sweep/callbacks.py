@@ -24,11 +24,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab import tracking
+from retrieval_lab.data import load_dataset
 from retrieval_lab.errors import LabError
-from retrieval_lab.sweep.job import load_dataset
 from retrieval_lab.sweep.report import collect_rows, console_leaderboard, recommendation_of, write_parent_report
 from retrieval_lab.sweep.resume import mark_orphans
-from retrieval_lab.sweep.state import SweepContext, code_version, host, maybe_fault, read_records
+from retrieval_lab.sweep.state import SweepContext, host, maybe_fault, read_records, source_revision
 
 log = logging.getLogger("retrieval_lab.sweep")
 
@@ -117,7 +117,7 @@ class SweepCallback(Callback):
         state_dir = Path(str(config.hydra.sweep.dir)).resolve() / ".sweep" / sweep_id
         state_dir.mkdir(parents=True, exist_ok=True)
         total = count_jobs(config)
-        version = code_version()
+        version = source_revision()
         dataset_name, dataset_hash = self._dataset_identity(config)
         overrides = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
         sweep_params = dict(OmegaConf.select(config, "hydra.sweeper.params", default={}) or {})
@@ -136,7 +136,7 @@ class SweepCallback(Callback):
 
         self.ctx = SweepContext(sweep_id=sweep_id, parent_run_id=parent.info.run_id, experiment_id=experiment_id,
                                 experiment=experiment, study=study, state_dir=str(state_dir), total=total,
-                                started=time.time(), code_version=version, keys=",".join(swept_keys(config)),
+                                started=time.time(), source_revision=version, keys=",".join(swept_keys(config)),
                                 tracking_uri=tracking.tracking_uri(self.node))
         os.environ.update(self.ctx.to_env())
         os.environ["RETRIEVAL_LAB_SWEEP_METRIC"] = self.metric
@@ -154,7 +154,7 @@ class SweepCallback(Callback):
         if any(key == "dataset" or key.startswith("dataset.") for key in swept_keys(config)):
             return "several", "several"
         try:
-            dataset = load_dataset(config.dataset, OmegaConf.select(config, "cache.dir"))
+            dataset = load_dataset(config.dataset, cache_root=OmegaConf.select(config, "cache.dir"))
             return dataset.name, dataset.fingerprint[:16]
         except Exception as exc:  # the jobs will report the error, one per configuration
             log.warning("dataset not loadable for the parent's tags: %s", exc)

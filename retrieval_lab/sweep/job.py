@@ -18,6 +18,7 @@ import traceback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from retrieval_lab import console
+from retrieval_lab.data import load_dataset
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.sweep.report import LATENCY
 from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, host, maybe_fault, maybe_hold,
@@ -26,26 +27,7 @@ from retrieval_lab.sweep.state import (JobRecord, SweepContext, config_hash, hos
 
 log = logging.getLogger("retrieval_lab.sweep")
 
-_DATASETS: dict = {}
 NAME_WIDTH = 28  # configuration names are padded to this, so the scores of short names line up
-
-
-def load_dataset(node, cache_root=None):
-    """The dataset of a config node, loaded once per process (a sweep's jobs share it); a folder of documents is
-    imported under `cache_root` (the run's `cache.dir`; None: the default cache)."""
-    from retrieval_lab.data import dataset_folder, dataset_from_config, questions_path
-
-    name, folder = dataset_folder(node, cache_root)
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    questions = questions_path(node)
-    if questions is not None:  # its questions replace the folder's queries and qrels
-        files.append(questions)
-    key = (str(folder), str(node.get("split")), bool(node.get("ignore_identical_ids", False)),
-           tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-    if key not in _DATASETS:
-        _DATASETS.clear()
-        _DATASETS[key] = dataset_from_config(node, cache_root)
-    return _DATASETS[key]
 
 
 def _job_overrides() -> tuple[int, list[str]]:
@@ -76,9 +58,9 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
     run_id = None
     try:
         check_main_metric(metric, validate(cfg).eval)
-        dataset = load_dataset(cfg.dataset, OmegaConf.select(cfg, "cache.dir"))
+        dataset = load_dataset(cfg.dataset, cache_root=OmegaConf.select(cfg, "cache.dir"))
         resolved = resolved_config(cfg)
-        chash = config_hash(resolved, dataset.fingerprint, ctx.code_version)
+        chash = config_hash(resolved, dataset.fingerprint, ctx.source_revision)
         done = find_finished(client, ctx.experiment_id, chash)
         if done is not None:
             value = done.data.metrics.get(metric)
@@ -89,8 +71,8 @@ def run_sweep_job(cfg: DictConfig, ctx: SweepContext) -> float:
             return float(value or 0.0)
         mark_orphans(client, ctx.experiment_id, chash, attempt_of=(ctx.sweep_id, num))
         tags = {"role": "config", "sweep_id": ctx.sweep_id, "study": ctx.study, "config_hash": chash,
-                "params_hash": params_hash(resolved, dataset.fingerprint), "code_version": ctx.code_version,
-                "git_commit": ctx.code_version, "parent_run_id": ctx.parent_run_id,
+                "params_hash": params_hash(resolved, dataset.fingerprint), "code_version": ctx.source_revision,
+                "git_commit": ctx.source_revision, "parent_run_id": ctx.parent_run_id,
                 "mlflow.parentRunId": ctx.parent_run_id, "job_num": str(num), "overrides": " ".join(overrides)[:4000],
                 "host": host(), "pid": str(os.getpid()), "mlflow.runName": name}
         run_id = client.create_run(ctx.experiment_id, run_name=name, tags=tags).info.run_id

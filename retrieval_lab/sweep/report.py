@@ -70,9 +70,9 @@ def collect_rows(client, records, metric: str | None = None) -> list[Row]:
 
 
 def recommendation_of(rows: list[Row], metric: str):
-    """`best`'s comparison of the finished rows against the top (intervals, P(best), power), or a sentence saying
-    why there is none."""
-    from retrieval_lab.evaluate.significance import recommend
+    """`best`'s comparison of the finished rows against the top (the one leaderboard, evaluate/leaderboard.py:
+    intervals, P(best), power; rows named by run id), or a sentence saying why there is none."""
+    from retrieval_lab.evaluate.leaderboard import DifferentQuestions, rank
 
     ok = [r for r in rows if r.status != "failed" and metric in r.metrics]
     if not ok:
@@ -80,13 +80,23 @@ def recommendation_of(rows: list[Row], metric: str):
     lacking = [r.name for r in ok if not r.per_query]
     if lacking:
         return None, f"no per-query values for {len(lacking)} configurations (e.g. {lacking[0]})"
-    questions = set(ok[0].per_query)
-    if any(set(r.per_query) != questions for r in ok):
+    try:
+        board = rank(ok, metric, lambda r: r.per_query, lambda r: r.run_id, lambda r: r.metrics.get(LATENCY),
+                     trials=2000)
+    except DifferentQuestions:
         return None, "the configurations were evaluated on different questions"
-    qids = sorted(questions)
-    matrix = [[r.per_query[q] for q in qids] for r in ok]
-    rec = recommend([r.run_id for r in ok], matrix, [r.metrics.get(LATENCY) for r in ok], metric, trials=2000)
-    return rec, ""
+    return board.recommendation, ""
+
+
+def ranked(rows: list[Row], metric: str, rec=None) -> tuple[list[Row], dict]:
+    """The finished rows with the metric, best first (with `rec`, in its order: its means are over the shared
+    questions), and each one's recommendation row by run id."""
+    ok = sorted((r for r in rows if r.status != "failed" and metric in r.metrics), key=lambda r: -r.metrics[metric])
+    stats = {row.name: row for row in rec.rows} if rec is not None else {}
+    if stats:
+        order = [row.name for row in rec.rows]
+        ok.sort(key=lambda r: order.index(r.run_id))
+    return ok, stats
 
 
 def varied_params(rows: list[Row]) -> list[str]:
@@ -97,11 +107,7 @@ def varied_params(rows: list[Row]) -> list[str]:
 def leaderboard(rows: list[Row], metric: str, rec=None) -> tuple[list[str], list[list[str]]]:
     """Rows best first; with `rec` (recommendation_of), the delta to the top with its paired 95% interval and the
     probability of being best."""
-    ok = [r for r in rows if r.status != "failed" and metric in r.metrics]
-    ok.sort(key=lambda r: -r.metrics[metric])
-    stats = {row.name: row for row in rec.rows} if rec is not None else {}
-    if stats:  # the recommendation's order (its means are over the shared questions)
-        ok.sort(key=lambda r: [row.name for row in rec.rows].index(r.run_id))
+    ok, stats = ranked(rows, metric, rec)
     varied = varied_params(ok)
     extra = [m for m in ("recall_at_100", LATENCY, "index_seconds") if m != metric]
     compared = ["delta", "delta_95_low", "delta_95_high", "p_best"] if stats else []
@@ -246,13 +252,9 @@ def plot_files(rows: list[Row], metric: str, folder: Path) -> list[str]:
 def console_leaderboard(rows: list[Row], metric: str, limit: int = 20, rec=None, why: str = "") -> str:
     """The leaderboard as the sweep prints it: rank, run, the metric, its delta to the top with the paired 95%
     interval (with `rec`), recall@100, p50 latency, new or resumed; then the power line."""
-    ok = sorted((r for r in rows if r.status != "failed" and metric in r.metrics), key=lambda r: -r.metrics[metric])
+    ok, stats = ranked(rows, metric, rec)
     if not ok:
         return ""
-    stats = {row.name: row for row in rec.rows} if rec is not None else {}
-    if stats:
-        order = [row.name for row in rec.rows]
-        ok.sort(key=lambda r: order.index(r.run_id))
     columns = [metric, *(m for m in ("recall_at_100", "judged_at_10")  # judged@10: on a judged set (judge)
                          if m != metric and any(m in r.metrics for r in ok))]
     compared = ["delta [95% interval]"] if stats else []

@@ -22,7 +22,7 @@ from typing import Any
 from retrieval_lab.paths import checkout_root
 
 ENV_PREFIX = "RETRIEVAL_LAB_SWEEP_"
-CODE_VERSION_ENV = "RETRIEVAL_LAB_CODE_VERSION"
+SOURCE_REVISION_ENV = "RETRIEVAL_LAB_CODE_VERSION"  # its first name, kept: scripts and tests set it
 FAULT_ENV = "RETRIEVAL_LAB_FAULT"  # fault injection for the resume tests: "<point>:<n>" SIGKILLs at that point
 FAULT_ONCE_ENV = "RETRIEVAL_LAB_FAULT_ONCE"  # a file: only the process that creates it is killed (one per sweep)
 HOLD_ENV = "RETRIEVAL_LAB_HOLD"  # "<point>:<folder>": wait at that point until <folder>/release exists
@@ -43,7 +43,7 @@ class SweepContext:
     state_dir: str
     total: int
     started: float
-    code_version: str
+    source_revision: str  # the lab's code that ran (source_revision()), recorded as the runs' code_version tag
     keys: str = ""  # the swept config keys, comma-separated: they name the child runs
     tracking_uri: str = ""  # the parent's store: children log there, whatever a worker's cwd or config would resolve
 
@@ -150,16 +150,18 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-_CODE_VERSION: str | None = None
+_SOURCE_REVISION: str | None = None
 
 
-def code_version() -> str:
-    """git commit of the checkout (+ a hash of uncommitted changes to code and configs), else the package version."""
-    global _CODE_VERSION
-    if os.environ.get(CODE_VERSION_ENV):
-        return os.environ[CODE_VERSION_ENV]
-    if _CODE_VERSION is not None:
-        return _CODE_VERSION
+def source_revision() -> str:
+    """The revision of the lab's code: git commit of the checkout (+ a hash of uncommitted changes to code and
+    configs), else the package version. Part of a configuration's resume hash. (Not a cache stage's version:
+    cache.STAGE_VERSIONS.)"""
+    global _SOURCE_REVISION
+    if os.environ.get(SOURCE_REVISION_ENV):
+        return os.environ[SOURCE_REVISION_ENV]
+    if _SOURCE_REVISION is not None:
+        return _SOURCE_REVISION
     home = checkout_root()
     version = None
     try:
@@ -188,7 +190,7 @@ def code_version() -> str:
         from retrieval_lab import __version__
 
         version = f"retrieval-lab=={__version__}"  # the running package's, not whichever dist-info is found first
-    _CODE_VERSION = version
+    _SOURCE_REVISION = version
     return version
 
 
@@ -200,14 +202,14 @@ def results_config(resolved: dict) -> dict:
     return data
 
 
-def config_hash(resolved: dict, dataset_fingerprint: str, version: str) -> str:
-    blob = json.dumps({"config": results_config(resolved), "dataset": dataset_fingerprint, "code": version},
+def config_hash(resolved: dict, dataset_fingerprint: str, revision: str) -> str:
+    blob = json.dumps({"config": results_config(resolved), "dataset": dataset_fingerprint, "code": revision},
                       sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def params_hash(resolved: dict, dataset_fingerprint: str) -> str:
-    """The configuration and dataset without the code version: the same setting across code versions."""
+    """The configuration and dataset without the source revision: the same setting across revisions of the code."""
     return config_hash(resolved, dataset_fingerprint, "")
 
 

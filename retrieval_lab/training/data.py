@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from retrieval_lab.data import Dataset, available_splits, dataset_from_config
+from retrieval_lab.data import Dataset, available_splits, load_dataset
 from retrieval_lab.data.beir import load_qrels, load_queries
 from retrieval_lab.errors import ConfigError, LeakageError
 from retrieval_lab.types import Queries, _digest
@@ -59,7 +59,7 @@ def training_queries(dataset_node, split: str, eval_splits: list[str], holdout: 
                      seed: int = 0) -> TrainingQueries:
     """Load `split` of the dataset configured by `dataset_node` and guard it against `eval_splits`."""
     node = OmegaConf.merge(dataset_node, {"split": split})
-    dataset = dataset_from_config(node)
+    dataset = load_dataset(node)
     if not 0 <= holdout < 1:
         raise ConfigError("holdout", f"must be within [0, 1), got {holdout}")
     eval_queries = {}

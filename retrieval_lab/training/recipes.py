@@ -59,12 +59,12 @@ def recipes(cfg) -> list[Recipe]:
 def loaded_models(cfg, skip: set[str] = frozenset()) -> set[str]:
     """Every model reference under an `embedder` or `reranker` node of the config (any nesting), but in the
     top-level groups `skip` (those no stage reads: `pipeline.build.unused_config_groups`) and in nodes switched off
-    (`type: none`: `+experiments=best-scifact reranker=none` runs the first stage alone)."""
+    (`name: none`: `+experiments=best-scifact reranker=none` runs the first stage alone)."""
     found: set[str] = set()
 
     def walk(node, key=None):
         if isinstance(node, dict):
-            if node.get("type") == "none":
+            if key in GROUP_KIND and node.get("name") == "none":
                 return
             if key in GROUP_KIND and isinstance(node.get("model"), str):
                 found.add(node["model"])

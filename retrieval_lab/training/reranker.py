@@ -143,7 +143,7 @@ def train_reranker(dataset_node, cfg: RerankerTrainConfig, cache_root: str | Pat
     per_row = (1 + cfg.negatives + cfg.in_batch) if cfg.loss == "mnrl" else 1
     return train_once("reranker", dataset_node, cfg, lambda tq, c: build_rows(tq, c, cache_root, first_stage), _fit,
                       lambda rows: {"rows": len(rows), "pairs": len(rows) * per_row},
-                      lambda name: {"name": name, "type": "cross_encoder", "model": name, "depth": 20,
+                      lambda name: {"name": "cross_encoder", "model": name, "depth": 20,
                                     "batch_size": 32, "max_length": cfg.max_length, "interpolate": 0.0,
                                     "threads": None},
                       cache_root)

@@ -31,8 +31,8 @@ CHOSEN = {
 MEASURED = {
     "scifact": ["dataset=scifact", "retriever=hybrid", "embedder.model=minilm_l6-scifact-ft",
                 "embedder.name=minilm_l6-scifact-ft", "embedder.backend=torch", "embedder.max_tokens=256",
-                "retriever.fusion.method=convex", "retriever.fusion.normalization=zscore", "retriever.fusion.alpha=0.5",
-                "retriever.depth=100", "reranker=cross_encoder", "reranker.name=ce-scifact-bce",
+                "retriever.fusion.name=convex", "retriever.fusion.normalization=zscore", "retriever.fusion.alpha=0.5",
+                "retriever.depth=100", "reranker=cross_encoder",
                 "reranker.model=ce-scifact-bce", "reranker.max_length=256", "reranker.batch_size=32",
                 "reranker.depth=50", "reranker.interpolate=0.7"],
     "nfcorpus": ["dataset=nfcorpus", "retriever=hybrid", "embedder.model=minilm_l6-nfcorpus-ft2",
@@ -62,7 +62,7 @@ def test_a_best_pipeline_with_trained_models_is_the_measured_run(dataset):
     study = resolved([f"+experiments=best-{dataset}"])
     assert study == resolved(MEASURED[dataset])
     fusion = study["retriever"]["fusion"]
-    assert (fusion["method"], fusion["normalization"], fusion["alpha"]) == \
+    assert (fusion["name"], fusion["normalization"], fusion["alpha"]) == \
         {"scifact": ("convex", "zscore", 0.5), "nfcorpus": ("convex", "zscore", 0.3)}[dataset]
     assert compose_config([f"+experiments=best-{dataset}"]).tracking.experiment == f"best-{dataset}"
 
@@ -70,12 +70,12 @@ def test_a_best_pipeline_with_trained_models_is_the_measured_run(dataset):
 def test_best_cranfield_runs_end_to_end_and_beats_bm25(data_root):
     """On 12 Cranfield queries over a 150-document sample holding their judged documents (so that a cold cache
     encodes 150 documents, not 1,400): three first stages fused, above BM25's default on the same queries."""
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import run_experiment
     from retrieval_lab.types import Corpus, Qrels
 
     cfg = compose_config(["+experiments=best-cranfield", f"dataset.root={data_root}", "tracking.enabled=false"])
-    full = dataset_from_config(cfg.dataset)
+    full = load_dataset(cfg.dataset)
     queries = set(random.Random(0).sample(sorted(full.queries.ids), 12))
     qrels = Qrels({q: docs for q, docs in full.qrels.items() if q in queries})
     judged = {d for docs in qrels.values() for d in docs}

@@ -9,7 +9,7 @@ import pytest
 
 from retrieval_lab.chunking.sentences import sentence_spans
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config, load_dataset
+from retrieval_lab.data import load_dataset
 from retrieval_lab.pipeline import run_experiment
 
 
@@ -68,7 +68,7 @@ def test_scifact_claims_as_a_questions_file_match_the_beir_path(tmp_path, data_r
             fh.write(json.dumps({**row, "evidence": quotes} if quotes else row) + "\n")
     cfg = compose_config(["dataset=scifact", f"dataset.root={data_root}", f"dataset.questions={path}",
                           "tracking.enabled=false", "chunker=fixed_tokens"])
-    questions = dataset_from_config(cfg.dataset)
+    questions = load_dataset(cfg.dataset)
     assert questions.qrels == scifact.qrels
     assert questions.queries.ids == scifact.queries.ids and questions.queries.texts == scifact.queries.texts
     located = {q: sorted(spans) for q, spans in questions.evidence.items()}

@@ -56,13 +56,13 @@ def write_beir_subset(dataset, dest: Path) -> None:
 
 def test_folder_path_matches_beir_path(tmp_path):
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
 
-    full = dataset_from_config(compose_config(["dataset=scifact"]).dataset)
+    full = load_dataset(compose_config(["dataset=scifact"]).dataset)
     write_beir_subset(full, tmp_path / "beir")
     cache = [f"cache.dir={tmp_path / 'cache'}"]
     base = ["dataset=scifact", f"dataset.path={tmp_path / 'beir'}", *cache]
-    beir = dataset_from_config(compose_config(base).dataset, str(tmp_path / "cache"))
+    beir = load_dataset(compose_config(base).dataset, cache_root=str(tmp_path / "cache"))
     assert len(beir.corpus) == DOCUMENTS and len(beir.queries) == QUERIES and beir.evidence
 
     paths = fc.write_documents(beir.corpus, tmp_path / "docs")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config
+from retrieval_lab.data import load_dataset
 from retrieval_lab.data.formats import SECTION_MAX_CHARS
 from retrieval_lab.data.places import source_location
 
@@ -17,7 +17,7 @@ def test_every_question_resolves_in_the_imported_pages(tmp_path):
     cfg = compose_config(["dataset=postgresql_docs", f"cache.dir={tmp_path / 'cache'}"])
     if not (Path(cfg.dataset.path) / "app-psql.html").exists():
         pytest.skip(f"PostgreSQL manual not installed in {cfg.dataset.path}: run `make docs-data` (postgresql-doc-15)")
-    dataset = dataset_from_config(cfg.dataset, cfg.cache.dir)
+    dataset = load_dataset(cfg.dataset, cache_root=cfg.cache.dir)
     assert len(dataset.corpus) == 68 and len(dataset.queries) == 52 and len(dataset.evidence) == 52
     row = dataset.corpus.index_of()
     raw = {}

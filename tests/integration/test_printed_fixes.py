@@ -170,6 +170,19 @@ def test_missing_questions_file(place, capsys):
     assert "3 queries" in succeeds(evaluate(f"dataset.path={docs}", f"dataset.questions={questions.name}"), capsys)
 
 
+def test_a_renamed_stage_key_on_the_command_line(place, capsys):
+    """`reranker.type` became `reranker.name` (every stage is chosen by its name): the old key is refused with the
+    new one, for `evaluate` (composed here) and `run` (composed by Hydra's app), and the fix runs."""
+    folder = tiny_beir(place / "tiny")
+    base = [f"dataset.path={folder}"]
+    for command in (evaluate(*base), ["run", "tracking.enabled=false", *base]):
+        err = fails([*command, "reranker.type=none"], capsys)
+        assert "config key 'reranker.type': renamed to reranker.name" in err
+        fix = fix_line(err)
+        assert fix == "use reranker.name=none"
+        succeeds([*command, fix.removeprefix("use ")], capsys)
+
+
 def test_data_synth_on_documents_not_imported_yet(place, capsys):
     docs = docs_folder(place / "docs")
     synth = ["data", "synth", "--dataset", "pets", "--generator", "extract", "--queries", "3", "--out", "pets-q"]

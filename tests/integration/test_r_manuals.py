@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config
+from retrieval_lab.data import load_dataset
 
 
 def test_every_question_resolves_in_the_imported_manuals(tmp_path):
     cfg = compose_config(["dataset=r_manuals", f"cache.dir={tmp_path / 'cache'}"])
     if not (Path(cfg.dataset.path) / "R-intro.html").exists():
         pytest.skip(f"R manuals not installed in {cfg.dataset.path}: run `make docs-data` (Debian r-doc-html)")
-    dataset = dataset_from_config(cfg.dataset, cfg.cache.dir)
+    dataset = load_dataset(cfg.dataset, cache_root=cfg.cache.dir)
     assert len(dataset.corpus) == 7 and all(doc.endswith(".html") for doc in dataset.corpus.ids)
     assert len(dataset.queries) == 88
     spans = [span for spans in dataset.evidence.values() for span in spans]

@@ -6,7 +6,8 @@ import pytest
 
 from retrieval_lab.chunking import PassageTexts
 from retrieval_lab.config import compose_config
-from retrieval_lab.data.beir import load_dataset, load_queries
+from retrieval_lab.data import load_dataset
+from retrieval_lab.data.beir import load_queries
 from retrieval_lab.data.synthetic_corpus import fit, write_corpus
 from retrieval_lab.pipeline import run_experiment
 from retrieval_lab.pipeline.retriever import Retriever

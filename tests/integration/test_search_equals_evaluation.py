@@ -62,7 +62,7 @@ def logged_run(uri: str, run_id: str, tmp_path) -> Run:
     return Run.from_trec(path)
 
 
-@pytest.mark.parametrize("reranker", [[], ["reranker=cross_encoder", "reranker.type=overlap", "reranker.name=overlap",
+@pytest.mark.parametrize("reranker", [[], ["reranker=cross_encoder", "reranker.name=overlap",
                                            "reranker.depth=20"]], ids=["hybrid", "hybrid+reranker"])
 def test_search_returns_the_logged_top_10_for_every_query(data_root, tmp_path, mlflow_uri, fake_rerankers,
                                                           eval_cache, reranker):
@@ -93,7 +93,7 @@ def test_latency_counts_the_reranker_and_best_picks_the_cheaper_equal_configurat
             "eval.k=[1,5,10]", "eval.depth=20"]
     plain_cfg = compose_config([*base, "tracking.run_name=plain"])
     reranked_cfg = compose_config([*base, "tracking.run_name=reranked", "reranker=cross_encoder",
-                                   "reranker.type=sleeping", "reranker.name=sleeping", "reranker.depth=20"])
+                                   "reranker.name=sleeping", "reranker.depth=20"])
     plain, reranked = run_experiment(plain_cfg), run_experiment(reranked_cfg)
     def ids(run):
         return {qid: [doc for doc, _ in hits] for qid, hits in run.items()}

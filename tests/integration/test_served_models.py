@@ -15,7 +15,7 @@ import pytest
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.config import compose_config
-from retrieval_lab.data.beir import load_dataset
+from retrieval_lab.data import load_dataset
 from retrieval_lab.dense.config import EmbedderConfig
 from retrieval_lab.dense.embedders import load_embedder
 from retrieval_lab.models.resolve import resolve_model
@@ -92,10 +92,10 @@ def test_served_reranker_scores_as_the_local_cross_encoder(server, data_root, tm
     dataset = load_dataset(data_root / "scifact")
     pairs = [(q, f"{t} {x}") for q in dataset.queries.texts[:3] for t, x in zip(dataset.corpus.titles[:8],
                                                                                   dataset.corpus.texts[:8])]
-    remote = make_scorer(reranker_config({"name": "served", "type": "http", "model": "minilm-ce",
+    remote = make_scorer(reranker_config({"name": "http", "model": "minilm-ce",
                                           "base_url": server["url"], "batch_size": 4, "max_length": None,
                                           "price_per_1m_tokens": 1.0}), tmp_path / "cache")
-    local = make_scorer(reranker_config({"name": "local", "type": "cross_encoder", "model": str(server["reranker"]),
+    local = make_scorer(reranker_config({"name": "cross_encoder", "model": str(server["reranker"]),
                                          "max_length": None}), tmp_path / "cache")
     (remote_scores, stats), (local_scores, _) = remote.score(pairs), local.score(pairs)
     np.testing.assert_allclose(remote_scores, local_scores, atol=1e-4)

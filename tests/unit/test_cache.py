@@ -12,7 +12,7 @@ import pytest
 
 import retrieval_lab
 from retrieval_lab import cache as cache_module
-from retrieval_lab.cache import (CODE_VERSIONS, EDGE, MANIFEST, Cache, content_key, file_edges_sha256, file_sha256,
+from retrieval_lab.cache import (STAGE_VERSIONS, EDGE, MANIFEST, Cache, content_key, file_edges_sha256, file_sha256,
                                  write_bytes, write_npy)
 from retrieval_lab.cli import main as cli_main
 
@@ -141,7 +141,7 @@ def test_entry_in_the_old_manifest_format_is_rebuilt_and_reported(tmp_path, caps
 def test_manifest_digests_match_the_files_on_disk(tmp_path):
     _, folder, _ = _filled(tmp_path)
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["code_version"] == CODE_VERSIONS["embeddings"]
+    assert manifest["stage_version"] == STAGE_VERSIONS["embeddings"]
     assert set(manifest["files"]) == {"embeddings.npy", "payload.json"}
     for name, record in manifest["files"].items():
         path = folder / name
@@ -181,11 +181,11 @@ def test_edges_digest_while_writing_equals_the_one_read_back(tmp_path, size):
     assert record["sha256"] == hashlib.sha256(data).hexdigest() and record["bytes"] == size
 
 
-def test_code_version_is_part_of_the_key(tmp_path, monkeypatch):
+def test_stage_version_is_part_of_the_key(tmp_path, monkeypatch):
     cache, calls = Cache(tmp_path), []
     before = content_key("embeddings", {"a": 1})
     cache.get_or_compute("embeddings", {"a": 1}, _compute(1.0, calls))
-    monkeypatch.setitem(CODE_VERSIONS, "embeddings", CODE_VERSIONS["embeddings"] + 1)
+    monkeypatch.setitem(STAGE_VERSIONS, "embeddings", STAGE_VERSIONS["embeddings"] + 1)
     assert content_key("embeddings", {"a": 1}) != before
     assert content_key("passages", {"a": 1}) == content_key("passages", {"a": 1})
     entry = cache.get_or_compute("embeddings", {"a": 1}, _compute(1.0, calls))
@@ -194,7 +194,7 @@ def test_code_version_is_part_of_the_key(tmp_path, monkeypatch):
 
 def test_unknown_stage_is_a_programming_error(tmp_path):
     cache = Cache(tmp_path)
-    with pytest.raises(ValueError, match="unknown cache stage 'embedding'.*CODE_VERSIONS"):
+    with pytest.raises(ValueError, match="unknown cache stage 'embedding'.*STAGE_VERSIONS"):
         content_key("embedding", {"a": 1})
     with pytest.raises(ValueError, match="unknown cache stage"):
         cache.get_or_compute("embedding", {"a": 1}, _compute(1.0, []))
@@ -203,7 +203,7 @@ def test_unknown_stage_is_a_programming_error(tmp_path):
     assert not (tmp_path / "embedding").exists()
 
 
-def test_every_stage_the_package_keys_has_a_code_version():
+def test_every_stage_the_package_keys_has_a_stage_version():
     package = Path(retrieval_lab.__file__).parent
     used = set()
     for path in package.rglob("*.py"):
@@ -211,5 +211,5 @@ def test_every_stage_the_package_keys_has_a_code_version():
         used.update(re.findall(r"(?:get_or_compute|get_or_write|content_key)\(\s*\"(\w+)\"", text))
         used.update(f"train_{kind}" for kind in re.findall(r"train_once\(\s*\"(\w+)\"", text))  # its key's stage
     assert {"passages", "embeddings", "indexes", "onnx_models", "step_runs", "train_embedder"} <= used
-    assert used <= set(CODE_VERSIONS), sorted(used - set(CODE_VERSIONS))
-    assert cache_module.code_version("passages") == CODE_VERSIONS["passages"]
+    assert used <= set(STAGE_VERSIONS), sorted(used - set(STAGE_VERSIONS))
+    assert cache_module.stage_version("passages") == STAGE_VERSIONS["passages"]

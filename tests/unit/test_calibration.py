@@ -83,6 +83,25 @@ def test_study_configurations_follow_the_sweep_grid():
         study_configurations("nosuch")
 
 
+def test_study_configurations_are_the_basic_sweepers_jobs_in_its_order():
+    """A key swept on the command line keeps the study's place for it (Hydra's basic sweeper: the study's params,
+    then the command line, one list per key), so calibrate and `sweep` run the same jobs in the same order."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    grid = study_configurations("bm25", ["retriever.k1=0.9,1.2", "dataset=nfcorpus"])
+    assert [c.name for c in grid] == ["k1=0.9 b=0.4", "k1=0.9 b=0.6", "k1=0.9 b=0.75",
+                                      "k1=1.2 b=0.4", "k1=1.2 b=0.6", "k1=1.2 b=0.75"]
+    params = ["retriever.k1=0.6,0.9,1.2,1.5", "retriever.b=0.4,0.6,0.75"]  # experiments/bm25.yaml
+    parsed = OverridesParser.create().parse_overrides([*params, "+experiments=bm25", "retriever.k1=0.9,1.2",
+                                                       "dataset=nfcorpus"])
+    assert [c.overrides for c in grid] == BasicSweeper.split_arguments(parsed, None)[0]
+    with pytest.raises(LabError, match="does not support sweep type.*\n  fix: list the values"):
+        study_configurations("bm25", ["retriever.k1=interval(0.5,1.5)"])
+    assert [c.name for c in study_configurations("bm25", ["retriever.k1=range(1,3)", "retriever.b=0.4"])] == \
+        ["k1=1", "k1=2"]  # a range is a list of values
+
+
 def test_calibrate_refuses_a_ranking_of_fewer_than_three_configurations():
     with pytest.raises(LabError, match="gives 2 configuration\\(s\\) here: a ranking to compare needs at least 3"):
         calibrate("calibration", "cranfield", {"title": ("title", {})},

@@ -25,7 +25,7 @@ FIXED = {
     "retriever.variant": ["lucene", "robertson", "atire", "bm25l", "bm25+"],
     "retriever.tokenizer.stopwords": ["en", "en_plus", "null"],
     "retriever.tokenizer.stemmer": ["english", "porter", "null"],
-    "retriever.fusion.method": ["convex", "rrf"],
+    "retriever.fusion.name": ["convex", "rrf"],
     "retriever.fusion.normalization": ["minmax", "zscore", "max", "sum", "rank"],
     "retriever.inputs.*.name": ["bm25", "dense"],
     "retriever.inputs.*.backend": ["bm25s", "rank_bm25"],
@@ -34,7 +34,7 @@ FIXED = {
     "retriever.inputs.*.tokenizer.stemmer": ["english", "porter"],
     "embedder.backend": ["torch", "onnx", "static"],
     "index.name": ["flat", "hnsw", "ivf", "ivfpq"],
-    "reranker.type": ["none", "cross_encoder"],
+    "reranker.name": ["none", "cross_encoder"],
     "reranker.backend": ["torch", "onnx", "onnx_int8"],
     "reranker.api": ["cohere", "tei"],
     "unit.name": ["chunk", "window", "section", "document"],
@@ -43,7 +43,7 @@ FIXED = {
 FREE = ["dataset.name", "dataset.root", "dataset.path", "dataset.split", "dataset.questions", "dataset.url",
         "dataset.md5", "dataset.include", "dataset.own_path", "chunker.tokenizer", "retriever.tokenizer.pattern",
         "retriever.inputs.*.tokenizer.pattern", "embedder.name", "embedder.model", "embedder.query_prefix",
-        "embedder.passage_prefix", "reranker.name", "reranker.model", "tracking.*", "index.*"]
+        "embedder.passage_prefix", "reranker.model", "tracking.*", "index.*"]
 WRONG = "Not-A-Value"
 
 

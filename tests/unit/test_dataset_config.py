@@ -6,7 +6,7 @@ import zipfile
 import pytest
 
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config
+from retrieval_lab.data import load_dataset
 from retrieval_lab.pipeline.tracked import experiment_name
 from tests.unit.test_data_errors import make_beir
 
@@ -14,14 +14,14 @@ from tests.unit.test_data_errors import make_beir
 def test_root_from_config_and_environment(tmp_path, monkeypatch):
     make_beir(tmp_path / "scifact")
     cfg = compose_config([f"dataset.root={tmp_path}"])
-    assert len(dataset_from_config(cfg.dataset).corpus) == 2
+    assert len(load_dataset(cfg.dataset).corpus) == 2
     monkeypatch.setenv("RETRIEVAL_LAB_DATA", str(tmp_path))
-    assert dataset_from_config(compose_config([]).dataset).name == "scifact"
+    assert load_dataset(compose_config([]).dataset).name == "scifact"
 
 
 def test_any_folder_via_path(tmp_path):
     make_beir(tmp_path / "my_docs")
-    ds = dataset_from_config(compose_config([f"dataset.path={tmp_path / 'my_docs'}"]).dataset)
+    ds = load_dataset(compose_config([f"dataset.path={tmp_path / 'my_docs'}"]).dataset)
     assert ds.name == "my_docs" and ds.queries.ids == ["q1", "q2"]
 
 
@@ -32,7 +32,7 @@ def test_zip_via_path_is_unpacked_into_the_cache(tmp_path, monkeypatch):
         for path in folder.rglob("*"):
             if path.is_file():
                 zf.write(path, f"zipped/{path.relative_to(folder)}")
-    ds = dataset_from_config(compose_config([f"dataset.path={tmp_path / 'zipped.zip'}"]).dataset)
+    ds = load_dataset(compose_config([f"dataset.path={tmp_path / 'zipped.zip'}"]).dataset)
     assert ds.name == "zipped" and len(ds.corpus) == 2
     assert (tmp_path / "cache" / "datasets").is_dir()
 

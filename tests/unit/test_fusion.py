@@ -78,20 +78,20 @@ def test_normalizations(method, scores, expected):
 
 
 def test_alpha_is_the_first_inputs_weight_and_extremes_reproduce_an_input():
-    only_a = fuse([A, B], FusionConfig(method="convex", alpha=1.0))
+    only_a = fuse([A, B], FusionConfig(name="convex", alpha=1.0))
     assert order(only_a)[:3] == order(A)
-    only_b = fuse([A, B], FusionConfig(method="convex", alpha=0.0))
+    only_b = fuse([A, B], FusionConfig(name="convex", alpha=0.0))
     assert order(only_b)[:3] == order(B)
 
 
 def test_query_missing_from_one_run_and_three_inputs():
     c = Run({"q": [("d3", 10.0)], "q2": [("d9", 1.0)]})
-    fused = fuse([A, B, c], FusionConfig(method="rrf", alpha=None, k=0))
+    fused = fuse([A, B, c], FusionConfig(name="rrf", alpha=None, k=0))
     # default weights 1/3 each; d3: (1/3 + 0 + 1/1) / 3; d2: (1/2 + 1/1) / 3; d1: (1/1 + 1/3) / 3
     assert as_dict(fused)["d3"] == pytest.approx(4 / 9) and as_dict(fused)["d2"] == pytest.approx(0.5)
     assert order(fused)[0] == "d2"
     assert order(fused, "q2") == ["d9"]
-    fused = fuse([A, B, c], FusionConfig(method="convex", alpha=None, weights=[1, 1, 2]))
+    fused = fuse([A, B, c], FusionConfig(name="convex", alpha=None, weights=[1, 1, 2]))
     # minmax: A d1 1, d2 .5, d3 0; B d2 1, d4 .5, d1 0; C d3 1 (a one-document list is its best), others 0
     assert as_dict(fused) == pytest.approx({"d1": 1.0, "d2": 1.5, "d3": 2.0, "d4": 0.5})
 
@@ -103,17 +103,17 @@ def test_single_input_passes_through():
 def test_ties_keep_first_seen_order():
     x = Run({"q": [("a", 1.0), ("b", 0.0)]})
     y = Run({"q": [("b", 1.0), ("a", 0.0)]})
-    assert order(fuse([x, y], FusionConfig(method="convex", alpha=0.5))) == ["a", "b"]
+    assert order(fuse([x, y], FusionConfig(name="convex", alpha=0.5))) == ["a", "b"]
 
 
 @pytest.mark.parametrize("config,inputs,key", [
-    (FusionConfig(method="borda"), 2, "retriever.fusion.method"),
+    (FusionConfig(name="borda"), 2, "retriever.fusion.name"),
     (FusionConfig(normalization="l2"), 2, "retriever.fusion.normalization"),
     (FusionConfig(alpha=1.5), 2, "retriever.fusion.alpha"),
     (FusionConfig(weights=[1.0]), 2, "retriever.fusion.weights"),
     (FusionConfig(weights=[-1.0, 2.0]), 2, "retriever.fusion.weights"),
     (FusionConfig(alpha=0.3), 3, "retriever.fusion.alpha"),
-    (FusionConfig(method="rrf", k=-1), 2, "retriever.fusion.k"),
+    (FusionConfig(name="rrf", k=-1), 2, "retriever.fusion.k"),
 ])
 def test_bad_fusion_config_names_the_key(config, inputs, key):
     with pytest.raises(ConfigError) as err:

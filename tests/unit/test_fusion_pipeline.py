@@ -58,7 +58,7 @@ def test_sweeping_21_alphas_searches_each_input_once(tmp_path, counting):
         assert outcome.timings["bm25_cache_hit"] == 1.0 and outcome.timings["dense_cache_hit"] == 1.0
         results[alpha] = outcome.run
     for method in ("rrf",):
-        pipeline.run_experiment(hybrid_cfg(tmp_path, f"retriever.fusion.method={method}"))
+        pipeline.run_experiment(hybrid_cfg(tmp_path, f"retriever.fusion.name={method}"))
     for norm in ("zscore", "max", "sum", "rank"):
         pipeline.run_experiment(hybrid_cfg(tmp_path, f"retriever.fusion.normalization={norm}"))
     assert counting == after_first  # no index() or search() after the first run

@@ -23,7 +23,7 @@ def stub():
 
 
 def scorer(stub, tmp_path, **kw):
-    node = {"name": "served", "type": "http", "model": "stub-rerank", "base_url": stub.url, "batch_size": 3,
+    node = {"name": "http", "model": "stub-rerank", "base_url": stub.url, "batch_size": 3,
             "max_retries": 2, "retry_backoff_s": 0.01, "timeout_s": 2.0, "price_per_1m_tokens": 2.0, **kw}
     return make_scorer(reranker_config(node), tmp_path / "cache")
 
@@ -86,6 +86,6 @@ def test_missing_result_and_persistent_failure_are_errors(stub, tmp_path):
 
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="reranker.base_url"):
-        reranker_config({"name": "x", "type": "http", "model": "m"})
+        reranker_config({"name": "http", "model": "m"})
     with pytest.raises(ConfigError, match=r"reranker.api(.|\n)*cohere, tei"):
-        reranker_config({"name": "x", "type": "http", "model": "m", "base_url": "http://h", "api": "openai"})
+        reranker_config({"name": "http", "model": "m", "base_url": "http://h", "api": "openai"})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config, load_dataset
+from retrieval_lab.data import load_dataset
 from retrieval_lab.data.questions import load_questions
 from retrieval_lab.data.quotes import normalize
 from retrieval_lab.errors import ConfigError, DataError
@@ -166,16 +166,16 @@ def test_dataset_questions_config_key_for_a_folder_without_queries(tmp_path):
     folder = document_folder(tmp_path / "docs")
     path = write_jsonl(tmp_path / "q.jsonl", [{"question": "Mirroring?", "evidence": ["keeps two copies"]}])
     cfg = compose_config([f"dataset.path={folder}", f"dataset.questions={path}"])
-    ds = dataset_from_config(cfg.dataset)
+    ds = load_dataset(cfg.dataset)
     assert ds.name == "docs" and ds.queries.ids == ["q1"] and ds.qrels == {"q1": {"guide/raid.md": 1}}
     assert ds.evidence == {"q1": [("guide/raid.md", RAID.index("keeps"), RAID.index("copies") + len("copies"))]}
     before = ds.fingerprint
     write_jsonl(path, [{"question": "Mirroring?", "evidence": ["two copies"]}])  # same qrels, other span gold
-    assert dataset_from_config(cfg.dataset).fingerprint != before
+    assert load_dataset(cfg.dataset).fingerprint != before
     with pytest.raises(DataError, match="no queries.jsonl and no qrels/.*\n  fix: set dataset.questions"):
         load_dataset(folder)
     with pytest.raises(ConfigError, match="dataset.questions"):
-        dataset_from_config(compose_config([f"dataset.path={folder}",
+        load_dataset(compose_config([f"dataset.path={folder}",
                                             f"dataset.questions={tmp_path / 'missing.jsonl'}"]).dataset)
 
 

@@ -31,7 +31,7 @@ def config(requires: dict, embedder: str = "a-ft", reranker: str | None = None, 
     node = {"requires": requires, "embedder": {"name": embedder, "model": embedder},
             "retriever": {"name": "dense"}, **extra}
     if reranker:
-        node["reranker"] = {"name": reranker, "type": "cross_encoder", "model": reranker}
+        node["reranker"] = {"name": "cross_encoder", "model": reranker}
     return OmegaConf.create(node)
 
 
@@ -222,7 +222,7 @@ def test_reproduce_over_two_seeds_end_to_end_on_a_small_pipeline(tmp_path, monke
         "negative_depth=4 batch_size=8 max_length=32 lr=1e-4 warmup=0 name=toy-ce\n"
         "defaults:\n  - override /dataset: toy\n  - override /retriever: dense\n  - override /reranker: cross_encoder\n"
         "embedder:\n  name: toy-ft\n  model: toy-ft\n  backend: torch\n  max_tokens: 32\n"
-        "reranker:\n  name: toy-ce\n  model: toy-ce\n  depth: 5\n  max_length: 32\n  interpolate: 0.5\n"
+        "reranker:\n  model: toy-ce\n  depth: 5\n  max_length: 32\n  interpolate: 0.5\n"
         "tracking:\n  experiment: toy-ce\n")
     monkeypatch.setenv("RETRIEVAL_LAB_CONFIG", str(config))
     monkeypatch.setattr(reproduce, "RECORDED", {"toy-ce": ("toy", 0.5, "nowhere")})

@@ -64,12 +64,14 @@ def test_score_store_keys_on_model_query_and_passage(tmp_path):
 
 
 @pytest.mark.parametrize("node,key", [
-    ({"name": "x", "type": "colbert"}, "reranker.type"),
-    ({"name": "x", "type": "cross_encoder", "depth": 0}, "reranker.depth"),
-    ({"name": "x", "type": "cross_encoder", "interpolate": 2.0}, "reranker.interpolate"),
-    ({"name": "x", "type": "cross_encoder", "dpeth": 5}, "reranker.dpeth"),
-    ({"name": "x", "type": "cross_encoder", "backend": "tensorrt"}, "reranker.backend"),
-    ({"name": "x", "type": "cross_encoder", "max_length": 0}, "reranker.max_length"),
+    ({"name": "colbert"}, "reranker.name"),
+    ({"name": "cross_encoder", "model": "m", "depth": 0}, "reranker.depth"),
+    ({"name": "cross_encoder", "model": "m", "interpolate": 2.0}, "reranker.interpolate"),
+    ({"name": "cross_encoder", "model": "m", "dpeth": 5}, "reranker.dpeth"),
+    ({"name": "cross_encoder", "model": "m", "backend": "tensorrt"}, "reranker.backend"),
+    ({"name": "cross_encoder", "model": "m", "max_length": 0}, "reranker.max_length"),
+    ({"name": "cross_encoder"}, "reranker.model"),
+    ({"name": "cross_encoder", "type": "cross_encoder", "model": "m"}, "reranker.type"),
 ])
 def test_bad_reranker_config_names_the_key(node, key):
     with pytest.raises(ConfigError) as err:
@@ -99,7 +101,7 @@ def test_pipeline_reranks_and_logs_ceiling_and_latency(tmp_path, length_reranker
     folder = toy_dataset(tmp_path / "toy")
     base = [f"dataset.path={folder}", f"cache.dir={tmp_path / 'cache'}", "eval.k=[1,3,10]", "eval.depth=10"]
     plain = pipeline.run_experiment(compose_config(base))
-    cfg = compose_config([*base, "reranker=cross_encoder", "reranker.type=length", "reranker.name=length",
+    cfg = compose_config([*base, "reranker=cross_encoder", "reranker.name=length",
                           "reranker.depth=3"])
     outcome = pipeline.run_experiment(cfg)
     # one call per query, as a live search makes it: its batches (and int8 scores) are one query's candidates

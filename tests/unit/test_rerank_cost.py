@@ -61,7 +61,7 @@ def test_every_setting_composes_with_the_best_scifact_pipeline():
     assert config.model == "ce-scifact-bce" and cfg.embedder.model == "minilm_l6-scifact-ft"
     student = SimpleNamespace(reranker="ce-scifact-l3-distill", first_stage=[])  # another model, the same first stage
     config = reranker_config(compose_config(rerank_cost.setting_overrides(student, "torch", 256, 20, 0.7)).reranker)
-    assert config.model == config.name == "ce-scifact-l3-distill" and config.depth == 20
+    assert config.model == "ce-scifact-l3-distill" and config.name == "cross_encoder" and config.depth == 20
     assert not reranker_config(compose_config(rerank_cost.first_stage(own)).reranker).active
     deeper = SimpleNamespace(reranker=None, first_stage=["retriever.depth=1000"])  # --first-stage: another first stage
     for overrides in (rerank_cost.setting_overrides(deeper, "onnx", 256, 50, 0.7), rerank_cost.first_stage(deeper)):

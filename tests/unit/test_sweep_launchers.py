@@ -76,7 +76,7 @@ def test_runs_of_lost_jobs_are_killed(store, tmp_path):
     lost = _running(client, exp, sweep_id="s1", job_num=1, host="node-b", pid=1)
     alive = _running(client, exp, sweep_id="s1", job_num=0, host="node-b", pid=1)
     ctx = SweepContext(sweep_id="s1", parent_run_id="p", experiment_id=exp, experiment="e", study="adhoc",
-                       state_dir=str(tmp_path), total=2, started=0.0, code_version="v",
+                       state_dir=str(tmp_path), total=2, started=0.0, source_revision="v",
                        tracking_uri=uri)
     assert kill_lost_job_runs(ctx, [1], "its Ray task was lost") == [lost]
     assert client.get_run(lost).data.tags["killed_reason"] == "its Ray task was lost"

@@ -14,8 +14,8 @@ import pytest
 from retrieval_lab.cli import main
 from retrieval_lab.commands.best import Candidate, format_ranking, ranking_from
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config
-from retrieval_lab.data.beir import load_corpus, load_dataset
+from retrieval_lab.data import load_dataset
+from retrieval_lab.data.beir import load_corpus
 from retrieval_lab.data.synth import SynthError, make_generator, synthetic_info
 from retrieval_lab.data.synth.base import WordForms, words
 from retrieval_lab.data.synth.build import synthesize
@@ -123,7 +123,7 @@ def test_synth_writes_a_dataset_that_loads_with_its_span_gold(source, tmp_path):
     assert (folder / "corpus.jsonl").read_bytes() == (source / "corpus.jsonl").read_bytes()
 
     cfg = compose_config(["dataset=tiny-extract", f"cache.dir={cache}"])
-    ds = dataset_from_config(cfg.dataset)
+    ds = load_dataset(cfg.dataset)
     assert ds.name == "tiny-extract" and len(ds.queries) == 5
     assert ds.queries.texts == [q.question for q in result.questions]
     for qid, q in zip(ds.queries.ids, result.questions):  # each quote located where the passage is
@@ -364,7 +364,7 @@ def test_an_empty_question_in_a_questions_file_names_file_and_line(source, tmp_p
     cfg = compose_config(["dataset=tiny-extract", f"cache.dir={tmp_path / 'cache'}", f"dataset.questions={edited}"])
     with pytest.raises(DataError, match=rf"{edited}:2: missing or empty 'question'\n  fix: every row needs the "
                                         "question text"):
-        dataset_from_config(cfg.dataset)
+        load_dataset(cfg.dataset)
 
 
 def test_doc2query_runs_a_local_seq2seq_model(source, tmp_path):

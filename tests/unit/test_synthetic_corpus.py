@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from retrieval_lab.data import synthetic_corpus as sc
-from retrieval_lab.data.beir import load_dataset
+from retrieval_lab.data import load_dataset
 from retrieval_lab.errors import DataError, LabError
 from retrieval_lab.types import Corpus, Queries
 

@@ -54,13 +54,13 @@ def test_training_queries_drop_test_texts_and_hold_out_a_stable_part(tmp_path):
     assert again.heldout.ids == tq.heldout.ids and len(tq.heldout) > 0
     with pytest.raises(LeakageError):
         training_queries(dataset_node(folder), "train", ["train"])
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.training.data import write_heldout_split
 
     split = write_heldout_split(tq, tmp_path / "cache")  # a selection split sweeps can use
     node = dataset_node(folder)
     node.path, node.split = str(split), "heldout"
-    held = dataset_from_config(node)
+    held = load_dataset(node)
     assert held.name == "toy" and sorted(held.queries.ids) == sorted(tq.heldout.ids) and len(held.corpus) == 16
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from retrieval_lab.data.beir import find_corpus_file, load_corpus, load_dataset
+from retrieval_lab.data import load_dataset
+from retrieval_lab.data.beir import find_corpus_file, load_corpus
 from retrieval_lab.data.synth import SYNTH_FILE, make_generator
 from retrieval_lab.data.synth.base import SynthError, SynthQuestion
 from retrieval_lab.types import Corpus
