@@ -120,7 +120,6 @@ def pooled(dataset: str, data: Path, env: dict, work: Path) -> dict:
 
 def sample_board(pool: dict, qrels: dict, qids: list[str], graded: bool):
     """The board of the questions' pool (judging: the pool order, DCG weights) and each unit's true grade."""
-    from retrieval_lab.chunking.units import parse_unit_id
     from retrieval_lab.judging.decide import Board
     from retrieval_lab.judging.pool import pool_items
     from retrieval_lab.types import Run

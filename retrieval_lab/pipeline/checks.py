@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-from retrieval_lab.types import Corpus, Facts, Qrels, Queries, Run
+from retrieval_lab.types import Corpus, Facts, Queries, Run
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.sweep_util import CLI, cli
+from tests.integration.sweep_util import cli
 from tests.unit.test_folder_import import write_pdf
 
 TOPICS = {

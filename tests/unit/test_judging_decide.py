@@ -18,7 +18,7 @@ from retrieval_lab.judging.decide import FORECAST_NOTE, Board, decide, grade_est
 from retrieval_lab.judging.order import check_order, next_unit
 from retrieval_lab.judging.pool import Pool, PoolItem, pool_items, write_atomically
 from retrieval_lab.judging.server import JudgingApp
-from retrieval_lab.judging.store import Judgement, JudgementStore, consensus_grade
+from retrieval_lab.judging.store import JudgementStore, consensus_grade
 from retrieval_lab.types import Corpus, Queries, Run
 
 NAN = float("nan")
