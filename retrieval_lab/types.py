@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,17 @@ def _digest(parts) -> str:
         h.update(part.encode("utf-8"))
         h.update(b"\x00")
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a pipeline step declares for the steps after it (`pipeline.step`); a field left None is not declared.
+    Here, not in the pipeline, so a stage (dense, BM25) declares its facts without importing the pipeline."""
+
+    model: str | None = None  # the model's name, for messages ("embedder minilm_l6 is case-sensitive")
+    tokenizer: Any = None  # the model's Hugging Face (fast) tokenizer: `chunker.tokenizer=embedder`, truncation
+    max_tokens: int | None = None  # tokens the model reads of a passage; longer ones are truncated
+    case_sensitive: bool | None = None  # whether "Protein" and "protein" differ to the model
 
 
 @dataclass(frozen=True)

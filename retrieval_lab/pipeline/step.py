@@ -12,67 +12,62 @@
   steps (documents, units) are recomputed instead.
 - `run(context)` reads `context.queries`, `context.passages`, `context.depth` and earlier results
   (`context.input()`, `context.inputs()`, `context.results`) and returns a `StepResult`: the run, the per-query
-  latency of the first `LATENCY_SAMPLE` queries (in ms), and its costs and stats, named as the trace and the logged
-  metrics show them (a step prefixes them with its label: `bm25_index_seconds`, `rerank_pairs`). On a cache hit the
-  chain replays the stored latency and costs, with every cost named `*spent_*` (money, tokens, requests spent
-  computing it) set to 0: they were spent then, not now.
+  latency of the first `LATENCY_SAMPLE` queries (in ms), its `costs` (seconds, sizes, speeds) and what computing it
+  `spent` (money, tokens, requests, model calls), named as the trace and the logged metrics show them (a step
+  prefixes them with its label: `bm25_index_seconds`, `rerank_pairs`). On a cache hit the chain replays the stored
+  latency and costs, and reports every `spent` figure as 0: it was spent then, not now.
 
-The chain (`pipeline.chain.Chain`) runs the steps in order; `pipeline.build.build_chain` is the only place steps
-are made. Writing and registering a new step, e.g. an MMR diversification after rerank:
+The chain (`pipeline.chain.Chain`) runs the steps in order, caches and times them and records each result in the
+`Trace` under the step's label; `pipeline.build.build_chain` is the only place steps are made. The algorithm lives in
+its stage package as pure functions over plain data (stages never import the pipeline: layers); the step, a thin
+adapter, lives in `pipeline/steps/<name>.py`. Writing and registering a new step, e.g. MMR after rerank:
 
-    # retrieval_lab/diversify/__init__.py: the step and its typed config
-    @dataclass(frozen=True)
-    class MMRConfig:
-        name: str = "none"   # none: the step is off
-        lambda_: float = 0.7
-
+    # retrieval_lab/diversify/__init__.py: MMRConfig (typed, validated, errors name the key) and mmr(...)
+    # retrieval_lab/pipeline/steps/diversify.py: the step
     class MMRStep(Step):
-        label = "diversify"   # its run's name in the trace (and a reserved hybrid input label)
+        label = DIVERSIFY = "diversify"  # its run's name in the trace (and a reserved hybrid input label)
         code_version = 1
 
         def __init__(self, config: MMRConfig, reads: tuple[str, ...]):
-            self.config, self.reads = config, reads
+            self.config, self.reads = config, reads  # reads: (the label of the run it diversifies,)
 
         @property
         def identity(self) -> dict:
             return {"name": "mmr", "code_version": self.code_version, **asdict(self.config)}
 
         def run(self, context: Context) -> StepResult:
-            before = context.input()          # the run it diversifies: the one before it
+            before = context.input().run  # the run before it
             tokenizer = context.fact("tokenizer")  # a fact an earlier step declared (None: none did)
-            run, latency = per_query(context.queries.ids, lambda qid: self.one(qid, before.run[qid]))
+            run, latency = per_query(context.queries.ids, lambda qid: mmr(before[qid], ...))
             return StepResult(run, latency, {"diversify_seconds": ...})
 
-    # retrieval_lab/pipeline/build.py: one entry in the builder's table (chain order = table order)
-    STEPS = {..., "rerank": ..., "diversify": StepEntry(read=read_mmr, make=make_mmr), "documents": ..., ...}
-    # read(cfg, specs) -> the typed, validated config or None (step off); make(config, built) -> the step, where
-    # `built.last` is the label of the run before it (its `reads`), `built.facts` the first stages' facts
+    # retrieval_lab/pipeline/build.py: one entry in the builder's table STEPS (chain order = table order)
+    STEPS = {FUSION: ..., RERANK: ...,
+             DIVERSIFY: StepEntry(read=lambda cfg, specs: mmr_config(cfg.get("diversify") or {}),
+                                  make=lambda config, built: MMRStep(config, (built.last,)) if config.active
+                                  else None),
+             DOCUMENTS: ..., UNITS: ...}
+    # read(composed config, first-stage specs) -> the typed config (into `PipelineConfig.steps[label]`);
+    # make(typed config, built) -> the step, or None where the config switches it off; `built.last` is the label of
+    # the latest passage-level run, `built.facts()` the facts of the steps made so far
 
-plus its config group (`conf/diversify/*.yaml`) and tests. Nothing else changes: the chain caches it, times it and
-records its result in the `Trace` under its label.
+plus its config group (`conf/diversify/*.yaml`) and tests. Nothing else changes: the chain caches it (key: its
+identity and the keys of the results it reads), times it and records it in the `Trace`.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from retrieval_lab.chunking import Passages
-from retrieval_lab.types import Corpus, Queries, Run
+from retrieval_lab.types import Corpus, Facts, Queries, Run
 
+FACT_NAMES = tuple(f.name for f in fields(Facts))
 LATENCY_SAMPLE = 50  # queries searched one at a time and timed (p50/p95 latency)
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What a step declares for later steps. A field left None is not declared."""
-
-    model: str | None = None  # the model's name, for messages (`embedder minilm_l6 is case-sensitive`)
-    tokenizer: Any = None  # the model's Hugging Face (fast) tokenizer: `chunker.tokenizer=embedder`, truncation
-    max_tokens: int | None = None  # tokens the model reads of a passage; longer ones are truncated
-    case_sensitive: bool | None = None  # whether "Protein" and "protein" differ to the model
 
 
 @dataclass
@@ -81,7 +76,8 @@ class StepResult:
 
     run: Run  # query id -> [(id, score)] best first: passage ids, document ids or unit ids
     latency_ms: np.ndarray  # ms per query of the latency sample (the first `LATENCY_SAMPLE` queries)
-    costs: dict[str, float] = field(default_factory=dict)  # seconds, pairs, index size, tokens spent, ...
+    costs: dict[str, float] = field(default_factory=dict)  # seconds, speeds, sizes, pairs: replayed on a cache hit
+    spent: dict[str, float] = field(default_factory=dict)  # money, tokens, requests, pairs computed: 0 on a hit
     key: str = ""  # the content key of this result (step identity + read results' keys + queries, passages,
     # depth): what later steps' keys are made of; set by the chain
     hit: bool = False  # replayed from the cache
@@ -97,7 +93,7 @@ class Context:
     passages: Passages
     depth: int
     results: dict[str, StepResult] = field(default_factory=dict)
-    facts: dict[str, Facts] = field(default_factory=dict)
+    facts: Mapping[str, Facts] = field(default_factory=dict)  # read lazily: a fact may read a tokenizer's files
     reads: tuple[str, ...] = ()  # the running step's `reads`
 
     def inputs(self) -> list[StepResult]:
@@ -112,26 +108,25 @@ class Context:
 
     def fact(self, name: str, default: Any = None) -> Any:
         """A fact the latest earlier step declaring it gave (`tokenizer`, `max_tokens`, ...), else `default`."""
-        for facts in reversed(list(self.facts.values())):
-            value = getattr(facts, name)  # a declared dataclass field: an unknown name raises AttributeError
+        if name not in FACT_NAMES:
+            raise ValueError(f"unknown fact {name!r}: the facts a step declares are {', '.join(FACT_NAMES)}")
+        for label in reversed(list(self.facts)):  # the latest first; each step's facts read only when reached
+            value = getattr(self.facts[label], name)
             if value is not None:
                 return value
         return default
 
 
 class Step:
-    """Base of every step (subclass it, or match its attributes). Override `identity` and `run`; a step with
-    facts sets `facts`, a step reading earlier results sets `reads`."""
+    """Base of every step: subclass it, set `label`, give `identity` (an attribute or a property) and `run`; a step
+    with facts sets `facts`, a step reading earlier results sets `reads`, a cheap one `cached = False`."""
 
     label: str = ""  # its run's name in the trace, metrics and costs
     code_version: ClassVar[int] = 1  # part of `identity`: bump when the same settings give another output
+    identity: dict  # its cache key: settings, model weights hash, `code_version` (JSON-able)
     reads: tuple[str, ...] = ()
     cached: bool = True
     facts: Facts = Facts()
-
-    @property
-    def identity(self) -> dict:
-        raise NotImplementedError
 
     def run(self, context: Context) -> StepResult:
         raise NotImplementedError
