@@ -102,3 +102,21 @@ def test_config_errors_name_the_key_and_their_fix_works(node, key, fix):
             name, value = fix.split("=")[0].split(".")[1], fix.split("=")[1]
             fixed = {**node, name: float(value) if name == "lambda" else int(value) if name == "depth" else value}
             assert diversify_config(fixed) is not None
+
+
+def test_the_passage_embedder_is_its_own_then_the_dense_stages_else_an_error_with_a_fix():
+    from retrieval_lab.dense import EmbedderConfig
+    from retrieval_lab.diversify import passage_embedder
+
+    dense = [(EmbedderConfig(name="minilm_l3"), "retriever.inputs.dense.embedder"), (EmbedderConfig(), "embedder")]
+    assert passage_embedder(MMRConfig(), dense) == dense[0]  # the first dense stage's: its cached vectors
+    own = diversify_config({"name": "mmr", "embedder": {"name": "wordllama", "batch_size": 8}})
+    config, key = passage_embedder(own, dense)
+    assert (config.name, config.batch_size, key) == ("wordllama", 8, "diversify.embedder")
+    with pytest.raises(ConfigError) as err:
+        passage_embedder(MMRConfig(), [])
+    assert err.value.key == "diversify.embedder"
+    assert "fix: name an embedder for it: diversify.embedder={name:minilm_l3}" in str(err.value)
+    with pytest.raises(ConfigError) as err:  # the embedder node is checked as the embedder group is
+        passage_embedder(diversify_config({"name": "mmr", "embedder": {"name": "x", "batch_size": 0}}), [])
+    assert err.value.key == "diversify.embedder.batch_size"
