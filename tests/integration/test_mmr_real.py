@@ -1,5 +1,5 @@
 """MMR diversification through the real chain, on a SciFact subset (the first 30 test claims, 300 documents, recursive
-chunks, BM25 + MiniLM-L3 hybrid):
+chunks of 128 tokens, BM25 + MiniLM-L3 hybrid):
 
 - `diversify=mmr` reorders the fused passages (a near-duplicate chunk steps aside for some query), records its run
   and latency in the trace, and the exported retriever's `search` returns, for every claim, exactly the top 10
@@ -54,14 +54,13 @@ def subset(data_root, tmp_path_factory) -> Path:
     return write_subset(tmp_path_factory.mktemp("scifact-subset") / "beir")
 
 
-def base(subset: Path, cache: Path) -> list[str]:
-    return ["dataset=scifact", f"dataset.path={subset}", "chunker=recursive", "chunker.size=64",
-            f"cache.dir={cache}", "eval.k=[1,5,10]", "eval.depth=20"]
+def base(subset: Path) -> list[str]:
+    """The test cache (RETRIEVAL_LAB_CACHE): the subset's chunks and embeddings are computed once across sessions."""
+    return ["dataset=scifact", f"dataset.path={subset}", "chunker=recursive", "eval.k=[1,5,10]", "eval.depth=20"]
 
 
 def test_mmr_reorders_and_search_equals_the_logged_run(subset, tmp_path, mlflow_uri):
-    cache = tmp_path / "cache"
-    hybrid = [*base(subset, cache), "+pipeline=hybrid_minilm_l3", "tracking.experiment=mmr"]
+    hybrid = [*base(subset), "+pipeline=hybrid_minilm_l3", "tracking.experiment=mmr"]
     plain = run_experiment(compose_config(hybrid))
     cfg = compose_config([*hybrid, "diversify=mmr", "diversify.lambda=0.5"])
     outcome = run_experiment(cfg)
@@ -81,14 +80,14 @@ def test_mmr_reorders_and_search_equals_the_logged_run(subset, tmp_path, mlflow_
     export_run(tracking.client({"uri": mlflow_uri}), run_id, tmp_path / "best.yaml")
     path = tracking.client({"uri": mlflow_uri}).download_artifacts(run_id, "run.trec", str(tmp_path))
     logged = Run.from_trec(path)
-    retriever = load_retriever(tmp_path / "best.yaml", [f"cache.dir={tmp_path / 'fresh'}"])
+    retriever = load_retriever(tmp_path / "best.yaml")  # search caches no run: each query goes through the chain
     differing = [qid for qid, text in zip(outcome.dataset.queries.ids, outcome.dataset.queries.texts)
                  if [hit["doc_id"] for hit in retriever.search(text, k=10)] != [d for d, _ in logged[qid][:10]]]
     assert differing == [], f"{len(differing)} of {QUERIES} queries rank differently in search: {differing[:5]}"
 
 
 def test_without_a_dense_stage_the_error_names_the_key_and_its_fix_runs(subset, tmp_path):
-    bm25 = [*base(subset, tmp_path / "cache"), "retriever=bm25", "diversify=mmr", "tracking.enabled=false"]
+    bm25 = [*base(subset), "retriever=bm25", "diversify=mmr", "tracking.enabled=false"]
     with pytest.raises(ConfigError) as err:
         validate(compose_config(bm25))
     assert err.value.key == "diversify.embedder"
