@@ -16,7 +16,7 @@ def main() -> None:
     from retrieval_lab.chunking import whole_documents
     from retrieval_lab.data import load_dataset
     from retrieval_lab.evaluate import evaluate
-    from retrieval_lab.pipeline.chain import DocumentsStep
+    from retrieval_lab.pipeline.steps import DocumentsStep
     from retrieval_lab.sparse import BM25, BM25Config
     from retrieval_lab.types import Run
 

@@ -199,7 +199,7 @@ class Evaluator:
         if key not in self.retrievers:
             cache = cache_for(settings)
             self.retrievers[key] = Retriever(cfg, self.dataset.corpus, cache, settings,
-                                             first_stages(cfg, settings, cache))
+                                             first_stages(settings, cache))
         return self.retrievers[key]
 
     def __call__(self, overrides: list[str]) -> dict:
@@ -208,7 +208,7 @@ class Evaluator:
         from retrieval_lab.config import compose_config
         from retrieval_lab.evaluate import evaluate
         from retrieval_lab.pipeline.build import read_config
-        from retrieval_lab.pipeline.chain import FusionStep
+        from retrieval_lab.pipeline.steps import FusionStep
 
         key = tuple(overrides)
         if key not in self.memo:
@@ -217,7 +217,8 @@ class Evaluator:
             t0 = time.perf_counter()
             chain = self._retriever(cfg, settings).chain
             if settings.fusion is not None:
-                chain = replace(chain, fusion=FusionStep(settings.fusion))
+                chain = replace(chain, steps=[FusionStep(settings.fusion, step.reads) if isinstance(step, FusionStep)
+                                              else step for step in chain.steps])
             trace = chain.run(self.dataset.queries, settings.eval.depth)
             ev = evaluate(trace.documents, self.dataset.qrels, ["ndcg", "recall"], [10, 100])
             self.memo[key] = {

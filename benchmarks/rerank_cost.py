@@ -74,7 +74,7 @@ def measure_cost(args, results: Results) -> None:
     from retrieval_lab.data import dataset_from_config
     from retrieval_lab.pipeline import Retriever
     from retrieval_lab.pipeline.build import cache_for
-    from retrieval_lab.pipeline.chain import RerankStep
+    from retrieval_lab.pipeline.steps import RerankStep
     from retrieval_lab.rerank import make_scorer, reranker_config
 
     cfg = compose_config([*pipeline(args), "tracking.enabled=false"])
@@ -87,10 +87,11 @@ def measure_cost(args, results: Results) -> None:
     for backend, max_length in product(BACKENDS, args.max_lengths):
         config = replace(base, backend=backend, max_length=max_length)
         scorer = make_scorer(config, cache_root, cache_enabled=False)
-        retriever.chain.rerank = RerankStep(config, scorer)
+        step = RerankStep(config, scorer, retriever.chain.step("rerank").reads)
+        retriever.chain.steps = [step if s.label == "rerank" else s for s in retriever.chain.steps]
         retriever.trace(texts[0])  # load the model (and export it once) outside the timings
         for depth in args.cost_depths:
-            retriever.chain.rerank.config = replace(config, depth=depth)
+            step.config = replace(config, depth=depth)
             rerank_ms, search_ms = [], []
             for text in texts:
                 t0 = time.perf_counter()
@@ -108,7 +109,7 @@ def measure_cost(args, results: Results) -> None:
                 hits = retriever.trace(text).runs["fusion"]
                 candidates[text] = [(text, text_of[pid]) for pid, _ in next(iter(hits.values()))[:20]]
         pairs = [pair for group in candidates.values() for pair in group]
-        scores = np.concatenate([scorer.score(group) for group in candidates.values()])
+        scores = np.concatenate([scorer.score(group)[0] for group in candidates.values()])
         results.put("agreement", f"{backend} {max_length}", scores.tolist())
         reference = results.data["agreement"].get(f"torch {max_length}")
         if reference is not None:

@@ -35,7 +35,7 @@ FIRST_STAGE = ["+experiments=best-scifact", "reranker.type=none", "reranker.name
 
 
 class Mixture:
-    """A scorer (`.score(pairs)`) that mixes its members' per-call min-max normalized scores; `rerank` calls it once
+    """A scorer (`.score(pairs) -> (scores, stats)`) that mixes its members' per-call min-max normalized scores; `rerank` calls it once
     per query, so the normalization is per query, as the interpolation's is."""
 
     def __init__(self, members: list, weights: list[float]):
@@ -44,7 +44,8 @@ class Mixture:
     def score(self, pairs):
         from retrieval_lab.fusion.normalization import minmax
 
-        return sum(w * minmax(m.score(pairs).astype(np.float64)) for m, w in zip(self.members, self.weights))
+        mixed = sum(w * minmax(m.score(pairs)[0].astype(np.float64)) for m, w in zip(self.members, self.weights))
+        return mixed, {}  # no stats: `rerank` times the mixture itself
 
 
 def scorers(models: list[str], cache_root):

@@ -25,7 +25,7 @@ def measure(name: str, split: str, root: str) -> dict:
     from retrieval_lab.evaluate.significance import randomization_test
     from retrieval_lab.data import load_dataset
     from retrieval_lab.evaluate import evaluate
-    from retrieval_lab.pipeline.chain import DocumentsStep
+    from retrieval_lab.pipeline.steps import DocumentsStep
     from retrieval_lab.sparse import BM25, BM25Config
     from retrieval_lab.sparse.rm3 import RM3Config
     from retrieval_lab.types import Run

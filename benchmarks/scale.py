@@ -70,7 +70,7 @@ def measure(folder: Path, stage: str, cache_dir: Path) -> dict:
     settings = read_config(cfg)
     cache = Cache(cache_dir)
     t0, cpu0 = time.perf_counter(), cpu_seconds()
-    chain = build_chain(cfg, dataset.corpus, cache, settings, first_stages(cfg, settings, cache))
+    chain = build_chain(cfg, dataset.corpus, cache, settings, first_stages(settings, cache))
     out["passages_seconds"], out["passages_cpu_seconds"] = time.perf_counter() - t0, cpu_seconds() - cpu0
     out["passages_cache_hit"] = bool(chain.passages.meta.get("cache_hit"))
     if stage == "passages":

@@ -49,7 +49,7 @@ CODE_VERSIONS = {
     "embeddings": 1,
     "indexes": 2,  # HNSW / IVF / IVF-PQ indexes (2: faiss.write_index files, IVF sized for N)
     "onnx_models": 1,  # exported (and quantized) ONNX graphs
-    "first_stage_runs": 2,  # BM25 / dense rankings of a query set (2: the pipeline's chain of stages)
+    "step_runs": 1,  # every chain step's run of a query set (pipeline.chain; first-stage runs were first_stage_runs)
     "rerank_scores": 1,  # cross-encoder score store (one SQLite file per model identity)
     "train_embedder": 1,  # fine-tuned bi-encoder folders under models/
     "train_reranker": 1,  # trained cross-encoder folders under models/

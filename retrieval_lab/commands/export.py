@@ -25,7 +25,8 @@ from retrieval_lab.config import cache_dirs_in, compose_config, compose_over
 from retrieval_lab.data import data_root, dataset_folder
 from retrieval_lab.data.places import source_root
 from retrieval_lab.errors import ConfigError, LabError
-from retrieval_lab.pipeline import FIRST_STAGES, Retriever, read_config, run_experiment
+from retrieval_lab.pipeline import Retriever, read_config, run_experiment
+from retrieval_lab.pipeline.build import first_stages
 from retrieval_lab.rerank import make_scorer
 from retrieval_lab.sweep.job import load_dataset
 from retrieval_lab.tracking import flatten
@@ -61,9 +62,8 @@ def stage_identities(cfg: DictConfig) -> list[dict]:
     settings = read_config(cfg)
     models = Cache(settings.cache_dir, enabled=False)  # models resolve under the run's cache root, as in the run
     out = []
-    for spec in settings.first_stages:
-        stage = FIRST_STAGES[spec.node.name](spec.node, cfg, models, spec.key)
-        out.append({"key": spec.key, **_plain(getattr(stage, "identity", {}))})
+    for spec, stage in zip(settings.first_stages, first_stages(settings, models)):
+        out.append({"key": spec.key, **_plain(stage.identity)})
     if settings.reranker.active:
         try:
             scorer = make_scorer(settings.reranker, models.root, False)

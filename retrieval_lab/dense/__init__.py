@@ -15,6 +15,7 @@ import logging
 import resource
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,11 @@ from retrieval_lab.dense.embedders import load_tokenizer
 from retrieval_lab.dense.index import IndexConfig, ann_recall, index_config
 from retrieval_lab.errors import ConfigError, LabError
 from retrieval_lab.served import cost
-from retrieval_lab.types import _digest
+from retrieval_lab.types import Facts, _digest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DenseRetriever", "EmbedderConfig", "IndexConfig", "ModelNotFoundError", "dense_stage", "embed_texts",
+__all__ = ["DenseConfig", "DenseRetriever", "EmbedderConfig", "IndexConfig", "ModelNotFoundError", "dense_config", "dense_stage", "embed_texts",
            "load_embedder", "load_sentence_transformer", "lookup_model", "register_model", "resolve_model"]
 
 STAGE_KEYS = ("name", "embedder", "index")
@@ -46,21 +47,33 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def dense_stage(node: Any, cfg: Any, cache: Cache, prefix: str) -> "DenseRetriever":
-    """Factory for `pipeline.build.FIRST_STAGES["dense"]`: typed configs only, no model loading."""
+@dataclass(frozen=True)
+class DenseConfig:
+    """A dense first stage's typed config: its embedder and index, and the embedder's config key (named in errors)."""
+
+    embedder: EmbedderConfig
+    index: IndexConfig
+    embedder_key: str = "embedder"
+
+
+def dense_config(node: Any, embedder: tuple[Any, str], index: tuple[Any, str], prefix: str) -> DenseConfig:
+    """The typed config of the retriever node `{name: dense}` at `prefix`; `embedder` and `index` are (node, config
+    key) of the embedder and index it uses: its own sub-nodes, or the top-level groups (`pipeline.build` picks)."""
     unknown = [k for k in node if k not in STAGE_KEYS]
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}", "unknown key for a dense retriever",
                           f"known keys: {', '.join(STAGE_KEYS)} (model settings go under embedder.*, "
                           "index settings under index.*)")
-    emb_node, emb_key = (node.get("embedder"), f"{prefix}.embedder") if node.get("embedder") is not None \
-        else (cfg.get("embedder") if cfg is not None else None, "embedder")
-    idx_node, idx_key = (node.get("index"), f"{prefix}.index") if node.get("index") is not None \
-        else (cfg.get("index") if cfg is not None else None, "index")
+    (emb_node, emb_key), (idx_node, idx_key) = embedder, index
     if emb_node is None:
         raise ConfigError(emb_key, "a dense retriever needs an embedder",
                           "pick one with embedder=minilm_l6 (or minilm_l3, wordllama)")
-    return DenseRetriever(embedder_config(emb_node, emb_key), index_config(idx_node or {}, idx_key), cache, emb_key)
+    return DenseConfig(embedder_config(emb_node, emb_key), index_config(idx_node or {}, idx_key), emb_key)
+
+
+def dense_stage(config: DenseConfig, cache: Cache) -> "DenseRetriever":
+    """Factory for `pipeline.build.FIRST_STAGES["dense"]`: no model loading."""
+    return DenseRetriever(config.embedder, config.index, cache, config.embedder_key)
 
 
 def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequence[str], kind: str, cache: Cache,
@@ -97,7 +110,8 @@ def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequen
 
 
 class DenseRetriever:
-    """`index(passages)` embeds (cached) and builds the FAISS index; `search(texts, k)` -> (rows, scores)."""
+    """`index(passages)` embeds (cached) and builds the FAISS index; `search(texts, k)` -> (rows, scores);
+    `stats()` what they cost; `facts` what later steps may rely on (tokenizer, max tokens, case sensitivity)."""
 
     def __init__(self, embedder_config: EmbedderConfig, index_config: IndexConfig, cache: Cache,
                  embedder_key: str = "embedder"):
@@ -107,11 +121,11 @@ class DenseRetriever:
         self.cache = cache
         self._identity: dict | None = None
         self._embedder: Embedder | None = None
-        self._tokenizer = None
         self._index = None
         self._sizing: faiss_index.Sizing | None = None
         self._vectors: np.ndarray | None = None
-        self.last_index_stats: dict[str, float] = {}
+        self._facts: Facts | None = None
+        self._stats: dict[str, float] = {}
 
     @property
     def embedder_identity(self) -> dict:
@@ -129,27 +143,28 @@ class DenseRetriever:
             self._embedder = load_embedder(self.embedder_config, self.cache, self.embedder_key)
         return self._embedder
 
-    @property
-    def tokenizer(self):
+    def _tokenizer(self):
         """The embedder's tokenizer (Hugging Face) without loading the model when it is not loaded yet."""
         if self._embedder is not None:
             return self._embedder.tokenizer
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.embedder_config, self.cache.root)
-        return self._tokenizer
+        return load_tokenizer(self.embedder_config, self.cache.root)
 
     @property
-    def case_sensitive(self) -> bool:
-        """Whether the model sees "Protein" and "protein" differently (its tokenizer keeps case) and
-        `embedder.lowercase` is off."""
-        if self.embedder_config.lowercase:
-            return False
-        tokenize = self.tokenizer
-        return tokenize is not None and tokenize("Protein Kinase")["input_ids"] != tokenize("protein kinase")["input_ids"]
+    def facts(self) -> Facts:
+        """The model's name, tokenizer and max tokens, and whether it sees "Protein" and "protein" differently
+        (its tokenizer keeps case and `embedder.lowercase` is off); read once, from the tokenizer's files only."""
+        if self._facts is None:
+            tokenize = self._tokenizer()
+            cased = not self.embedder_config.lowercase and tokenize is not None and \
+                tokenize("Protein Kinase")["input_ids"] != tokenize("protein kinase")["input_ids"]
+            self._facts = Facts(model=self.embedder_config.name, tokenizer=tokenize,
+                                max_tokens=self.embedder_identity.get("max_tokens"), case_sensitive=cased)
+        return self._facts
 
-    @property
-    def max_tokens(self) -> int | None:
-        return self.embedder_identity.get("max_tokens")
+    def stats(self) -> dict[str, float]:
+        """What embedding, indexing and searching cost so far: encode and build seconds, cache hits, index size,
+        ANN recall of the last batch searched, and a served embedder's `spent_*`."""
+        return dict(self._stats)
 
     def _embed(self, texts: list[str], kind: str, fingerprint: str | None = None):
         return embed_texts(self._embedder, self.embedder_config, texts, kind, self.cache,
@@ -171,7 +186,7 @@ class DenseRetriever:
         index_hit, size = self._build(vectors)
         stats.update({"index_build_seconds": time.perf_counter() - t0, "index_cache_hit": float(index_hit),
                       "index_size_bytes": float(size), **self._sizing.stats(), "peak_memory_mb": peak_memory_mb()})
-        self.last_index_stats = stats
+        self._stats = stats
         return self
 
     def _build(self, vectors: np.ndarray) -> tuple[bool, int]:
@@ -213,7 +228,7 @@ class DenseRetriever:
             raise LabError("dense retriever: search before index(passages)")
         if len(texts) > 1:
             queries, meta, _ = self._embed(list(texts), "query")
-            self.last_index_stats.update(served_costs(meta, "query"))
+            self._stats.update(served_costs(meta, "query"))
         else:
             queries = self.embedder.encode(list(texts), kind="query", progress=False)
         queries = np.asarray(queries)
@@ -227,10 +242,10 @@ class DenseRetriever:
         if len(texts) > 1 and self.index_config.name != "flat":
             exact_rows = (chroma_index.exact_rows(self._vectors, queries, kk, self.index_config.space) if chroma
                           else faiss_index.exact_search(self._vectors, queries, kk))
-            self.last_index_stats[f"ann_recall_at_{kk}"] = ann_recall(rows, exact_rows, kk)
+            self._stats[f"ann_recall_at_{kk}"] = ann_recall(rows, exact_rows, kk)
         elif len(texts) > 1:
-            self.last_index_stats[f"ann_recall_at_{kk}"] = 1.0
-        self.last_index_stats.update(self._spent())
+            self._stats[f"ann_recall_at_{kk}"] = 1.0
+        self._stats.update(self._spent())
         return rows, scores
 
     def _spent(self) -> dict[str, float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-from retrieval_lab.types import Corpus, Qrels, Queries, Run
+from retrieval_lab.types import Corpus, Facts, Qrels, Queries, Run
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +31,17 @@ def upper_share(texts: list[str]) -> float:
     return upper / letters if letters else 0.0
 
 
-def case_mismatch(queries: Queries, corpus: Corpus, stages: list) -> dict[str, float]:
-    """`queries_upper_share` and `corpus_upper_share`; warns when they differ by `CASE_GAP` or more and a dense
-    stage's model is case-sensitive."""
+def case_mismatch(queries: Queries, corpus: Corpus, facts: list[Facts]) -> dict[str, float]:
+    """`queries_upper_share` and `corpus_upper_share`; warns when they differ by `CASE_GAP` or more and a first
+    stage declares its model case-sensitive (`facts`: the first stages' facts)."""
     in_queries, in_corpus = upper_share(queries.texts), upper_share(corpus.texts)
     if abs(in_queries - in_corpus) >= CASE_GAP:
-        for stage in stages:
-            if getattr(stage, "case_sensitive", False):
+        for fact in facts:
+            if fact.case_sensitive:
                 log.warning("%.0f%% of the query letters are upper case against %.0f%% in the documents, and "
                             "embedder %s is case-sensitive: its scores will suffer; set embedder.lowercase=true "
                             "(or <input>.embedder.lowercase=true in a hybrid)", 100 * in_queries, 100 * in_corpus,
-                            stage.embedder_config.name)
+                            fact.model)
     return {"queries_upper_share": in_queries, "corpus_upper_share": in_corpus}
 
 

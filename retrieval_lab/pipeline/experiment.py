@@ -14,13 +14,12 @@ from retrieval_lab.evaluate import Evaluation, evaluate
 from retrieval_lab.evaluate.judged import pool_metrics
 from retrieval_lab.evaluate.spans import span_metrics
 from retrieval_lab.pipeline.build import cache_for, embedder_tokens, first_stages, read_config, unused_config_groups
-from retrieval_lab.pipeline.chain import FirstStage
 from retrieval_lab.pipeline.checks import case_mismatch, fusion_below_input
 from retrieval_lab.pipeline.retriever import Retriever
 from retrieval_lab.pipeline.trace import Trace
 from retrieval_lab.training.recipes import check_required_models
 from retrieval_lab.training.registry import check_config_models
-from retrieval_lab.types import Run
+from retrieval_lab.types import Facts, Run
 
 
 @dataclass
@@ -40,7 +39,7 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     """Load the dataset (unless given, as sweeps do), build the retriever, retrieve every query and evaluate."""
     settings = read_config(cfg)
     cache = cache or cache_for(settings)
-    stages = first_stages(cfg, settings, cache)  # config errors and missing models surface before the data loads
+    stages = first_stages(settings, cache)  # config errors and missing models surface before the data loads
     check_required_models(cfg, cache.root, unused_config_groups(cfg))  # a model of `requires` not trained yet
     dataset = dataset if dataset is not None else dataset_from_config(cfg.dataset, settings.cache_dir)
     check_config_models(cfg, dataset.name, dataset.split, dataset.queries.ids)  # LeakageError: trained on these
@@ -52,8 +51,9 @@ def run_experiment(cfg: DictConfig, cache: Cache | None = None, dataset: Dataset
     if is_import(dataset.path):  # a folder of documents: how many files its import left out, on every run
         extra["import_skipped_files"] = float(len(skipped_files(dataset.path)))
     extra.update(pool_metrics(trace.documents, dataset.queries, dataset.qrels))  # a judged set: its coverage
-    extra.update(truncation_stats(stages, retriever.passages))
-    extra.update(case_mismatch(dataset.queries, dataset.corpus, stages))
+    facts = [step.facts for step in retriever.chain.first_stages]
+    extra.update(truncation_stats(facts, retriever.passages))
+    extra.update(case_mismatch(dataset.queries, dataset.corpus, facts))
     if settings.fusion is not None:
         inputs = {step.label: trace.runs[step.label] for step in retriever.chain.first_stages}
         fused = evaluation.means.get("ndcg_at_10")
@@ -82,15 +82,14 @@ def rerank_ceiling(trace: Trace, retriever: Retriever, dataset: Dataset) -> dict
     return {f"first_stage_recall_at_{n}": recall, "first_stage_ndcg_at_10": ndcg}
 
 
-def truncation_stats(stages: list[FirstStage], passages: Passages) -> dict[str, float]:
-    """Passages longer than a dense stage's embedder max tokens (counted with its tokenizer; a warning if any):
-    `chunks_truncated` is the most any embedder truncates; with several, `chunks_truncated_<embedder>` each."""
+def truncation_stats(facts: list[Facts], passages: Passages) -> dict[str, float]:
+    """Passages longer than a first stage's declared max tokens (counted with its declared tokenizer; a warning if
+    any): `chunks_truncated` is the most any model truncates; with several, `chunks_truncated_<model>` each."""
     counts = {}
-    for stage in stages:
-        max_tokens = getattr(stage, "max_tokens", None)
-        tokens = embedder_tokens([stage]) if max_tokens else None
+    for fact in facts:
+        tokens = embedder_tokens([fact]) if fact.max_tokens else None
         if tokens is not None:
-            counts[stage.embedder_config.name] = float(truncated_chunks(passages, tokens, int(max_tokens)))
+            counts[fact.model] = float(truncated_chunks(passages, tokens, int(fact.max_tokens)))
     if not counts:
         return {}
     out = {"chunks_truncated": max(counts.values())}

@@ -12,7 +12,7 @@ from retrieval_lab.chunking.units import parse_unit_id
 from retrieval_lab.data.folder import source_location
 from retrieval_lab.data.places import place_of
 from retrieval_lab.pipeline.build import PipelineConfig, build_chain, read_config
-from retrieval_lab.pipeline.chain import FirstStage
+from retrieval_lab.pipeline.steps import FirstStage
 from retrieval_lab.pipeline.trace import Trace
 from retrieval_lab.types import Corpus, Queries
 

@@ -15,7 +15,6 @@ DOCUMENTS = "documents"  # passages -> documents, each once (what document-level
 UNITS = "units"  # passages -> returned units (what a RAG system reads; what span metrics score)
 FUSION = "fusion"
 RERANK = "rerank"
-STAGE_LABELS = (FUSION, RERANK, DOCUMENTS, UNITS)  # a hybrid input may not take one of these labels
 
 
 @dataclass

@@ -83,8 +83,8 @@ def _cross_encoder(config: RerankerConfig, cache_root, cache_enabled: bool):
                               cache_root, cache_enabled, config.backend)
 
 
-# type -> factory(config, cache root, cache enabled) -> scorer with `.score(pairs) -> np.ndarray`, `.identity`,
-# `.last_stats`
+# type -> factory(config, cache root, cache enabled) -> scorer with `.identity` and `.score(pairs) -> (scores, stats)`:
+# the stats of that call (`pairs_computed`, `seconds_per_pair`; a served model's tokens, cost, requests, retries)
 RERANKERS: dict[str, Callable | None] = {"none": None, "cross_encoder": _cross_encoder, "http": HttpRerankScorer}
 
 
@@ -107,8 +107,8 @@ def rerank(run: Run, queries: Queries, text_of: dict[str, str], scorer, depth: i
         n = min(depth, len(hits))
         new = np.zeros(0)
         if n:
-            new = scorer.score([(qtext[qid], text_of[pid]) for pid, _ in hits[:n]]).astype(np.float64)
-            stats = getattr(scorer, "last_stats", {})
+            scores, stats = scorer.score([(qtext[qid], text_of[pid]) for pid, _ in hits[:n]])
+            new = scores.astype(np.float64)
             n_pairs += n
             computed += stats.get("pairs_computed", n)
             for name in ("tokens", "cost", "requests", "retries"):

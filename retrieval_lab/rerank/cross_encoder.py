@@ -64,7 +64,6 @@ class CrossEncoderScorer:
         self._cache = Cache(root, enabled=cache_enabled)  # where the ONNX export is kept
         self._model = None
         self._onnx = None
-        self.last_stats: dict[str, float] = {}
 
     @property
     def model(self):
@@ -134,7 +133,7 @@ class CrossEncoderScorer:
         out[order] = np.asarray(scores, dtype=np.float32).reshape(-1)
         return out
 
-    def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """Scores of (query, passage) pairs, from the cache where present; records what it cost in `last_stats`."""
-        scores, self.last_stats = cached_scores(self.store, pairs, self.predict)
-        return scores
+    def score(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, dict[str, float]]:
+        """Scores of (query, passage) pairs, from the cache where present, and what they cost (`pairs_computed`,
+        `seconds_per_pair`)."""
+        return cached_scores(self.store, pairs, self.predict)

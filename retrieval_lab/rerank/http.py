@@ -32,7 +32,6 @@ class HttpRerankScorer:
         self.root, self.cache_enabled = resolve_cache_root(cache_root), cache_enabled
         self.counters = Counters()
         self._store: ScoreStore | None = None
-        self.last_stats: dict[str, float] = {}
 
     @property
     def fingerprint(self) -> str:
@@ -98,12 +97,11 @@ class HttpRerankScorer:
                 out[part] = self.request(query, [pairs[i][1] for i in part], self.counters)
         return out
 
-    def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """Scores from the cache where present, else from the server; `last_stats` says what it cost."""
+    def score(self, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, dict[str, float]]:
+        """Scores from the cache where present, else from the server, and what they cost."""
         before = self.counters.snapshot()
         scores, stats = cached_scores(self.store, pairs, self.predict)
         spent = self.counters.since(before)
-        self.last_stats = {**stats, "tokens": float(spent["tokens"]), "requests": float(spent["requests"]),
-                           "retries": float(spent["retries"]),
-                           "cost": cost(spent["tokens"], self.config.price_per_1m_tokens)}
-        return scores
+        return scores, {**stats, "tokens": float(spent["tokens"]), "requests": float(spent["requests"]),
+                        "retries": float(spent["retries"]),
+                        "cost": cost(spent["tokens"], self.config.price_per_1m_tokens)}

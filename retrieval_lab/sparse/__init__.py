@@ -12,6 +12,7 @@ from retrieval_lab.sparse.bm25s_backend import Bm25sIndex
 from retrieval_lab.sparse.rank_bm25_backend import RankBm25Index
 from retrieval_lab.sparse.rm3 import RM3Config, expanded_query
 from retrieval_lab.sparse.tokenize import Tokenizer, TokenizerConfig
+from retrieval_lab.types import Facts
 
 BACKENDS = {"bm25s": Bm25sIndex, "rank_bm25": RankBm25Index}
 TOKENIZE_BATCH = 4096  # passages tokenized at a time
@@ -40,7 +41,10 @@ class BM25Config:
 
 
 class BM25:
-    """Index passages once, then search many queries: returns top-k row indices and scores per query."""
+    """Index passages once, then search many queries: returns top-k row indices and scores per query. It declares
+    no facts: its tokenizer is its own, no later step counts with it."""
+
+    facts = Facts()
 
     def __init__(self, config: BM25Config):
         self.config = config
@@ -50,7 +54,7 @@ class BM25:
         if not config.rm3.active:  # runs cached before RM3 existed keep their key
             del self.identity["rm3"]
         self._texts: list[str] = []
-        self.last_index_stats: dict[str, float] = {}
+        self._stats: dict[str, float] = {}
 
     def index(self, passages: Passages) -> "BM25":
         """Tokenize and index a batch of passages at a time: no token list of the whole corpus is ever held."""
@@ -58,8 +62,12 @@ class BM25:
         self._index.index(self.tokenize(texts[first:first + TOKENIZE_BATCH])
                           for first in range(0, len(texts), TOKENIZE_BATCH))
         size = getattr(self._index, "size_bytes", None)
-        self.last_index_stats = {"index_size_bytes": float(size)} if size is not None else {}
+        self._stats = {"index_size_bytes": float(size)} if size is not None else {}
         return self
+
+    def stats(self) -> dict[str, float]:
+        """What indexing cost: the index size where the backend reports it."""
+        return dict(self._stats)
 
     def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k per query as (indices, scores); documents sharing no term with the query come back as -1."""

@@ -12,6 +12,8 @@ from retrieval_lab.cache import Cache
 from retrieval_lab.config import compose_config
 from retrieval_lab.dense import DenseRetriever, EmbedderConfig, IndexConfig
 from retrieval_lab.pipeline import FIRST_STAGES, run_experiment
+from retrieval_lab.pipeline.build import FirstStageEntry
+from retrieval_lab.types import Facts
 from retrieval_lab.pipeline.checks import upper_share
 from tests.integration.sweep_util import tiny_beir
 
@@ -35,9 +37,9 @@ def test_case_sensitivity_comes_from_the_tokenizer_and_the_option():
     def stage(**kw):
         return DenseRetriever(EmbedderConfig(**kw), IndexConfig(), Cache(enabled=False))
 
-    assert stage(name="wordllama").case_sensitive  # cased static vocabulary
-    assert not stage(name="minilm_l6").case_sensitive  # uncased WordPiece
-    assert not stage(name="wordllama", lowercase=True).case_sensitive
+    assert stage(name="wordllama").facts.case_sensitive  # cased static vocabulary
+    assert not stage(name="minilm_l6").facts.case_sensitive  # uncased WordPiece
+    assert not stage(name="wordllama", lowercase=True).facts.case_sensitive
     assert stage(name="wordllama", lowercase=True).embedder_identity["lowercase"] is True
     assert "lowercase" not in stage(name="wordllama").embedder_identity  # keys of older embeddings still hold
 
@@ -72,6 +74,10 @@ class Reversed:
     """A useless first stage: every passage in reverse row order, whatever the query."""
 
     identity = {"name": "reversed"}
+    facts = Facts()
+
+    def stats(self):
+        return {}
 
     def index(self, passages):
         self.n = len(passages)
@@ -82,7 +88,8 @@ class Reversed:
 
 
 def test_a_weak_fusion_input_warns_and_each_input_is_scored(data_root, tmp_path, caplog, monkeypatch):
-    monkeypatch.setitem(FIRST_STAGES, "reversed", lambda node, cfg, cache, key: Reversed())
+    monkeypatch.setitem(FIRST_STAGES, "reversed", FirstStageEntry(lambda node, cfg, key: None,
+                                                                  lambda config, cache: Reversed()))
     cfg = compose_config([f"dataset.root={data_root}", "dataset=scifact", "retriever=hybrid",
                           f"cache.dir={tmp_path / 'c'}", "retriever.inputs.dense={name: reversed}"])
     with caplog.at_level(logging.WARNING):

@@ -28,11 +28,10 @@ class OverlapScorer:
     """A fast, model-free reranker: shared words between query and passage, ties broken by a hash of the passage."""
 
     identity = {"model": "overlap"}
-    last_stats: dict = {}
 
     def score(self, pairs):
         return np.array([len(set(q.lower().split()) & set(p.lower().split())) + (zlib.crc32(p.encode()) % 997) / 1e4
-                         for q, p in pairs], dtype=np.float32)
+                         for q, p in pairs], dtype=np.float32), {}
 
 
 class SleepingScorer:
@@ -40,11 +39,10 @@ class SleepingScorer:
     cross-encoder would."""
 
     identity = {"model": "sleeping"}
-    last_stats: dict = {}
 
     def score(self, pairs):
         time.sleep(0.005 * len(pairs))
-        return -np.arange(len(pairs), dtype=np.float32)
+        return -np.arange(len(pairs), dtype=np.float32), {}
 
 
 @pytest.fixture()
@@ -78,7 +76,7 @@ def test_search_returns_the_logged_top_10_for_every_query(data_root, tmp_path, m
 
     fresh = tmp_path / "fresh-cache"
     retriever = load_retriever(tmp_path / "best.yaml", [f"cache.dir={fresh}"])
-    assert str(retriever.chain.first_stages[0].cache.root) == str(fresh)
+    assert str(retriever.chain.cache.root) == str(fresh)
     differing = []
     for qid, text in zip(outcome.dataset.queries.ids, outcome.dataset.queries.texts):
         searched = [hit["doc_id"] for hit in retriever.search(text, k=10)]

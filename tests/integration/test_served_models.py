@@ -95,7 +95,8 @@ def test_served_reranker_scores_as_the_local_cross_encoder(server, data_root, tm
                                           "price_per_1m_tokens": 1.0}), tmp_path / "cache")
     local = make_scorer(reranker_config({"name": "local", "type": "cross_encoder", "model": str(server["reranker"]),
                                          "max_length": None}), tmp_path / "cache")
-    np.testing.assert_allclose(remote.score(pairs), local.score(pairs), atol=1e-4)
-    assert remote.last_stats["requests"] == 6 and remote.last_stats["tokens"] > 0
-    assert remote.last_stats["cost"] == pytest.approx(remote.last_stats["tokens"] / 1e6)
+    (remote_scores, stats), (local_scores, _) = remote.score(pairs), local.score(pairs)
+    np.testing.assert_allclose(remote_scores, local_scores, atol=1e-4)
+    assert stats["requests"] == 6 and stats["tokens"] > 0
+    assert stats["cost"] == pytest.approx(stats["tokens"] / 1e6)
     assert len(remote.identity["model"]["fingerprint"]) == 16

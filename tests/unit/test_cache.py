@@ -94,13 +94,13 @@ def test_payload_is_checked_in_full_on_a_hit(tmp_path, caplog):
         calls.append(1)
         return None, {"ids": ids}, {}
 
-    cache.get_or_compute("first_stage_runs", {"a": 1}, compute)
-    payload = cache._dir("first_stage_runs", content_key("first_stage_runs", {"a": 1})) / "payload.json"
+    cache.get_or_compute("step_runs", {"a": 1}, compute)
+    payload = cache._dir("step_runs", content_key("step_runs", {"a": 1})) / "payload.json"
     text = payload.read_text()
     middle = text.index("doc", len(text) // 2)
     payload.write_text(text[:middle] + "DOC" + text[middle + 3:])  # still valid JSON, same size
     with caplog.at_level("WARNING"):
-        entry = cache.get_or_compute("first_stage_runs", {"a": 1}, compute)
+        entry = cache.get_or_compute("step_runs", {"a": 1}, compute)
     assert not entry.hit and len(calls) == 2 and entry.payload == {"ids": ids}
     assert "payload.json: sha256 differs" in caplog.text
 
@@ -210,6 +210,6 @@ def test_every_stage_the_package_keys_has_a_code_version():
         text = path.read_text()
         used.update(re.findall(r"(?:get_or_compute|get_or_write|content_key)\(\s*\"(\w+)\"", text))
         used.update(f"train_{kind}" for kind in re.findall(r"train_once\(\s*\"(\w+)\"", text))  # its key's stage
-    assert {"passages", "embeddings", "indexes", "onnx_models", "first_stage_runs", "train_embedder"} <= used
+    assert {"passages", "embeddings", "indexes", "onnx_models", "step_runs", "train_embedder"} <= used
     assert used <= set(CODE_VERSIONS), sorted(used - set(CODE_VERSIONS))
     assert cache_module.code_version("passages") == CODE_VERSIONS["passages"]

@@ -13,7 +13,7 @@ from retrieval_lab.chunking.semantic import breakpoints
 from retrieval_lab.chunking.sentences import sentence_spans
 from retrieval_lab.chunking.tokens import load_tokenizer
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.types import Corpus, Queries
+from retrieval_lab.types import Corpus, Facts, Queries
 
 DOCS = [
     "Cells divide. The p53 protein (TP53) stops them, e.g. after DNA damage. mRNA levels rose 2.5-fold (P < .001). "
@@ -192,16 +192,24 @@ def test_documents_step_uses_the_configured_aggregation():
     assert DocumentsStep("first").of(run, passages, 10)["q"] == [("b", 4.0), ("a", 0.1)]
 
 
+def corpus_of(layout: dict[str, int]) -> Corpus:
+    return Corpus(list(layout), [""] * len(layout), [""] * len(layout))
+
+
 class FakeStage:
     """Ranks passages in row order: the 60 chunks of d0 come before every other document."""
 
     def __init__(self, passages):
         self.passages = passages
         self.identity = {"name": "fake"}
+        self.facts = Facts()
         self.depths = []
 
     def index(self, passages):
         pass
+
+    def stats(self):
+        return {}
 
     def search(self, texts, k):
         self.depths.append(k)
@@ -211,14 +219,14 @@ class FakeStage:
 
 
 def test_first_stage_searches_each_query_deep_enough_to_fill_k_documents(tmp_path):
-    from retrieval_lab.pipeline.chain import FirstStageStep
-    from retrieval_lab.pipeline.trace import Trace
+    from retrieval_lab.pipeline.step import Context
+    from retrieval_lab.pipeline.steps import FirstStageStep
 
     layout = {"d0": 60, **{f"d{i}": 1 for i in range(1, 41)}}  # first guess: 5 * 2 * 100 / 41 = 25 passages
     passages = make_passages(layout)
     stage = FakeStage(passages)
-    step = FirstStageStep("fake", stage, Cache(tmp_path))
-    run = step.run(Queries(["q"], ["text"]), passages, len(layout), 5, "max", Trace(["q"]))
+    step = FirstStageStep("fake", stage)
+    run = step.run(Context(Queries(["q"], ["text"]), corpus_of(layout), passages, 5)).run
     docs = {passages.doc_ids[passages.row_of()[pid]] for pid, _ in run["q"]}
     assert len(docs) >= 5 and sorted(set(stage.depths)) == [25, 50, 100]  # the first guess was too shallow: doubled
     assert unfilled_rows(np.arange(10)[None, :], passages, 5) == [0]  # ten chunks, one document
@@ -226,8 +234,8 @@ def test_first_stage_searches_each_query_deep_enough_to_fill_k_documents(tmp_pat
 
 
 def test_deepening_is_per_query_so_a_ranking_does_not_depend_on_the_other_queries(tmp_path):
-    from retrieval_lab.pipeline.chain import FirstStageStep
-    from retrieval_lab.pipeline.trace import Trace
+    from retrieval_lab.pipeline.step import Context
+    from retrieval_lab.pipeline.steps import FirstStageStep
 
     class PerQuery(FakeStage):  # query "deep" needs the 60 chunks of d0 first; "flat" starts with one-chunk documents
         def search(self, texts, k):
@@ -240,11 +248,10 @@ def test_deepening_is_per_query_so_a_ranking_does_not_depend_on_the_other_querie
     layout = {"d0": 60, **{f"d{i}": 1 for i in range(1, 41)}}
     passages = make_passages(layout)
     together = PerQuery(passages)
-    both = FirstStageStep("fake", together, Cache(tmp_path / "a")).run(
-        Queries(["a", "b"], ["deep", "flat"]), passages, len(layout), 5, "max", Trace(["a", "b"]))
+    both = FirstStageStep("fake", together).run(
+        Context(Queries(["a", "b"], ["deep", "flat"]), corpus_of(layout), passages, 5)).run
     alone = PerQuery(passages)
-    flat = FirstStageStep("fake", alone, Cache(tmp_path / "b")).run(
-        Queries(["b"], ["flat"]), passages, len(layout), 5, "max", Trace(["b"]))
+    flat = FirstStageStep("fake", alone).run(Context(Queries(["b"], ["flat"]), corpus_of(layout), passages, 5)).run
     assert both["b"] == flat["b"] and len(both["b"]) == 25  # "flat" was never deepened, asked alone or not
     assert len(both["a"]) == 100
 

@@ -9,6 +9,7 @@ from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages
 from retrieval_lab.dense import DenseRetriever, dense_stage
 from retrieval_lab.pipeline import unused_config_groups
+from retrieval_lab.pipeline.build import read_dense
 from retrieval_lab.dense.embedders import EmbedderConfig
 from retrieval_lab.dense.index import IndexConfig, ann_recall, build_index, index_config, read, search, write
 from retrieval_lab.errors import ConfigError
@@ -80,7 +81,7 @@ def test_dense_stage_finds_the_matching_passage(tmp_path):
     rows, scores = stage.search(["vitamin D and fractures", "energy production in mitochondria"], 3)
     assert rows[:, 0].tolist() == [0, 1]
     assert (np.diff(scores, axis=1) <= 1e-6).all()
-    stats = stage.last_index_stats
+    stats = stage.stats()
     for key in ("encode_passages_per_second", "index_size_bytes", "peak_memory_mb", "ann_recall_at_10"):
         assert stats[key] > 0, key
     assert stats["embeddings_cache_hit"] == 0.0
@@ -91,28 +92,32 @@ def test_dense_stage_finds_the_matching_passage(tmp_path):
 def test_second_stage_hits_the_cache_without_loading_the_model(tmp_path):
     DenseRetriever(wordllama(), IndexConfig(name="hnsw", M=8), Cache(tmp_path)).index(passages())
     again = DenseRetriever(wordllama(), IndexConfig(name="hnsw", M=8), Cache(tmp_path)).index(passages())
-    assert again.last_index_stats["embeddings_cache_hit"] == 1.0
-    assert again.last_index_stats["index_cache_hit"] == 1.0
+    assert again.stats()["embeddings_cache_hit"] == 1.0
+    assert again.stats()["index_cache_hit"] == 1.0
     assert again._embedder is None  # nothing encoded, so no model loaded
     other = DenseRetriever(wordllama(passage_prefix="passage: "), IndexConfig(), Cache(tmp_path))
-    assert other.index(passages()).last_index_stats["embeddings_cache_hit"] == 0.0  # prefix: new key
+    assert other.index(passages()).stats()["embeddings_cache_hit"] == 0.0  # prefix: new key
     assert {e.stage for e in Cache(tmp_path).entries()} == {"embeddings", "indexes"}
 
 
-def test_factory_uses_own_subnodes_else_top_level_groups():
+def test_the_builder_reads_own_subnodes_else_top_level_groups_and_the_factory_gets_typed_configs():
     cfg = OmegaConf.create({"embedder": {"name": "wordllama", "backend": "static"}, "index": {"name": "hnsw"},
                             "retriever": {"name": "dense"}})
-    stage = dense_stage(cfg.retriever, cfg, Cache(enabled=False), "retriever")
+    stage = dense_stage(read_dense(cfg.retriever, cfg, "retriever"), Cache(enabled=False))
     assert (stage.embedder_config.name, stage.index_config.name) == ("wordllama", "hnsw")
     own = OmegaConf.create({"name": "dense", "embedder": {"name": "minilm_l3"}, "index": {"name": "ivf"}})
-    stage = dense_stage(own, cfg, Cache(enabled=False), "retriever.stages.1")
+    config = read_dense(own, cfg, "retriever.stages.1")
+    assert (config.embedder.name, config.index.name, config.embedder_key) == ("minilm_l3", "ivf",
+                                                                               "retriever.stages.1.embedder")
+    stage = dense_stage(config, Cache(enabled=False))
     assert (stage.embedder_config.name, stage.index_config.name) == ("minilm_l3", "ivf")
     assert stage._embedder is None  # the factory loads nothing
     with pytest.raises(ConfigError, match="retriever.model"):
-        dense_stage(OmegaConf.create({"name": "dense", "model": "x"}), cfg, Cache(enabled=False), "retriever")
+        read_dense(OmegaConf.create({"name": "dense", "model": "x"}), cfg, "retriever")
     with pytest.raises(ConfigError, match="retriever.stages.1.embedder.batch_size"):
-        dense_stage(OmegaConf.create({"name": "dense", "embedder": {"batch_size": -1}}), cfg,
-                    Cache(enabled=False), "retriever.stages.1")
+        read_dense(OmegaConf.create({"name": "dense", "embedder": {"batch_size": -1}}), cfg, "retriever.stages.1")
+    with pytest.raises(ConfigError, match="embedder"):  # no sub-node and no top-level group
+        read_dense(OmegaConf.create({"name": "dense"}), OmegaConf.create({}), "retriever")
 
 
 def test_unused_groups_are_not_logged_for_bm25():
@@ -122,14 +127,16 @@ def test_unused_groups_are_not_logged_for_bm25():
     assert unused_config_groups(compose_config(["retriever=dense", "embedder=wordllama"])) == set()
 
 
-def test_tokenizer_without_loading_the_model():
+def test_facts_declare_the_tokenizer_without_loading_the_model():
     stage = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))
-    assert len(stage.tokenizer("vitamin D")["input_ids"]) > 0 and stage._embedder is None
+    assert len(stage.facts.tokenizer("vitamin D")["input_ids"]) > 0 and stage._embedder is None
     l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))
-    assert l3.tokenizer.model_max_length > 0 and l3.max_tokens == 128 and l3._embedder is None
+    facts = l3.facts
+    assert facts.tokenizer.model_max_length > 0 and facts.max_tokens == 128 and l3._embedder is None
+    assert facts.model == "minilm_l3" and facts.case_sensitive is False
     from retrieval_lab.pipeline import embedder_tokens
 
-    counter = embedder_tokens([l3])  # chunker.tokenizer=embedder: counting tokens loads no model either
+    counter = embedder_tokens([facts])  # chunker.tokenizer=embedder: counting tokens loads no model either
     assert counter.count("vitamin D deficiency") > 0 and l3._embedder is None
 
 
@@ -143,16 +150,17 @@ def test_truncation_stats_count_passages_over_the_embedders_token_limit():
                     ["vitamin D", "insulin resistance " * 80, "gut microbiome diversity " * 200])
     l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))  # 128 tokens
     passages = whole_documents(corpus, title=True)
-    assert truncation_stats([l3], passages) == {"chunks_truncated": 2.0} and l3._embedder is None
+    assert truncation_stats([l3.facts], passages) == {"chunks_truncated": 2.0} and l3._embedder is None
     static = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))  # no token limit: nothing to count
-    assert truncation_stats([static], passages) == {}
+    assert truncation_stats([static.facts], passages) == {}
     # several dense inputs (a hybrid): each embedder's own count, and the most any of them truncates
     l6 = DenseRetriever(EmbedderConfig(name="minilm_l6"), IndexConfig(), Cache(enabled=False))  # 256 tokens
-    alone = truncation_stats([l6], passages)["chunks_truncated"]
+    alone = truncation_stats([l6.facts], passages)["chunks_truncated"]
     assert alone == 1.0
-    assert truncation_stats([l3, static, l6], passages) == {"chunks_truncated": 2.0, "chunks_truncated_minilm_l3": 2.0,
+    assert truncation_stats([l3.facts, static.facts, l6.facts], passages) == {
+        "chunks_truncated": 2.0, "chunks_truncated_minilm_l3": 2.0,
                                                             "chunks_truncated_minilm_l6": 1.0}
-    assert truncation_stats([l6, l3], passages)["chunks_truncated"] == 2.0  # not the last input's count
+    assert truncation_stats([l6.facts, l3.facts], passages)["chunks_truncated"] == 2.0  # not the last input's count
 
 
 def test_default_token_chunks_fit_the_embedder_and_the_warning_names_a_fix_that_changes_something(caplog):
@@ -170,17 +178,17 @@ def test_default_token_chunks_fit_the_embedder_and_the_warning_names_a_fix_that_
     l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))  # 128 tokens
     passages = build_passages({"name": "fixed_tokens", "size": 128}, corpus)  # conf/chunker/fixed_tokens.yaml
     with caplog.at_level(logging.WARNING):
-        assert truncation_stats([l3], passages) == {"chunks_truncated": 0.0}
+        assert truncation_stats([l3.facts], passages) == {"chunks_truncated": 0.0}
     assert "exceed" not in caplog.text and len(passages) > 10
     caplog.clear()
     bigger = build_passages({"name": "fixed_tokens", "size": 256}, corpus)
     with caplog.at_level(logging.WARNING):
-        assert truncation_stats([l3], bigger)["chunks_truncated"] > 0
+        assert truncation_stats([l3.facts], bigger)["chunks_truncated"] > 0
     assert "chunker.size=256 is above what the embedder reads; set chunker.size=128" in caplog.text
     assert "(chunker=fixed_tokens)" not in caplog.text
     caplog.clear()
     sentences = build_passages({"name": "sentences", "size": 12}, corpus)
     with caplog.at_level(logging.WARNING):
-        truncation_stats([l3], sentences)
+        truncation_stats([l3.facts], sentences)
     assert "chunker=sentences sizes chunks in sentences (chunker.size=12)" in caplog.text
     assert "chunker=fixed_tokens chunker.size=128" in caplog.text

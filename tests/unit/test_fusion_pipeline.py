@@ -5,9 +5,9 @@ import pytest
 
 from retrieval_lab import pipeline
 from retrieval_lab.config import compose_config
-from retrieval_lab.config import typed
 from retrieval_lab.errors import ConfigError
-from retrieval_lab.sparse import BM25, BM25Config
+from retrieval_lab.pipeline.build import FirstStageEntry, read_bm25
+from retrieval_lab.sparse import BM25
 from tests.unit.test_data_errors import HEADER, make_beir
 
 WORDS = ["protein", "cell", "gene", "virus", "cancer", "brain", "heart", "blood", "immune", "drug", "dose", "trial"]
@@ -34,10 +34,8 @@ def counting(monkeypatch):
             calls["search"] += 1
             return super().search(queries, k)
 
-    def factory(node, cfg, cache, prefix):
-        return Counting(typed(BM25Config, node, prefix, ignore=("name",)))
-
-    monkeypatch.setitem(pipeline.FIRST_STAGES, "counting", factory)
+    monkeypatch.setitem(pipeline.FIRST_STAGES, "counting",
+                        FirstStageEntry(read_bm25, lambda config, cache: Counting(config)))
     return calls
 
 

@@ -36,10 +36,11 @@ def truth(query, texts, seed="model-a"):
 def test_scores_follow_the_documents_order(stub, tmp_path, api):
     model = scorer(stub, tmp_path, api=api)
     pairs = [("which topic?", text) for text in DOCS.values()]
-    np.testing.assert_allclose(model.score(pairs), truth("which topic?", DOCS.values()), rtol=1e-5)
+    scores, stats = model.score(pairs)
+    np.testing.assert_allclose(scores, truth("which topic?", DOCS.values()), rtol=1e-5)
     body = stub.requests[-1]["body"]
     assert ("texts" in body) == (api == "tei") and ("documents" in body) == (api == "cohere")
-    assert model.last_stats["requests"] == 3  # 7 documents, 3 per request
+    assert stats["requests"] == 3  # 7 documents, 3 per request
 
 
 def test_retries_then_cache_then_costs(stub, tmp_path):
@@ -66,8 +67,9 @@ def test_a_swapped_model_does_not_replay_cached_scores(stub, tmp_path):
     stub.seed = "model-b"
     http._PROBES.clear()  # a new process probes again
     model = scorer(stub, tmp_path)
-    np.testing.assert_allclose(model.score(pairs), truth("which topic?", DOCS.values(), "model-b"), rtol=1e-5)
-    assert model.last_stats["pairs_computed"] == len(pairs)
+    scores, stats = model.score(pairs)
+    np.testing.assert_allclose(scores, truth("which topic?", DOCS.values(), "model-b"), rtol=1e-5)
+    assert stats["pairs_computed"] == len(pairs)
 
 
 def test_missing_result_and_persistent_failure_are_errors(stub, tmp_path):

@@ -109,7 +109,7 @@ def test_best_scifact_fails_before_any_work_on_an_empty_cache(tmp_path, data_roo
         run_experiment(cfg)
     for recipe in needed(cfg):
         assert recipe.model in str(err.value) and recipe.command in str(err.value)
-    assert not (cache / "first_stage_runs").exists() and not (cache / "datasets").exists()
+    assert not (cache / "step_runs").exists() and not (cache / "datasets").exists()
 
 
 @pytest.mark.parametrize("pipeline", reproduce.PIPELINES)

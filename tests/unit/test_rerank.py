@@ -21,12 +21,11 @@ class LengthScorer:
 
     def __init__(self):
         self.calls = []
-        self.last_stats = {}
 
     def score(self, pairs):
         self.calls.append(list(pairs))
-        self.last_stats = {"pairs_computed": float(len(pairs)), "seconds_per_pair": 0.001}
-        return np.array([len(p) for _, p in pairs], dtype=np.float32)
+        return (np.array([len(p) for _, p in pairs], dtype=np.float32),
+                {"pairs_computed": float(len(pairs)), "seconds_per_pair": 0.001})
 
 
 TEXT = {"a": "x", "b": "xxx", "c": "xx", "d": "xxxxxxxx"}
@@ -153,7 +152,8 @@ def test_onnx_backends_give_the_torch_scores(tiny_cross_encoders, tmp_path, acti
     folder = str(tiny_cross_encoders[activation])
     scorers = {backend: CrossEncoderScorer(folder, max_length=64, cache_root=tmp_path, backend=backend)
                for backend in ("torch", "onnx", "onnx_int8")}
-    scores = {backend: scorer.score(PAIRS) for backend, scorer in scorers.items()}
+    scored = {backend: scorer.score(PAIRS) for backend, scorer in scorers.items()}
+    scores = {backend: value for backend, (value, _) in scored.items()}
     np.testing.assert_allclose(scores["onnx"], scores["torch"], atol=1e-5)
     np.testing.assert_allclose(scores["onnx_int8"], scores["onnx"], atol=0.05)
     if activation == "sigmoid":
@@ -161,10 +161,11 @@ def test_onnx_backends_give_the_torch_scores(tiny_cross_encoders, tmp_path, acti
     else:
         assert not ((scores["torch"] > 0) & (scores["torch"] < 1)).all()  # raw logits
     assert len({scorer.store.path for scorer in scorers.values()}) == 3
-    assert scorers["onnx"].last_stats["pairs_computed"] == len(PAIRS)
+    assert scored["onnx"][1]["pairs_computed"] == len(PAIRS)
     again = CrossEncoderScorer(folder, max_length=64, cache_root=tmp_path, backend="onnx")
-    np.testing.assert_array_equal(again.score(PAIRS), scores["onnx"])  # from the store: nothing exported or run
-    assert again.last_stats["pairs_computed"] == 0 and again._onnx is None
+    replayed, stats = again.score(PAIRS)
+    np.testing.assert_array_equal(replayed, scores["onnx"])  # from the store: nothing exported or run
+    assert stats["pairs_computed"] == 0 and again._onnx is None
 
 
 def test_onnx_backend_refuses_an_activation_it_does_not_implement(tiny_cross_encoders, tmp_path):

@@ -15,9 +15,8 @@ from retrieval_lab.config import compose_config
 from retrieval_lab.evaluate import Evaluation
 from retrieval_lab.evaluate.spans import (TokenBudget, by_document, coverage_and_iou, merge, overlap,
                                           span_metrics)
-from retrieval_lab.pipeline.chain import UnitsStep
+from retrieval_lab.pipeline.steps import UnitsStep
 from retrieval_lab.pipeline.experiment import Outcome
-from retrieval_lab.pipeline.trace import Trace
 from retrieval_lab.tracking import write_artifacts
 from retrieval_lab.types import Corpus, Queries, Run
 
@@ -116,8 +115,9 @@ def test_passage_runs_become_units():
     passages = build_passages({"name": "sentences", "size": 1}, CORPUS)  # one passage per sentence
     order = [1, 4, 0]
     run = Run({"q1": [(passages.ids[i], 10.0 - r) for r, i in enumerate(order)], "q2": []})
-    step = UnitsStep(passages, *unit_spans(passages, CORPUS, UnitConfig("chunk")))
-    units = unit_spans_of(step.run(run, passages, 10, Trace(["q1", "q2"]), Run()))
+    step = UnitsStep(UnitConfig("chunk"), passages, *unit_spans(passages, CORPUS, UnitConfig("chunk")),
+                     ("passages", "documents"))
+    units = unit_spans_of(step.of(run, Run(), passages, 10))
     assert units == {"q1": [unit(1), ("d2", 0, len("Unrelated text here.")), unit(0)], "q2": []}
 
 

@@ -9,8 +9,7 @@ from retrieval_lab.chunking.units import UnitConfig, parse_unit_id, unit_id, uni
 from retrieval_lab.config import compose_config
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.pipeline import read_config
-from retrieval_lab.pipeline.chain import UnitsStep
-from retrieval_lab.pipeline.trace import Trace
+from retrieval_lab.pipeline.steps import UnitsStep
 from retrieval_lab.types import Corpus, Run
 
 # doc a: three sections by heading; doc b: no sections
@@ -64,9 +63,9 @@ def test_document_units(passages):
 
 def test_units_step_returns_each_unit_once_at_its_best_rank(passages):
     starts, ends = unit_spans(passages, CORPUS, UnitConfig(name="document"))
-    step = UnitsStep(passages, starts, ends)
+    step = UnitsStep(UnitConfig(name="document"), passages, starts, ends, ("passages", "documents"))
     run = Run({"q": [(pid, 10.0 - i) for i, pid in enumerate(reversed(passages.ids))]})
-    units = step.run(run, passages, 10, Trace(["q"]), Run())["q"]
+    units = step.of(run, Run(), passages, 10)["q"]
     assert [parse_unit_id(u) for u, _ in units] == [("b", 0, len(B)), ("a", 0, len(A))]
     assert [s for _, s in units] == [10.0, 10.0 - sum(d == "b" for d in passages.doc_ids)]
     assert parse_unit_id(unit_id("x@y", 3, 9)) == ("x@y", 3, 9)  # doc ids may hold '@'
@@ -75,15 +74,16 @@ def test_units_step_returns_each_unit_once_at_its_best_rank(passages):
 def test_every_returned_document_keeps_a_unit_when_one_document_fills_the_depth(passages):
     """Chunk units at depth 2: the top passages are all of `b`, yet `a` is a top-2 document, so its best unit comes
     after the first 2 units (search shows each returned document's unit; it raised KeyError before)."""
-    step = UnitsStep(passages, *unit_spans(passages, CORPUS, UnitConfig(name="chunk")))
+    step = UnitsStep(UnitConfig(name="chunk"), passages, *unit_spans(passages, CORPUS, UnitConfig(name="chunk")),
+                     ("passages", "documents"))
     ranked = [pid for d, pid in zip(passages.doc_ids, passages.ids) if d == "b"] + \
              [pid for d, pid in zip(passages.doc_ids, passages.ids) if d == "a"]
     assert sum(d == "b" for d in passages.doc_ids) > 2  # the fixture: b alone fills the depth
     run = Run({"q": [(pid, 10.0 - i) for i, pid in enumerate(ranked)]})
     documents = Run({"q": [("b", 10.0), ("a", 10.0 - sum(d == "b" for d in passages.doc_ids))]})
-    units = step.run(run, passages, 2, Trace(["q"]), documents)["q"]
+    units = step.of(run, documents, passages, 2)["q"]
     assert [parse_unit_id(u)[0] for u, _ in units] == ["b", "b", "a"]  # the first 2 as before, then a's best
-    assert [parse_unit_id(u)[0] for u, _ in step.run(run, passages, 2, Trace(["q"]), Run())["q"]] == ["b", "b"]
+    assert [parse_unit_id(u)[0] for u, _ in step.of(run, Run(), passages, 2)["q"]] == ["b", "b"]
 
 
 def test_unit_config_errors_name_the_key():
