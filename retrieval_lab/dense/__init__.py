@@ -35,8 +35,9 @@ from retrieval_lab.types import Facts, _digest
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DenseConfig", "DenseRetriever", "EmbedderConfig", "IndexConfig", "ModelNotFoundError", "dense_config", "dense_stage", "embed_texts",
-           "load_embedder", "load_sentence_transformer", "lookup_model", "register_model", "resolve_model"]
+__all__ = ["DenseConfig", "DenseRetriever", "EmbedderConfig", "IndexConfig", "ModelNotFoundError", "dense_config",
+           "dense_stage", "embed_texts", "load_embedder", "load_sentence_transformer", "lookup_model", "register_model",
+           "resolve_model"]
 
 STAGE_KEYS = ("name", "embedder", "index")
 FINITE_CHECK_ROWS = 65536  # rows checked for NaN/inf at a time (no full-size temporary)
