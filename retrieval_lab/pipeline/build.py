@@ -28,6 +28,7 @@ from retrieval_lab.pipeline.step import Step
 from retrieval_lab.pipeline.steps import (DocumentsStep, FirstStage, FirstStageStep, FusionStep, RerankStep,
                                           UnitsStep)
 from retrieval_lab.pipeline.migrate import reject_renamed_keys
+from retrieval_lab.pipeline.steps.diversify import DIVERSIFY, make_diversify, read_diversify
 from retrieval_lab.pipeline.trace import DOCUMENTS, FUSION, RERANK, UNITS
 from retrieval_lab.rerank import RerankerConfig, make_scorer, reranker_config
 from retrieval_lab.sparse import BM25, BM25Config
@@ -187,6 +188,7 @@ STEPS: dict[str, StepEntry] = {
     FUSION: StepEntry(lambda cfg, specs: hybrid_settings(cfg.retriever, len(specs))[0],
                       lambda config, built: FusionStep(config, built.first_stages) if config else None),
     RERANK: StepEntry(lambda cfg, specs: reranker_config(cfg.get("reranker") or {"name": "none"}), make_rerank),
+    DIVERSIFY: StepEntry(read_diversify, make_diversify),
     DOCUMENTS: StepEntry(read_documents, lambda config, built: DocumentsStep(config.aggregate,
                                                                              config.ignore_identical_ids,
                                                                              (built.last,))),

@@ -38,6 +38,8 @@ FIXED = {
     "reranker.backend": ["torch", "onnx", "onnx_int8"],
     "reranker.api": ["cohere", "tei"],
     "unit.name": ["chunk", "window", "section", "document"],
+    "diversify.name": ["none", "mmr"],
+    "diversify.relevance": ["score", "cosine"],
 }
 # Free text: names, paths, models, prefixes, patterns (their own checks say what is wrong with them)
 FREE = ["dataset.name", "dataset.root", "dataset.path", "dataset.split", "dataset.questions", "dataset.url",
