@@ -2,7 +2,7 @@
 `Step` with an `identity`, declared `facts` and `run(context) -> StepResult`.
 
 - `identity`: a JSON-able dict, the step's cache key: every setting that changes its output, its model's weights
-  hash and the step's `code_version` (bump it when the code changes what the same settings produce).
+  hash and the step's `stage_version` (bump it when the code changes what the same settings produce).
 - `facts`: what later steps (and the checks after the chain) may rely on, declared, never probed: the model's
   tokenizer, its maximum tokens, whether it is case-sensitive. `Facts()` declares none.
 - `reads`: the labels of the earlier results the step reads (empty for a first stage, which reads the queries and
@@ -26,14 +26,14 @@ adapter, lives in `pipeline/steps/<name>.py`. Writing and registering a new step
     # retrieval_lab/pipeline/steps/diversify.py: the step
     class MMRStep(Step):
         label = DIVERSIFY = "diversify"  # its run's name in the trace (and a reserved hybrid input label)
-        code_version = 1
+        stage_version = 1
 
         def __init__(self, config: MMRConfig, reads: tuple[str, ...]):
             self.config, self.reads = config, reads  # reads: (the label of the run it diversifies,)
 
         @property
         def identity(self) -> dict:
-            return {"name": "mmr", "code_version": self.code_version, **asdict(self.config)}
+            return {"name": "mmr", "stage_version": self.stage_version, **asdict(self.config)}
 
         def run(self, context: Context) -> StepResult:
             before = context.input().run  # the run before it
@@ -122,8 +122,8 @@ class Step:
     with facts sets `facts`, a step reading earlier results sets `reads`, a cheap one `cached = False`."""
 
     label: str = ""  # its run's name in the trace, metrics and costs
-    code_version: ClassVar[int] = 1  # part of `identity`: bump when the same settings give another output
-    identity: dict  # its cache key: settings, model weights hash, `code_version` (JSON-able)
+    stage_version: ClassVar[int] = 1  # part of `identity`: bump when the same settings give another output
+    identity: dict  # its cache key: settings, model weights hash, `stage_version` (JSON-able)
     reads: tuple[str, ...] = ()
     cached: bool = True
     facts: Facts = Facts()

@@ -60,7 +60,7 @@ class Shift(Step):
 
     @property
     def identity(self) -> dict:
-        return {"name": "shift", "code_version": self.code_version, "amount": self.amount}
+        return {"name": "shift", "stage_version": self.stage_version, "amount": self.amount}
 
     def run(self, context: Context) -> StepResult:
         self.calls[self.label] = self.calls.get(self.label, 0) + 1
@@ -146,7 +146,7 @@ def test_a_search_caches_nothing_and_a_disabled_cache_computes_every_time(tmp_pa
 def test_identity_changes_with_each_setting_that_changes_the_output():
     fusion = FusionStep(FusionConfig(alpha=0.5), ("a", "b"))
     assert fusion.identity != FusionStep(FusionConfig(alpha=0.6), ("a", "b")).identity
-    assert fusion.identity != FusionStep(FusionConfig(method="rrf"), ("a", "b")).identity
+    assert fusion.identity != FusionStep(FusionConfig(name="rrf"), ("a", "b")).identity
 
     class Scorer:
         identity = {"model": "m", "sha256": "abc"}
@@ -160,7 +160,7 @@ def test_identity_changes_with_each_setting_that_changes_the_output():
     bm25 = FirstStageStep("bm25", BM25(BM25Config()))
     assert bm25.identity != FirstStageStep("bm25", BM25(BM25Config(k1=1.2))).identity
     assert bm25.identity != FirstStageStep("bm25", BM25(BM25Config()), depth=200).identity
-    assert bm25.identity["code_version"] == FirstStageStep.code_version  # a code change is a new key
+    assert bm25.identity["stage_version"] == FirstStageStep.stage_version  # a code change is a new key
     assert DocumentsStep("max").identity != DocumentsStep("sum").identity
 
 

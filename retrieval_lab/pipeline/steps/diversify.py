@@ -49,7 +49,7 @@ class MMRStep(Step):
     with `relevance: cosine`, each query (one at a time, as `search` does)."""
 
     label = DIVERSIFY
-    code_version = 1
+    stage_version = 1
 
     def __init__(self, config: MMRConfig, embedder: EmbedderConfig, embedder_key: str, cache: Cache,
                  reads: tuple[str, ...]):
@@ -67,7 +67,7 @@ class MMRStep(Step):
 
     @property
     def identity(self) -> dict:
-        return {**self.config.identity, "code_version": self.code_version, "embedder": self.embedder_identity}
+        return {**self.config.identity, "stage_version": self.stage_version, "embedder": self.embedder_identity}
 
     @property
     def embedder(self) -> Embedder:

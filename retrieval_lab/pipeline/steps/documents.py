@@ -13,7 +13,7 @@ class DocumentsStep(Step):
     cached."""
 
     label = DOCUMENTS
-    code_version = 1
+    stage_version = 1
     cached = False
 
     def __init__(self, aggregate: str = "max", ignore_identical_ids: bool = False, reads: tuple[str, ...] = ()):
@@ -21,7 +21,7 @@ class DocumentsStep(Step):
 
     @property
     def identity(self) -> dict:
-        return {"name": "documents", "code_version": self.code_version, "aggregate": self.aggregate,
+        return {"name": "documents", "stage_version": self.stage_version, "aggregate": self.aggregate,
                 "ignore_identical_ids": self.ignore_identical_ids}
 
     def one(self, qid: str, hits: list[tuple[str, float]], passages: Passages, depth: int) -> list[tuple[str, float]]:

@@ -46,7 +46,7 @@ class FirstStageStep(Step):
     documents per query (a hybrid's `retriever.depth`; None: the chain's depth), one more where the query's own
     document is dropped afterwards (`ignore_identical_ids`)."""
 
-    code_version = 1
+    stage_version = 1
 
     def __init__(self, label: str, searcher: FirstStage, depth: int | None = None, aggregate: str = "max",
                  ignore_identical_ids: bool = False):
@@ -56,7 +56,7 @@ class FirstStageStep(Step):
 
     @property
     def identity(self) -> dict:
-        return {"name": "first_stage", "code_version": self.code_version, "searcher": self.searcher.identity,
+        return {"name": "first_stage", "stage_version": self.stage_version, "searcher": self.searcher.identity,
                 "depth": self.depth, "aggregate": self.aggregate, "ignore_identical_ids": self.ignore_identical_ids,
                 "latency_sample": LATENCY_SAMPLE}
 

@@ -11,14 +11,14 @@ from retrieval_lab.types import Run
 
 class FusionStep(Step):
     label = FUSION
-    code_version = 1
+    stage_version = 1
 
     def __init__(self, config: FusionConfig, reads: tuple[str, ...]):
         self.config, self.reads = config, reads  # reads: the first stages' labels, in input order
 
     @property
     def identity(self) -> dict:
-        return {"name": "fusion", "code_version": self.code_version, **asdict(self.config)}
+        return {"name": "fusion", "stage_version": self.stage_version, **asdict(self.config)}
 
     def run(self, context: Context) -> StepResult:
         runs = [result.run for result in context.inputs()]

@@ -19,7 +19,7 @@ class RerankStep(Step):
     seconds per pair measured when they were scored (the score cache replays that figure on a hit)."""
 
     label = RERANK
-    code_version = 1
+    stage_version = 1
 
     def __init__(self, config: RerankerConfig, scorer, reads: tuple[str, ...]):
         self.config, self.scorer, self.reads = config, scorer, reads
@@ -28,7 +28,7 @@ class RerankStep(Step):
     @property
     def identity(self) -> dict:
         settings = {name: value for name, value in asdict(self.config).items() if name not in OPERATIONAL}
-        return {"name": "rerank", "code_version": self.code_version, "scorer": self.scorer.identity, **settings}
+        return {"name": "rerank", "stage_version": self.stage_version, "scorer": self.scorer.identity, **settings}
 
     def _texts(self, passages: Passages) -> dict[str, str]:
         if self._text_of is None or self._text_of[0] is not passages:

@@ -18,7 +18,7 @@ class UnitsStep(Step):
     passage run and the documents; cheap: recomputed, not cached."""
 
     label = UNITS
-    code_version = 1
+    stage_version = 1
     cached = False
 
     def __init__(self, config: UnitConfig, passages: Passages, starts: np.ndarray, ends: np.ndarray,
@@ -28,7 +28,7 @@ class UnitsStep(Step):
 
     @property
     def identity(self) -> dict:
-        return {"name": "units", "code_version": self.code_version, **asdict(self.config)}
+        return {"name": "units", "stage_version": self.stage_version, **asdict(self.config)}
 
     def one(self, hits: list[tuple[str, float]], documents: list[tuple[str, float]], rows: dict[str, int],
             passages: Passages, depth: int) -> list[tuple[str, float]]:
