@@ -151,7 +151,7 @@ def test_identity_changes_with_each_setting_that_changes_the_output():
     class Scorer:
         identity = {"model": "m", "sha256": "abc"}
 
-    rerank = RerankStep(RerankerConfig(name="m", type="cross_encoder", depth=20), Scorer(), ("fusion",))
+    rerank = RerankStep(RerankerConfig(name="cross_encoder", model="m", depth=20), Scorer(), ("fusion",))
     assert rerank.identity != RerankStep(replace(rerank.config, depth=30), Scorer(), ("fusion",)).identity
     assert rerank.identity != RerankStep(replace(rerank.config, interpolate=0.5), Scorer(), ("fusion",)).identity
     assert rerank.identity == RerankStep(replace(rerank.config, threads=4), Scorer(), ("fusion",)).identity
@@ -279,7 +279,7 @@ def test_a_changed_reranker_setting_replays_the_fused_run(tmp_path, monkeypatch)
         return original(self, context)
 
     monkeypatch.setattr(FusionStep, "run", counted)
-    rerank = ["reranker=cross_encoder", "reranker.name=reverse", "reranker.type=reverse"]
+    rerank = ["reranker=cross_encoder", "reranker.name=reverse"]
     first = pipeline.run_experiment(toy_cfg(tmp_path, *rerank, "reranker.depth=3"))
     deeper = pipeline.run_experiment(toy_cfg(tmp_path, *rerank, "reranker.depth=5"))
     assert len(fused_runs) == 1  # the fused run came from the cache the second time
