@@ -14,7 +14,7 @@ def add_cache_parser(sub) -> None:
                              ("prune", cmd_cache_prune, "delete entries (of a stage, unused for N days, or all)")):
         p = cache.add_parser(name, help=text)
         p.add_argument("--dir", help="cache folder (default: $RETRIEVAL_LAB_CACHE or ~/.cache/retrieval-lab)")
-        p.add_argument("--stage", help="only this stage (embeddings, indexes, onnx_models, first_stage_runs, ...)")
+        p.add_argument("--stage", help="only this stage (embeddings, indexes, onnx_models, step_runs, ...)")
         if name == "prune":
             p.add_argument("--unused-days", type=float, help="only entries not used for this many days")
             p.add_argument("--all", action="store_true", help="every entry (of --stage when given)")

@@ -42,8 +42,9 @@ def experiment_configurations(client, experiment: str, sweep: str | None = None)
     import yaml
 
     from retrieval_lab.commands.best import finished_runs
-    from retrieval_lab.pipeline.export import check_targets
     from retrieval_lab.errors import LabError
+    from retrieval_lab.pipeline.export import check_targets
+    from retrieval_lab.pipeline.migrate import migrate_config
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if client.get_experiment_by_name(experiment) is None:  # the fix names this experiment, so it works as printed
@@ -66,7 +67,7 @@ def experiment_configurations(client, experiment: str, sweep: str | None = None)
             except Exception as exc:
                 raise LabError(f"run {run.info.run_id} ({run.info.run_name}) has no config.yaml artifact ({exc}): "
                                "its configuration cannot be rebuilt") from exc
-            config = yaml.safe_load(Path(local).read_text())
+            config = migrate_config(yaml.safe_load(Path(local).read_text()))  # logged before a key's rename
             check_targets(config)
             logged.append((run.info.run_id, run.info.run_name or run.info.run_id[:8], run.data.tags.get("study", ""),
                            config))

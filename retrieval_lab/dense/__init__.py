@@ -89,7 +89,7 @@ def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequen
         t0 = time.perf_counter()
         vectors = np.lib.format.open_memmap(folder / "embeddings.npy", mode="w+", dtype=np.float32,
                                             shape=(len(texts), model.dim))
-        counters = getattr(model, "counters", None)  # a served model's requests, retries and billed tokens
+        counters = model.counters  # a served model's requests, retries and billed tokens
         before = counters.snapshot() if counters else {}
         model.encode(texts, kind=kind, out=vectors)
         vectors.flush()
@@ -250,7 +250,7 @@ class DenseRetriever:
     def _spent(self) -> dict[str, float]:
         """What a served embedder's requests cost in this process so far (nothing when every vector came from the
         cache): `spent_*`, which a replayed first-stage run reports as 0."""
-        counters = getattr(self._embedder, "counters", None)
+        counters = self._embedder.counters if self._embedder is not None else None
         if counters is None:
             return {}
         used = counters.snapshot()

@@ -61,7 +61,7 @@ class BM25:
         texts = self._texts = passages.texts  # RM3 reads its feedback passages back
         self._index.index(self.tokenize(texts[first:first + TOKENIZE_BATCH])
                           for first in range(0, len(texts), TOKENIZE_BATCH))
-        size = getattr(self._index, "size_bytes", None)
+        size = self._index.size_bytes
         self._stats = {"index_size_bytes": float(size)} if size is not None else {}
         return self
 

@@ -32,6 +32,8 @@ class RankBm25Index:
         self._args = dict(k1=k1, b=b) if variant in ("lucene", "robertson") else dict(k1=k1, b=b, delta=delta)
         self._model = None
 
+    size_bytes = None  # rank_bm25 keeps Python lists: no size worth reporting
+
     def index(self, batches) -> None:
         """Index documents given as batches of token lists (rank-bm25 holds them all)."""
         self._model = self._cls([doc for docs in batches for doc in docs], **self._args)

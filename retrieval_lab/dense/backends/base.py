@@ -13,6 +13,9 @@ from retrieval_lab.models.spec import ModelSpec
 
 class Embedder:
     """Shared encode loop: prefixes, length-sorted batches, progress, normalization. Subclasses encode a batch."""
+
+    counters = None  # a served backend's requests, retries and billed tokens (`served.Counters`); local: none
+
     def __init__(self, config: EmbedderConfig, spec: ModelSpec, backend: str, max_tokens: int | None):
         self.config = config
         self.spec = spec
