@@ -26,7 +26,7 @@ def chunk_spans(name: str, config: ChunkerConfig, texts: list[str], tokens: Toke
     """Spans per document (no caching): the chunker applied to each text. A chunker sized in tokens (TOKEN_SIZED)
     given `titles` sizes each document's chunks so the indexed text fits `size` (`indexed_budget`)."""
     if name not in TOKEN_SIZED or titles is None:
-        chunker: Chunker = CHUNKERS[name][1](config, tokens, encoder)
+        chunker: Chunker = CHUNKERS[name](config, tokens, encoder)
         return [chunker.chunk(text) if text.strip() else [] for text in texts]
     reserves = tokens.count_batch([t or "" for t in titles]) if config.title else [0] * len(texts)
     by_size: dict[int, Chunker] = {}
@@ -36,7 +36,7 @@ def chunk_spans(name: str, config: ChunkerConfig, texts: list[str], tokens: Toke
         if size not in by_size:
             fitted = replace(config, size=size, **({"overlap": min(config.overlap, size // 8)}
                                                    if hasattr(config, "overlap") and config.overlap >= size else {}))
-            by_size[size] = CHUNKERS[name][1](fitted, tokens, encoder)
+            by_size[size] = CHUNKERS[name](fitted, tokens, encoder)
         out.append(by_size[size].chunk(text) if text.strip() else [])
     return out
 

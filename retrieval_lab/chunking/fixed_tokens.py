@@ -24,6 +24,8 @@ class FixedTokensConfig(ChunkerConfig):
 
 
 class FixedTokensChunker:
+    Config = FixedTokensConfig  # its typed config (the registry reads the `chunker` node into it)
+
     def __init__(self, config: FixedTokensConfig, tokens, encoder=None):
         self.config, self.tokens = config, tokens
 

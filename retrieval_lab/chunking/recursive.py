@@ -46,6 +46,8 @@ def _pieces(text: str, s: int, e: int, sep: str) -> list[Span]:
 
 
 class RecursiveChunker:
+    Config = RecursiveConfig  # its typed config (the registry reads the `chunker` node into it)
+
     def __init__(self, config: RecursiveConfig, tokens, encoder=None):
         self.config, self.tokens = config, tokens
 

@@ -83,6 +83,8 @@ def breakpoints(similarities: np.ndarray, threshold: float | None, percentile: f
 
 
 class SemanticChunker:
+    Config = SemanticConfig  # its typed config (the registry reads the `chunker` node into it)
+
     def __init__(self, config: SemanticConfig, tokens, encoder=None):
         self.config, self.tokens = config, tokens
         self.encoder = encoder or load_encoder(config.encoder)

@@ -46,6 +46,8 @@ class SentencesConfig(ChunkerConfig):
 
 
 class SentencesChunker:
+    Config = SentencesConfig  # its typed config (the registry reads the `chunker` node into it)
+
     def __init__(self, config: SentencesConfig, tokens=None, encoder=None):
         self.config = config
 

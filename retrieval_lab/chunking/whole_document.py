@@ -13,6 +13,8 @@ class NoneConfig(ChunkerConfig):
 
 
 class WholeDocument:
+    Config = NoneConfig  # its typed config (the registry reads the `chunker` node into it)
+
     def __init__(self, config, tokens=None, encoder=None):
         pass
 

@@ -1,6 +1,6 @@
 """Synthetic questions: `retrieval-lab data synth` writes a dataset whose questions are generated from its corpus.
 
-Generators, by name (one module each; imported only when used):
+Generators, by name (one module each; a model or endpoint is reached only when one generates):
 - `title`: a document's title or a section's heading asks for the text under it (offline);
 - `extract`: key terms of a passage with term dropout, the source sentence's own words left out (offline);
 - `llm`: an OpenAI-compatible chat endpoint writes a question per passage;
@@ -14,17 +14,21 @@ its settings, the seed and the source corpus's hash; runs on it are tagged `eval
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from pathlib import Path
 
 from retrieval_lab.data.synth.base import SynthError, SynthQuestion
+from retrieval_lab.data.synth.doc2query import Doc2QueryGenerator
+from retrieval_lab.data.synth.extract import ExtractGenerator
+from retrieval_lab.data.synth.llm import LlmGenerator
+from retrieval_lab.data.synth.title import TitleGenerator
 
-GENERATORS = {
-    "title": "retrieval_lab.data.synth.title:TitleGenerator",
-    "extract": "retrieval_lab.data.synth.extract:ExtractGenerator",
-    "llm": "retrieval_lab.data.synth.llm:LlmGenerator",
-    "doc2query": "retrieval_lab.data.synth.doc2query:Doc2QueryGenerator",
+# name -> generator class (a dataclass of its settings with `generate(corpus, ...)`)
+GENERATORS: dict[str, type] = {
+    "title": TitleGenerator,
+    "extract": ExtractGenerator,
+    "llm": LlmGenerator,
+    "doc2query": Doc2QueryGenerator,
 }
 SYNTH_FILE = "synth.json"
 
@@ -35,8 +39,7 @@ __all__ = ["GENERATORS", "SYNTH_FILE", "SynthError", "SynthQuestion", "generator
 def generator_class(name: str):
     if name not in GENERATORS:
         raise SynthError(f"--generator {name}: unknown generator", f"use one of {', '.join(GENERATORS)}")
-    module, cls_name = GENERATORS[name].split(":")
-    return getattr(importlib.import_module(module), cls_name)
+    return GENERATORS[name]
 
 
 def generator_options(name: str) -> list[str]:
