@@ -77,6 +77,12 @@ test: $(STAMP) $(INTEGRATIONS) $(INFINITY_VENV)/.installed browser-deps postgres
 	$(VENV)/bin/lint-imports  # the layers contract in pyproject.toml ([tool.importlinter]): imports point down only
 	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
 
+# The unit tests alone: hand-made data, no real model, process or dataset (tests/unit/guard.py fails a test that
+# uses one); under 3 minutes on 2 cores. `make test` runs them with the integration tests.
+.PHONY: test-unit
+test-unit: $(STAMP)
+	$(PY) -m pytest -q --durations=10 tests/unit
+
 bench: $(STAMP)
 	$(PY) benchmarks/bm25.py
 

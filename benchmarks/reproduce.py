@@ -42,74 +42,14 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("CI", "1")  # no progress bars in logs
 
+from retrieval_lab.errors import LabError  # noqa: E402
+from retrieval_lab.training import reproduce  # noqa: E402  (RECORDED read through it: a test swaps it)
+from retrieval_lab.training.reproduce import (  # noqa: E402
+    bm25_overrides, pipeline_overrides, pipelines_of, plan_lines, recipes_of, reranks, seed_cache, seeded)
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "results" / "reproduce.json"
-DATASETS = ("scifact", "nfcorpus", "arguana", "cranfield")
 TOLERANCE = 0.005
-# pipeline (experiments/<name>.yaml) -> its dataset, the figure it reproduces (test nDCG@10, all test queries) and
-# where that was recorded: the one place reproduce.py reads it from (the yaml headers quote it;
-# tests/unit/test_reproduce.py keeps them equal). Each dataset's best, then the pipelines built on one.
-RECORDED = {
-    "best-scifact": ("scifact", 0.7654, "BENCHMARKS.md, Hybrid, reranking, fine-tuning: Reranking, depth 50 "
-                                        "interpolate 0.7"),
-    "best-nfcorpus": ("nfcorpus", 0.3826, "experiments/README.md, Query expansion (RM3): chosen on dev "
-                                          "(0.3762 before RM3)"),
-    "best-arguana": ("arguana", 0.5873, "experiments/README.md, Best pipelines from cold: ties in trec_eval's order "
-                                        "(0.5891 before)"),
-    "best-cranfield": ("cranfield", 0.4232, "experiments/README.md, Best pipeline per dataset: all test queries"),
-    "fast-scifact": ("scifact", 0.7627, "experiments/README.md, A reranker fast enough to use: chosen within 300 ms"),
-}
-PIPELINES = tuple(RECORDED)
-
-
-def pipelines_of(datasets) -> list[str]:
-    """The pipelines reproduced on `datasets`, in RECORDED order."""
-    return [name for name, (dataset, _, _) in RECORDED.items() if dataset in datasets]
-
-
-def pipeline_overrides(pipeline: str, cache: Path | None = None, on: str | None = None) -> list[str]:
-    """`+experiments=<pipeline>` as `retrieval-lab run` takes it; `on`: evaluated on another dataset."""
-    return [f"+experiments={pipeline}", *([f"dataset={on}"] if on else []), *([f"cache.dir={cache}"] if cache else [])]
-
-
-def best_overrides(dataset: str, cache: Path | None = None, on: str | None = None) -> list[str]:
-    """A dataset's best pipeline (`best-<dataset>`)."""
-    return pipeline_overrides(f"best-{dataset}", cache, on)
-
-
-def bm25_overrides(dataset: str, cache: Path | None = None) -> list[str]:
-    """The lab's default BM25 (k1 0.9, b 0.4): every paired test's baseline."""
-    return [f"dataset={dataset}", "retriever=bm25", *([f"cache.dir={cache}"] if cache else [])]
-
-
-def recipes_of(pipelines) -> dict[str, list]:
-    """pipeline -> the recipes it needs, in training order (retrieval_lab.training.recipes)."""
-    from retrieval_lab.config import compose_config
-    from retrieval_lab.training.recipes import needed
-
-    return {p: needed(compose_config(pipeline_overrides(p))) for p in pipelines}
-
-
-def seeded(recipe, seed: int):
-    """The recipe with its `seed=` shifted by `seed` (seed 0: as written; a recipe without one gets seed=<seed>)."""
-    from dataclasses import replace
-
-    shifted = [f"seed={int(o.split('=', 1)[1]) + seed}" if o.startswith("seed=") else o for o in recipe.overrides]
-    if not any(o.startswith("seed=") for o in recipe.overrides):
-        shifted.append(f"seed={seed}")
-    return replace(recipe, overrides=tuple(shifted))
-
-
-def seed_cache(cache: Path, seed: int) -> Path:
-    """Where the models of one seed are trained and that seed's pipeline is evaluated."""
-    return cache / f"seed-{seed}"
-
-
-def reranks(pipeline: str) -> bool:
-    """Whether the pipeline has a reranker (its gain over its own first stage is then reported)."""
-    from retrieval_lab.config import compose_config
-
-    return compose_config(pipeline_overrides(pipeline)).reranker.get("name", "none") != "none"
 
 
 def evaluate(overrides: list[str]) -> dict:
@@ -145,22 +85,8 @@ def embedders(node, skip=(), key=None) -> dict[str, str]:
     return found
 
 
-def paired_vs(a: dict, b: dict) -> dict:
-    """Mean difference and two-sided randomization-test p of a - b over the queries both scored."""
-    from retrieval_lab.evaluate.significance import randomization_test
-
-    queries = sorted(set(a["per_query"]) & set(b["per_query"]))
-    x = [a["per_query"][q] for q in queries]
-    y = [b["per_query"][q] for q in queries]
-    return {"delta": (sum(x) - sum(y)) / len(queries), "p": randomization_test(x, y), "queries": len(queries)}
-
-
 def summary(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "per_query"}
-
-
-def default_shared_cache() -> Path:
-    return Path("~/.cache/retrieval-lab").expanduser().resolve()
 
 
 def use_shared_datasets() -> None:
@@ -172,34 +98,6 @@ def use_shared_datasets() -> None:
 
 def train_env(cache: Path, work: Path) -> dict[str, str]:
     return dict(os.environ, RETRIEVAL_LAB_CACHE=str(cache), MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}")
-
-
-def plan_lines(pipelines, cache: Path, work: Path, seeds=(0,)) -> list[str]:
-    """The commands this script runs, in order, as a user would type them."""
-    lines, trained, baselines = [], set(), set()
-    for pipeline, recipes in recipes_of(pipelines).items():
-        dataset, recorded, where = RECORDED[pipeline]
-        lines.append(f"# {pipeline}: recorded test nDCG@10 {recorded} ({where})")
-        if not recipes:
-            lines.append("# (no model to train: zoo models only; evaluated once)")
-        for seed in (seeds if recipes else seeds[:1]):
-            here = seed_cache(cache, seed)
-            prefix = f"RETRIEVAL_LAB_CACHE={shlex.quote(str(here))} MLFLOW_TRACKING_URI=sqlite:///{work / 'mlflow.db'}"
-            if recipes and len(seeds) > 1:
-                lines.append(f"# seed {seed}")
-            for recipe in recipes:
-                if (recipe.model, seed) not in trained:
-                    trained.add((recipe.model, seed))
-                    lines.append(f"{prefix} {seeded(recipe, seed).command}")
-            lines.append(shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, here)]))
-            if recipes and reranks(pipeline):
-                lines.append(shlex.join(["retrieval-lab", "run", *pipeline_overrides(pipeline, here), "reranker=none"])
-                             + "   # its first stage: baseline of the reranker's gain")
-        if dataset not in baselines:
-            baselines.add(dataset)
-            lines.append(shlex.join(["retrieval-lab", "run", *bm25_overrides(dataset, seed_cache(cache, seeds[0]))])
-                         + "   # baseline of the paired test")
-    return lines
 
 
 def train(recipe, cache: Path, work: Path, seed: int = 0) -> dict:
@@ -272,7 +170,7 @@ def reproduce_pipeline(pipeline: str, recipes, seeds, cache: Path, work: Path, t
     from retrieval_lab.evaluate.seeds import mean_sd, over_seeds
 
     t0 = time.perf_counter()
-    dataset, recorded, where = RECORDED[pipeline]
+    dataset, recorded, where = reproduce.RECORDED[pipeline]
     with_reranker = bool(recipes) and reranks(pipeline)
     runs, first_stage, training = {}, {}, {}
     for seed in (seeds if recipes else seeds[:1]):  # nothing trained: one evaluation says it all
@@ -317,9 +215,9 @@ def reproduce_pipeline(pipeline: str, recipes, seeds, cache: Path, work: Path, t
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS,
+    parser.add_argument("--datasets", nargs="+", default=list(reproduce.DATASETS), choices=reproduce.DATASETS,
                         help="reproduce the pipelines on these datasets (default: all)")
-    parser.add_argument("--pipelines", nargs="+", choices=list(RECORDED),
+    parser.add_argument("--pipelines", nargs="+", choices=list(reproduce.RECORDED),
                         help="reproduce these pipelines only (instead of --datasets)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="train every model once per seed (each recipe's seed= shifted by it), each seed into "
@@ -334,13 +232,14 @@ def main(argv=None) -> int:
     parser.add_argument("--plan", action="store_true", help="print the commands and exit")
     args = parser.parse_args(argv)
 
-    if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
-        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: give distinct seeds >= 0, e.g. --seeds 0 1 2")
     work = args.work.expanduser().resolve()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     cache = (args.cache or work / f"cache-{stamp}").expanduser().resolve()
-    if cache == default_shared_cache():
-        parser.error(f"--cache {cache} is the shared default cache: reproduce from an empty one (omit --cache)")
+    try:
+        reproduce.check_seeds(args.seeds)
+        reproduce.check_cache(cache)
+    except LabError as exc:
+        parser.error(str(exc))
     pipelines = args.pipelines or pipelines_of(args.datasets)
     if args.plan:
         print("\n".join(plan_lines(pipelines, cache, work, args.seeds)))

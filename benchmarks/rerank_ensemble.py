@@ -28,7 +28,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("CI", "1")
 
 from hybrid import Results, selection_dataset  # noqa: E402  (benchmarks/ is the script's folder)
-from reproduce import paired_vs  # noqa: E402
+
+from retrieval_lab.evaluate.compare import paired_vs  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "rerank_ensemble.json"
 FIRST_STAGE = ["+experiments=best-scifact", "reranker.name=none", "tracking.enabled=false"]

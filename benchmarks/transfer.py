@@ -20,8 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from reproduce import DATASETS, bm25_overrides, best_overrides, evaluate, paired_vs, save, summary, \
-    use_shared_datasets
+from reproduce import evaluate, save, summary, use_shared_datasets
+
+from retrieval_lab.evaluate.compare import paired_vs
+from retrieval_lab.training.reproduce import DATASETS, best_overrides, bm25_overrides
 
 OUT = Path(__file__).resolve().parent / "results" / "transfer.json"
 

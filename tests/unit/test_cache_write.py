@@ -1,5 +1,6 @@
 """Cache.get_or_write: outputs written straight into the entry's folder, a batch at a time; a partial write is never
-a hit. And embeddings encoded into a memory-mapped file equal those encoded into memory."""
+a hit. (Embeddings encoded into a memory-mapped file equal those encoded into memory, with WordLlama:
+tests/integration/test_cache_write_wordllama.py.)"""
 from __future__ import annotations
 
 import gc
@@ -9,11 +10,6 @@ import numpy as np
 import pytest
 
 from retrieval_lab.cache import TMP_PREFIX, Cache, content_key
-from retrieval_lab.chunking import whole_documents
-from retrieval_lab.dense import embed_texts
-from retrieval_lab.dense.config import EmbedderConfig
-from retrieval_lab.dense.embedders import load_embedder
-from retrieval_lab.types import Corpus
 
 ROWS = np.arange(40 * 8, dtype=np.float32).reshape(40, 8)
 
@@ -80,22 +76,3 @@ def test_disabled_cache_writes_a_throwaway_folder(tmp_path):
     del entry
     gc.collect()
     assert not folder.exists()
-
-
-def test_embeddings_written_batch_by_batch_equal_in_memory_ones(tmp_path):
-    """Length-sorted batches, lower-casing, a prefix and normalization, through the memory-mapped entry."""
-    config = EmbedderConfig(name="wordllama", progress=False, batch_size=3, sort_by_length=True, lowercase=True,
-                            passage_prefix="passage: ")
-    corpus = Corpus([f"d{i}" for i in range(10)], ["Title"] * 10,
-                    [("Vitamin D and bone fractures " * (i + 1)).strip() for i in range(10)])
-    texts = whole_documents(corpus).texts
-    model = load_embedder(config)
-    in_memory = model.encode(list(texts))
-    vectors, meta, hit = embed_texts(model, config, texts, "passage", Cache(tmp_path))
-    assert isinstance(vectors, np.memmap) and not hit and meta["count"] == 10
-    np.testing.assert_array_equal(np.asarray(vectors), in_memory)
-    # normalized a batch at a time, bit for bit as the whole array at once (what the cache held before)
-    from dataclasses import replace
-
-    raw = load_embedder(replace(config, normalize=False)).encode(list(texts))
-    np.testing.assert_array_equal(in_memory, raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12))

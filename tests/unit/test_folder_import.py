@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -332,18 +330,6 @@ def test_a_folder_without_documents_is_a_clear_error(tmp_path):
         dataset_folder(OmegaConf.create({"name": "x", "path": str(tmp_path / "pictures")}), tmp_path / "cache")
     with pytest.raises(DataError, match="no readable documents"):
         import_into_cache(tmp_path / "pictures", tmp_path / "cache")
-
-
-def test_run_on_a_folder_without_questions_says_to_pass_them(tmp_path):
-    src = make_docs(tmp_path / "docs")
-    env = {**os.environ, "RETRIEVAL_LAB_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "retrieval_lab.cli", "run", f"dataset.path={src}",
-                           f"cache.dir={tmp_path / 'cache'}", "tracking.enabled=false",
-                           f"hydra.run.dir={tmp_path / 'hydra'}"],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    assert proc.returncode == 2, proc.stderr
-    assert "dataset.questions=" in proc.stderr and "Traceback" not in proc.stderr
-    assert list((tmp_path / "cache" / "datasets").glob("docs-import-*/corpus.jsonl"))  # imported before it stopped
 
 
 def test_html_main_element_and_article_headers(tmp_path):

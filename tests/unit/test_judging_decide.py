@@ -1,11 +1,11 @@
 """Judging orders, the stopping rule and several assessors, on hand-made pools: the rule's known answers, which unit
-each order picks next, the qrels rule and Cohen's kappa, two processes appending to one folder at once, a pool made
-again under a running page, and the errors for an unknown order, a bad assessor name and a bad overlap."""
+each order picks next, the qrels rule and Cohen's kappa, a pool made again under a running page (two processes
+appending to one folder at once: tests/integration/test_judging_decide_processes.py), and the errors for an unknown
+order, a bad assessor name and a bad overlap."""
 from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
 
 import numpy as np
 import pytest
@@ -243,33 +243,6 @@ def pool_of(configurations: int = 2) -> Pool:
     return Pool("exp", None, 10, "q.jsonl", "sha", questions,
                 [{"run_id": f"r{c}", "name": f"c{c}", "study": ""} for c in range(configurations)],
                 {"name": "x"}, CORPUS.fingerprint, items)
-
-
-def _judge_many(folder, assessor, n):
-    pool = pool_of()
-    app = JudgingApp(folder, pool, JudgementStore(folder), CORPUS, assessor=assessor)
-    for k in range(n):
-        item = pool.items[k % len(pool.items)]
-        app.judge({"query_id": item.query_id, "doc": item.doc, "start": 0, "end": 50, "grade": k % 3,
-                   "assessor": assessor})
-
-
-def test_two_processes_judging_one_pool_lose_nothing(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_judge_many, args=(tmp_path, name, 40)) for name in ("ann", "bob")]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    lines = [json.loads(line) for line in (tmp_path / "judgements.jsonl").read_text().splitlines()]
-    assert len(lines) == 80 and {line["assessor"] for line in lines} == {"ann", "bob"}
-    store = JudgementStore(tmp_path)
-    units = len(pool_of().items)
-    assert len(store.own) == 2 * min(40, units)
-    # the judged set written last holds every unit either judged, with the consensus grade
-    judged = [json.loads(line) for line in (tmp_path / "judged.jsonl").read_text().splitlines()]
-    assert sum(len(r["grades"]) for r in judged) == len({(k[0], k[1]) for k, _ in store.own})
 
 
 def test_each_assessor_sees_the_other_and_judges_the_overlap_blind(tmp_path):

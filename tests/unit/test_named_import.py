@@ -3,7 +3,6 @@ folder is imported again by the next run."""
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
@@ -39,22 +38,6 @@ def test_a_named_import_is_a_dataset_option_with_its_questions(lab, capsys):
     dataset = load_dataset(cfg.dataset)
     assert dataset.name == "pets" and len(dataset.corpus) == 4 and len(dataset.queries) == 2
     assert dataset.path == tmp_path / "data" / "pets"
-
-
-def test_data_list_shows_imports_and_beir_sets_with_their_counts(lab, capsys, data_root):
-    tmp_path, docs, questions = lab
-    assert cli_main(["data", "import", str(docs), "--name", "pets", "--questions", str(questions),
-                     "--include", "*.md", "--include", "*.pdf"]) == 0
-    assert cli_main(["data", "import", str(docs), "--name", "bare"]) == 0
-    os.symlink(data_root / "scifact", tmp_path / "data" / "scifact")
-    capsys.readouterr()
-    assert cli_main(["data", "list"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
-    assert rows["pets"].split()[1:3] == ["2", "2"], rows["pets"]  # 2 documents (md, pdf), 2 questions
-    assert f"documents of {docs} (*.md, *.pdf)" in rows["pets"]
-    assert rows["bare"].split()[1:3] == ["4", "0"] and "no questions yet" in rows["bare"]
-    assert "data synth" in rows["bare"]
-    assert rows["scifact"].split()[1:3] == ["5,183", "1,109"] and "test: 300 q" in rows["scifact"]
 
 
 def test_a_changed_folder_is_imported_again_by_the_next_run(lab, caplog):

@@ -1,26 +1,23 @@
-"""The `requires` recipes of a pipeline config (retrieval_lab/training/recipes.py) and benchmarks/reproduce.py's plan:
-a missing trained model stops a run before any work and names the command that trains it; every planned training
-command parses against its trainer's config; every planned run composes."""
+"""The `requires` recipes of a pipeline config (retrieval_lab/training/recipes.py) and the plan benchmarks/reproduce.py
+runs (retrieval_lab/training/reproduce.py): a missing trained model stops a run before any work and names the command
+that trains it; every planned training command parses against its trainer's config; every planned run composes. The
+script itself, and runs on the real SciFact: tests/integration/test_reproduce_real.py."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from retrieval_lab.commands.train import train_config
 from retrieval_lab.config import compose_config
-from retrieval_lab.errors import ConfigError, ModelNotFoundError
+from retrieval_lab.errors import ConfigError, LabError, ModelNotFoundError
+from retrieval_lab.training import reproduce
 from retrieval_lab.training.recipes import check_required_models, missing, needed, recipes
 from retrieval_lab.models.registry import register
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import reproduce  # noqa: E402
 
 TRAINED_HERE = {"best-scifact": ["minilm_l6-scifact-ft", "ce-scifact-bce"],
                 "best-nfcorpus": ["minilm_l6-nfcorpus-ft", "minilm_l6-nfcorpus-ft2"], "best-arguana": [],
@@ -99,19 +96,6 @@ def test_missing_models_are_named_with_their_commands_until_registered(tmp_path)
     check_required_models(cfg, cache)  # nothing missing: no error
 
 
-def test_best_scifact_fails_before_any_work_on_an_empty_cache(tmp_path, data_root):
-    from retrieval_lab.pipeline import run_experiment
-
-    cache = tmp_path / "empty"
-    cfg = compose_config(["+experiments=best-scifact", f"dataset.root={data_root}", f"cache.dir={cache}",
-                          "tracking.enabled=false"])
-    with pytest.raises(ModelNotFoundError) as err:
-        run_experiment(cfg)
-    for recipe in needed(cfg):
-        assert recipe.model in str(err.value) and recipe.command in str(err.value)
-    assert not (cache / "step_runs").exists() and not (cache / "datasets").exists()
-
-
 @pytest.mark.parametrize("pipeline", reproduce.PIPELINES)
 def test_the_plan_trains_what_each_pipeline_loads_with_valid_commands(pipeline, tmp_path):
     plan = reproduce.recipes_of([pipeline])[pipeline]
@@ -150,14 +134,14 @@ def test_datasets_select_their_pipelines_in_recorded_order():
     assert set(reproduce.pipelines_of(reproduce.DATASETS)) == set(reproduce.PIPELINES)
 
 
-def test_the_plan_trains_a_model_once_and_never_in_the_shared_cache(tmp_path, capsys):
+def test_the_plan_trains_a_model_once_and_never_in_the_shared_cache(tmp_path):
     lines = reproduce.plan_lines(reproduce.pipelines_of(["scifact", "nfcorpus"]), tmp_path / "cache", tmp_path)
     trains = [line for line in lines if " train-" in line]
     assert len(trains) == len(set(trains)) == 6  # minilm_l6-scifact-ft once for both SciFact pipelines
     assert all(line.startswith(f"RETRIEVAL_LAB_CACHE={tmp_path / 'cache' / 'seed-0'} ") for line in trains)
-    with pytest.raises(SystemExit):
-        reproduce.main(["--plan", "--cache", "~/.cache/retrieval-lab"])
-    assert "shared default cache" in capsys.readouterr().err
+    with pytest.raises(LabError, match="is the shared default cache"):
+        reproduce.check_cache(Path("~/.cache/retrieval-lab").expanduser().resolve())
+    reproduce.check_cache(tmp_path / "cache")  # a fresh one
 
 
 @pytest.mark.parametrize("pipeline", ["best-scifact", "best-nfcorpus", "fast-scifact"])
@@ -191,60 +175,8 @@ def test_each_seed_trains_every_model_with_its_seed_shifted_into_a_cache_of_its_
     assert sum(line.startswith("retrieval-lab run +experiments=best-arguana") for line in nothing) == 1
 
 
-def test_seeds_must_be_distinct(capsys):
-    with pytest.raises(SystemExit):
-        reproduce.main(["--plan", "--seeds", "0", "0"])
-    assert "give distinct seeds" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_reproduce_over_two_seeds_end_to_end_on_a_small_pipeline(tmp_path, monkeypatch):
-    """benchmarks/reproduce.py --seeds 0 1 on a hand-made collection: an embedder and a reranker on top of it,
-    trained from cold per seed by real trainings, then the mean ± sd over the seeds, the single-seed figure and the
-    paired tests of the mean gain over the first stage and over BM25."""
-    import json
-
-    from tests.unit.test_train import toy_splits
-
-    toy_splits(tmp_path / "data" / "toy")
-    config = tmp_path / "config"
-    (config / "dataset").mkdir(parents=True)
-    (config / "experiments").mkdir()
-    (config / "dataset" / "toy.yaml").write_text(
-        f"name: toy\nroot: {tmp_path / 'data'}\npath: null\nsplit: test\nquestions: null\ninclude: null\n"
-        "on_error: skip\nignore_identical_ids: false\nurl: null\nmd5: null\n")
-    (config / "experiments" / "toy-ce.yaml").write_text(
-        "# @package _global_\n"
-        "requires:\n"
-        "  toy-ft: retrieval-lab train-embedder dataset=toy base=minilm_l6 seed=0 batch_size=4 max_seq_length=32 "
-        "lr=1e-4 warmup=0 name=toy-ft\n"
-        "  toy-ce: retrieval-lab train-reranker dataset=toy base=toy-ft seed=0 layers=1 loss=bce negatives=2 "
-        "negative_depth=4 batch_size=8 max_length=32 lr=1e-4 warmup=0 name=toy-ce\n"
-        "defaults:\n  - override /dataset: toy\n  - override /retriever: dense\n  - override /reranker: cross_encoder\n"
-        "embedder:\n  name: toy-ft\n  model: toy-ft\n  backend: torch\n  max_tokens: 32\n"
-        "reranker:\n  model: toy-ce\n  depth: 5\n  max_length: 32\n  interpolate: 0.5\n"
-        "tracking:\n  experiment: toy-ce\n")
-    monkeypatch.setenv("RETRIEVAL_LAB_CONFIG", str(config))
-    monkeypatch.setattr(reproduce, "RECORDED", {"toy-ce": ("toy", 0.5, "nowhere")})
-    out = tmp_path / "reproduce.json"
-    code = reproduce.main(["--pipelines", "toy-ce", "--seeds", "0", "1", "--work", str(tmp_path / "work"),
-                           "--out", str(out), "--tolerance", "1"])
-    assert code == 0
-    row = json.loads(out.read_text())["toy-ce"]
-    cache = Path(row["cache"])
-    for seed in (0, 1):  # each seed's models in a cache of their own, trained with the seed shifted
-        trained = json.loads(next((cache / f"seed-{seed}" / "models" / "reranker").glob("toy-ce-*/training.json"))
-                             .read_text())
-        assert trained["dataset"] == "toy" and trained["threads"] >= 1
-        log = (tmp_path / "work" / "logs" / f"train-toy-ce-seed{seed}.log").read_text()
-        assert f"train-reranker: seed {seed}, " in log
-    figure, per_seed = row["ndcg_at_10"], row["per_seed"]
-    values = [per_seed[str(s)]["ndcg_at_10"] for s in (0, 1)]
-    assert figure["seeds"] == [0, 1] and figure["values"] == pytest.approx(values)
-    assert figure["mean"] == pytest.approx(np.mean(values)) and figure["sd"] == pytest.approx(np.std(values, ddof=1))
-    assert figure["single"] == pytest.approx(values[0]) and row["delta"] == pytest.approx(figure["mean"] - 0.5)
-    first = [row["per_seed_first_stage"][str(s)]["ndcg_at_10"] for s in (0, 1)]
-    gain = figure["over_first_stage"]
-    assert gain["values"] == pytest.approx([v - f for v, f in zip(values, first)]) and 0 <= gain["p"] <= 1
-    assert figure["over_bm25"]["mean"] == pytest.approx(figure["mean"] - row["bm25"]["ndcg_at_10"])
-    assert row["command"].endswith(f"cache.dir={cache / 'seed-0'}")
+def test_seeds_must_be_distinct():
+    for seeds in ([0, 0], [1, -1]):
+        with pytest.raises(LabError, match="give distinct seeds"):
+            reproduce.check_seeds(seeds)
+    reproduce.check_seeds([0, 1, 2])

@@ -1,20 +1,17 @@
-"""benchmarks/rerank_cost.py's choice: the best selection-split setting whose rerank p50 fits the budget, reported
-on test beside the first stage; every setting it evaluates composes with the best SciFact pipeline."""
+"""benchmarks/rerank_cost.py's choice (retrieval_lab/rerank/budget.py): the best selection-split setting whose rerank
+p50 fits the budget, reported on test beside the first stage; every setting it evaluates composes with the best SciFact
+pipeline."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import rerank_cost  # noqa: E402
-
-from retrieval_lab.config import compose_config  # noqa: E402
-from retrieval_lab.rerank import reranker_config  # noqa: E402
+from retrieval_lab.config import compose_config
+from retrieval_lab.errors import DataError
+from retrieval_lab.evaluate.compare import paired_rows
+from retrieval_lab.rerank import budget
+from retrieval_lab.rerank import reranker_config
 
 
 def row(ndcg: float, per_query: list[float]) -> dict:
@@ -41,13 +38,13 @@ DATA = {
 
 
 def test_the_choice_is_the_best_selection_score_within_the_budget_reported_on_test():
-    chosen = rerank_cost.choose(DATA, budget_ms=300)
+    chosen = budget.choose(DATA, budget_ms=300)
     assert chosen["setting"] == "onnx_int8 256 10 0.7"
     assert chosen["test_ndcg_at_10"] == 0.765 and chosen["first_stage_test_ndcg_at_10"] == 0.75
     assert abs(chosen["vs_first_stage"]["delta"] - 0.015) < 1e-9 and chosen["cost"]["rerank_p50_ms"] == 190.0
-    assert rerank_cost.choose(DATA, budget_ms=1000)["setting"] == "onnx 256 20 0.7"
-    assert rerank_cost.choose(DATA, budget_ms=50)["setting"] is None
-    text = rerank_cost.table(DATA, 300)
+    assert budget.choose(DATA, budget_ms=1000)["setting"] == "onnx 256 20 0.7"
+    assert budget.choose(DATA, budget_ms=50)["setting"] is None
+    text = budget.table(DATA, 300)
     assert "`onnx_int8 256 10 0.7`" in text and "| torch |" not in text
 
 
@@ -55,16 +52,16 @@ def test_every_setting_composes_with_the_best_scifact_pipeline():
     from types import SimpleNamespace
 
     own = SimpleNamespace(reranker=None, first_stage=[])
-    cfg = compose_config(rerank_cost.setting_overrides(own, "onnx_int8", 128, 10, 0.8))
+    cfg = compose_config(budget.setting_overrides(own, "onnx_int8", 128, 10, 0.8))
     config = reranker_config(cfg.reranker)
     assert (config.backend, config.max_length, config.depth, config.interpolate) == ("onnx_int8", 128, 10, 0.8)
     assert config.model == "ce-scifact-bce" and cfg.embedder.model == "minilm_l6-scifact-ft"
     student = SimpleNamespace(reranker="ce-scifact-l3-distill", first_stage=[])  # another model, the same first stage
-    config = reranker_config(compose_config(rerank_cost.setting_overrides(student, "torch", 256, 20, 0.7)).reranker)
+    config = reranker_config(compose_config(budget.setting_overrides(student, "torch", 256, 20, 0.7)).reranker)
     assert config.model == "ce-scifact-l3-distill" and config.name == "cross_encoder" and config.depth == 20
-    assert not reranker_config(compose_config(rerank_cost.first_stage(own)).reranker).active
+    assert not reranker_config(compose_config(budget.first_stage(own)).reranker).active
     deeper = SimpleNamespace(reranker=None, first_stage=["retriever.depth=1000"])  # --first-stage: another first stage
-    for overrides in (rerank_cost.setting_overrides(deeper, "onnx", 256, 50, 0.7), rerank_cost.first_stage(deeper)):
+    for overrides in (budget.setting_overrides(deeper, "onnx", 256, 50, 0.7), budget.first_stage(deeper)):
         assert compose_config(overrides).retriever.depth == 1000
 
 
@@ -72,8 +69,8 @@ def test_paired_rows_tests_two_measured_rows_and_names_a_missing_one(tmp_path):
     deep, shallow = tmp_path / "deep.json", tmp_path / "shallow.json"
     deep.write_text(json.dumps({"quality": {"first_stage test": row(0.75, [0.9, 0.8, 0.7, 0.6])}}))
     shallow.write_text(json.dumps({"quality": {"first_stage test": row(0.35, [0.5, 0.4, 0.3, 0.2])}}))
-    out = rerank_cost.paired_rows(f"{deep}:first_stage test", f"{shallow}:first_stage test")
+    out = paired_rows(f"{deep}:first_stage test", f"{shallow}:first_stage test")
     assert out["delta"] == pytest.approx(0.4) and out["queries"] == 4
     assert out["p"] == pytest.approx(0.125, abs=0.02)  # 4 queries all one way: 2 of 16 sign patterns as extreme
-    with pytest.raises(SystemExit, match=r"shallow.json: no quality row 'onnx 256 50 0.6 test' \(rows: first_stage"):
-        rerank_cost.paired_rows(f"{deep}:first_stage test", f"{shallow}:onnx 256 50 0.6 test")
+    with pytest.raises(DataError, match=r"shallow.json: no quality row 'onnx 256 50 0.6 test' \(rows: first_stage"):
+        paired_rows(f"{deep}:first_stage test", f"{shallow}:onnx 256 50 0.6 test")

@@ -1,11 +1,7 @@
 """The Ray launcher's ray.init arguments and forwarded environment, runs of dead or lost job attempts marked KILLED,
 and the once-per-sweep fault hook the launcher tests use (no Ray cluster: those are in
-tests/integration/test_launchers.py)."""
+tests/integration/test_launchers.py; the hook in a child process: tests/integration/test_sweep_fault_hook.py)."""
 from __future__ import annotations
-
-import signal
-import subprocess
-import sys
 
 import pytest
 from omegaconf import OmegaConf
@@ -81,13 +77,3 @@ def test_runs_of_lost_jobs_are_killed(store, tmp_path):
     assert kill_lost_job_runs(ctx, [1], "its Ray task was lost") == [lost]
     assert client.get_run(lost).data.tags["killed_reason"] == "its Ray task was lost"
     assert client.get_run(alive).info.status == "RUNNING"
-
-
-def test_the_fault_hook_with_a_once_file_kills_one_process_only(tmp_path):
-    code = "from retrieval_lab.sweep.state import maybe_fault; maybe_fault('child_running'); print('survived')"
-    env = {"RETRIEVAL_LAB_FAULT": "child_running:1", "RETRIEVAL_LAB_FAULT_ONCE": str(tmp_path / "once"),
-           "PATH": "/usr/bin:/bin"}
-    first, second = (subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-                     for _ in range(2))
-    assert first.returncode == -signal.SIGKILL
-    assert second.returncode == 0 and second.stdout.strip() == "survived"
