@@ -165,7 +165,7 @@ def cache_and_ann(results: Results, root: str) -> None:
         "first_encode_seconds": encode_s, "second_run_seconds": rerun_s,
         "second_run_ratio": rerun_s / encode_s, "second_run_was_cache_hit": again.timings.get("dense_cache_hit"),
         "embeddings_hit_index_seconds": stage_s, "embeddings_hit_ratio": stage_s / encode_s,
-        "embeddings_hit": stage.last_index_stats["embeddings_cache_hit"],
+        "embeddings_hit": stage.stats()["embeddings_cache_hit"],
         "note": "second run = whole run_experiment (dataset load, cached first stage, evaluation); "
                 "embeddings hit = a new dense stage (HNSW) reading the cached embeddings"})
     for extra in ANN_VARIANTS:

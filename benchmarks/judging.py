@@ -37,7 +37,7 @@ SWEEPS = [
     ["retriever=bm25", "chunker=fixed_tokens", "unit=chunk,document"],
 ]
 DEPTHS = (5, 10, 20)
-STAGES = ("passages", "embeddings", "first_stage_runs")
+STAGES = ("passages", "embeddings", "step_runs")
 
 
 def run_sweeps(extra: list[str], experiment: str, env: dict, work: Path) -> float:

@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from retrieval_lab.config import compose_config
-    from retrieval_lab.data import dataset_from_config
+    from retrieval_lab.data import load_dataset
     from retrieval_lab.evaluate.significance import holm, randomization_test
     from retrieval_lab.pipeline import run_experiment
 
@@ -53,7 +53,7 @@ def main() -> None:
         base = [f"dataset={name}", "+pipeline=hybrid_minilm_l3", "chunker=recursive", "unit=chunk",
                 "tracking.enabled=false"]
         cfg = compose_config(base)
-        dataset = dataset_from_config(cfg.dataset, cfg.cache.dir)
+        dataset = load_dataset(cfg.dataset, cache_root=cfg.cache.dir)
         settings = [("none", [])] + [(f"mmr {lam:g}", ["diversify=mmr", f"diversify.lambda={lam}",
                                                          f"diversify.depth={args.depth}"]) for lam in args.lambdas]
         outcomes = {}

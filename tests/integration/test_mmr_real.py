@@ -16,7 +16,7 @@ import pytest
 from retrieval_lab import load_retriever, tracking
 from retrieval_lab.commands.export import export_run
 from retrieval_lab.config import compose_config
-from retrieval_lab.data import dataset_from_config
+from retrieval_lab.data import load_dataset
 from retrieval_lab.errors import ConfigError
 from retrieval_lab.pipeline import run_experiment, validate
 from retrieval_lab.types import Run
@@ -27,7 +27,7 @@ QUERIES, DOCUMENTS = 30, 300
 def write_subset(dest: Path) -> Path:
     """A BEIR folder: the first QUERIES test claims (rationale metadata kept: span gold) and DOCUMENTS documents
     holding all their relevant ones."""
-    full = dataset_from_config(compose_config(["dataset=scifact"]).dataset)
+    full = load_dataset(compose_config(["dataset=scifact"]).dataset)
     queries = full.queries.ids[:QUERIES]
     keep = {d for q in queries for d in full.qrels[q]}
     for doc in full.corpus.ids:

@@ -51,7 +51,6 @@ def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_p
 
 @pytest.mark.slow
 def test_small_reranker_training_lowers_loss_and_scores_positives_above_negatives(tmp_path, mlflow_uri):
-    import json
     from pathlib import Path
 
     from scipy.stats import spearmanr

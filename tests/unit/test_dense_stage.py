@@ -10,7 +10,6 @@ from retrieval_lab.cache import Cache
 from retrieval_lab.dense import dense_stage
 from retrieval_lab.pipeline import unused_config_groups
 from retrieval_lab.pipeline.build import read_dense
-from retrieval_lab.dense.config import EmbedderConfig
 from retrieval_lab.dense.index import IndexConfig, ann_recall, build_index, index_config, read, search, write
 from retrieval_lab.errors import ConfigError
 
