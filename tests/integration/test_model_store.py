@@ -2,10 +2,14 @@
 `embedder=<name>` and the dense stage, and refused there by the leakage guard on its own training queries."""
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 
 from retrieval_lab.config import compose_config
 from retrieval_lab.errors import LeakageError
+from retrieval_lab.models.resolve import resolve_model
+from retrieval_lab.models.zoo import ZOO
 from retrieval_lab.paths import cache_root
 from retrieval_lab.pipeline import run_experiment
 from tests.integration.sweep_util import cli
@@ -34,3 +38,21 @@ def test_a_model_trained_under_a_cache_dir_is_refused_on_its_training_queries(tm
 
     outcome = run_experiment(compose_config([*run, "dataset.split=test"]))  # queries it never saw: evaluated
     assert len(outcome.evaluation.query_ids) == 4 and outcome.evaluation.means["recall_at_100"] == 1.0
+
+
+@pytest.mark.parametrize("name, sha", [
+    ("minilm_l6", "c4a57a7f2011f2562b4fb34246d45976f6bb611ae1810569e0bd235637e8475f"),
+    ("minilm_l3", "6f9977561e078e902b70789712594d8fb859f85ed9137fa160c409c10ead0aed"),
+    ("wordllama", "86e57594b8703beb0a308e782e26f27d352d38f9928a60a3855451d89e322ea4"),
+])
+def test_zoo_weights_hashes_are_the_recorded_ones(name, sha):
+    """The installed packages (pinned in requirements.lock) hash as they did: every cached embedding stays valid.
+    Reads the package files only; no model is loaded."""
+    entry = ZOO[name]
+    try:
+        installed = importlib.metadata.version(entry.pin.split("==")[0])
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{entry.pin} is not installed")
+    if installed != entry.pin.split("==")[1]:
+        pytest.skip(f"{entry.pin.split('==')[0]} {installed} installed, the hash is recorded for {entry.pin}")
+    assert resolve_model(name).weights_sha256 == sha
