@@ -10,7 +10,7 @@ per-query results of one fixed study (14 configurations) on SciFact (300 test qu
 `study` evaluates each configuration once on every test query through the chain `retrieval-lab run` builds
 (benchmarks/cross_validate.py's Evaluator: its nDCG@10 per query is the one `run` logs in per_query.csv) and stores
 the per-query values and p50 latency (the cost `best` uses). `simulate` draws, for N in 20/40/80/150, random subsets
-of N questions; on each it runs `best`'s own procedure (`significance.recommend`: intervals, Holm-corrected tests,
+of N questions; on each it runs `best`'s own procedure (`recommendation.recommend`: intervals, Holm-corrected tests,
 non-inferiority at margin 0.01) and `best --cross-validate 5`'s, and judges them on the questions outside the subset:
 
 - coverage: does the reported 95% interval contain the value on the other questions? For the recommended
@@ -103,7 +103,8 @@ def percentile_bootstrap(d: np.ndarray, rng) -> tuple[float, float]:
 
 def simulate_one(names, matrix, costs, n: int, subsets: int, seed: int, margin: float = MARGIN) -> dict:
     from retrieval_lab.evaluate.crossval import cross_validate, query_folds
-    from retrieval_lab.evaluate.significance import Margin, recommend
+    from retrieval_lab.evaluate.recommendation import recommend
+    from retrieval_lab.evaluate.significance import Margin
 
     rng = np.random.default_rng(seed)
     k, q = matrix.shape

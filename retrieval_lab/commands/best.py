@@ -23,8 +23,8 @@ from retrieval_lab.pipeline.export import evaluate_hints, export_run, read_expor
 from retrieval_lab.errors import LabError
 from retrieval_lab.evaluate import leaderboard
 from retrieval_lab.evaluate.crossval import cross_validate, highest_mean, query_folds
-from retrieval_lab.evaluate.significance import (TESTS, Margin, Recommendation, mean_interval, power_lines,
-                                                 select_noninferior)
+from retrieval_lab.evaluate.recommendation import Recommendation, power_lines, select_noninferior
+from retrieval_lab.evaluate.significance import TESTS, Margin, mean_interval
 from retrieval_lab.tracking import per_query_values
 
 __all__ = ["COST", "Candidate", "Ranking", "finished_runs", "per_query_values", "rank", "ranking_from",

@@ -39,7 +39,7 @@ class Leaderboard:
 
     def order(self) -> list[str]:
         """Best first; equal means in the order the configurations were given (the leaderboard's order)."""
-        from retrieval_lab.evaluate.significance import order_by_mean
+        from retrieval_lab.evaluate.recommendation import order_by_mean
 
         return [self.names[i] for i in order_by_mean(list(self.means.values()))]
 

@@ -5,7 +5,7 @@ where the best test score of a grid would report the luck of the pick.
 The inputs are per-query values of a metric for each candidate, computed once; `cross_validate` splits the queries
 into seeded folds, picks on all folds but one the candidate with the highest mean, scores that pick on the fold left
 out, and names the final choice: the candidate picked most often (ties: the higher mean over all queries). The
-selection rule is a parameter: the highest mean by default, or `significance.select_noninferior` (the cheapest shown
+selection rule is a parameter: the highest mean by default, or `recommendation.select_noninferior` (the cheapest shown
 non-inferior to the top), as `retrieval-lab best --cross-validate K` uses it on an experiment's logged runs.
 """
 from __future__ import annotations

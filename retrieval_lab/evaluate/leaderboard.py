@@ -1,7 +1,7 @@
 """The one leaderboard: configurations ranked by a metric over the questions they share, each compared with the top.
 
 `rank(entries, ...)` pairs every configuration's per-question values on the same questions and hands them to
-`significance.recommend` (means with intervals, the paired difference to the top, Holm-corrected tests,
+`recommendation.recommend` (means with intervals, the paired difference to the top, Holm-corrected tests,
 non-inferiority, P(best), power). What it returns, a `Board`, holds the caller's entries best first beside the
 recommendation's rows, one row per entry. `retrieval-lab best`, the sweep's leaderboard and calibration rank with it
 and print their own tables from the rows; no one else orders configurations or tests them against the top.
@@ -13,7 +13,8 @@ from typing import Callable, Generic, Mapping, Sequence, TypeVar
 
 import numpy as np
 
-from retrieval_lab.evaluate.significance import Margin, Recommendation, Row, recommend
+from retrieval_lab.evaluate.recommendation import Recommendation, Row, recommend
+from retrieval_lab.evaluate.significance import Margin
 
 T = TypeVar("T")
 

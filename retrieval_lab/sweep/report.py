@@ -136,7 +136,7 @@ def _signed(value: float) -> str:
 
 def summary_lines(rec, why: str = "", p_best: bool = True) -> list[str]:
     """What leaderboard.md and the console say under the table: the power line, or why there are no intervals."""
-    from retrieval_lab.evaluate.significance import power_lines
+    from retrieval_lab.evaluate.recommendation import power_lines
 
     if rec is None:
         return [f"no intervals: {why}"] if why else []

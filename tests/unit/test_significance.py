@@ -9,9 +9,10 @@ from scipy import stats
 
 from retrieval_lab.errors import LabError
 from retrieval_lab.evaluate.crossval import cross_validate
+from retrieval_lab.evaluate.recommendation import power_lines, recommend, select_noninferior
 from retrieval_lab.evaluate.significance import (Margin, loss_upper_bound, mean_interval, minimal_detectable_difference,
-                                                 noninferiority_p, paired_interval, power_lines, probability_best,
-                                                 questions_needed, recommend, select_noninferior, ttest_power)
+                                                 noninferiority_p, paired_interval, probability_best, questions_needed,
+                                                 ttest_power)
 
 # Student's sleep data (Cushny and Peebles 1905), R's `t.test(extra ~ group, data = sleep, paired = TRUE)`:
 # mean difference -1.58, 95% interval [-2.4598858, -0.7001142], t = -4.0621, df = 9, p = 0.002833.
