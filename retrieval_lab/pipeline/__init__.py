@@ -7,6 +7,7 @@
 - `trace`: what a pass produced: every stage's run, per-query latency and costs.
 - `retriever`: `Retriever.retrieve` (a query set) and `Retriever.search` (one query) over a built chain.
 - `experiment`: `run_experiment`, one configuration evaluated.
+- `roundtrip`: one configuration over a BEIR dataset and over its corpus imported from a folder, compared.
 
 Every step's output is cached under a hash of its identity and inputs, so a sweep that changes only the fusion
 weights replays the first-stage runs instead of searching again.

@@ -4,6 +4,7 @@
 - `job.run_sweep_job`: one configuration as a tagged child run; skipped when already FINISHED.
 - `resume`: finished-config look-up by hash, orphaned RUNNING runs marked KILLED.
 - `ray_launch`: `hydra/launcher=ray`, each configuration a Ray task (the plugin class: hydra_plugins/).
+- `grids`: the candidate pipelines of the cross-validated selection (benchmarks/cross_validate.py).
 - `report`: leaderboard table (with paired intervals and the power line) and plots logged on the parent run.
 - `best` (commands/best.py): paired intervals and tests against the top, the cheapest configuration shown
   non-inferior, the power line, cross-validation (statistics in evaluate/significance.py).

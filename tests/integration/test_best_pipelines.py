@@ -1,22 +1,16 @@
-"""experiments/best-<dataset>.yaml: the pipelines chosen by cross-validation (benchmarks/cross_validate.py) compose to
-exactly the candidate the cross-validation chose, and the Cranfield one runs end to end; the SciFact and NFCorpus ones
-compose to exactly the run BENCHMARKS.md measured."""
+"""experiments/best-<dataset>.yaml: the pipelines chosen by cross-validation (benchmarks/cross_validate.py, over the
+grid of retrieval_lab/sweep/grids.py) compose to exactly the candidate the cross-validation chose, and the Cranfield
+one runs end to end; the SciFact and NFCorpus ones compose to exactly the run BENCHMARKS.md measured."""
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from retrieval_lab.config import compose_config
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import cross_validate  # noqa: E402
+from retrieval_lab.sweep.grids import grid
 
 # dataset -> the grid candidate each committed pipeline stands for (experiments/README.md, "Best pipeline per dataset")
 CHOSEN = {
@@ -52,7 +46,7 @@ def resolved(overrides: list[str]) -> dict:
 @pytest.mark.parametrize("dataset", sorted(CHOSEN))
 def test_a_best_pipeline_is_the_candidate_cross_validation_chose(dataset):
     study = resolved([f"+experiments=best-{dataset}"])
-    candidate = resolved([f"dataset={dataset}", *cross_validate.grid(dataset)[CHOSEN[dataset]]])
+    candidate = resolved([f"dataset={dataset}", *grid(dataset)[CHOSEN[dataset]]])
     assert study == candidate
     assert study["dataset"]["name"] == dataset
 
@@ -97,7 +91,7 @@ def test_best_cranfield_runs_end_to_end_and_beats_bm25(data_root):
 def test_the_rm3_variants_of_a_grid_expand_only_bm25_and_come_after_the_others():
     """`select --rm3`: each RM3 candidate is its twin without RM3 plus RM3 on the BM25 stage, listed last, so that
     a tie on the training folds keeps the cheaper pipeline; the grid without --rm3 has none of them."""
-    plain, wide = cross_validate.grid("cranfield"), cross_validate.grid("cranfield", rm3=True)
+    plain, wide = grid("cranfield"), grid("cranfield", rm3=True)
     assert list(wide)[:len(plain)] == list(plain) and len(wide) > len(plain)
     assert not any(name.startswith("rm3 ") for name in plain)
     for name in ("bm25 k1=2.0 b=0.6", CHOSEN["cranfield"]):

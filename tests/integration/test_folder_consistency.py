@@ -1,5 +1,6 @@
 """The own-documents path gives what the BEIR path gives, on a SciFact subset written out as Markdown, HTML, text and
-PDF files (benchmarks/folder_consistency.py does the same on the whole corpus, with dense retrievers too).
+PDF files (retrieval_lab/data/roundtrip.py, retrieval_lab/pipeline/roundtrip.py; benchmarks/folder_consistency.py does
+the same on the whole corpus, with dense retrievers too).
 
 The subset: the first 30 test claims with their relevant documents, filled up to 300 documents in corpus order,
 written once as a BEIR folder (with the claims' rationale metadata, so it has span gold) and once as a folder of
@@ -8,16 +9,13 @@ documents with a questions JSONL. BM25 over both must agree.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from retrieval_lab.data import data_root
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import folder_consistency as fc  # noqa: E402  (a benchmark script, not a package)
+from retrieval_lab.data import roundtrip
+from retrieval_lab.pipeline.roundtrip import compare_runs
 
 QUERIES = 30
 DOCUMENTS = 300
@@ -65,18 +63,18 @@ def test_folder_path_matches_beir_path(tmp_path):
     beir = load_dataset(compose_config(base).dataset, cache_root=str(tmp_path / "cache"))
     assert len(beir.corpus) == DOCUMENTS and len(beir.queries) == QUERIES and beir.evidence
 
-    paths = fc.write_documents(beir.corpus, tmp_path / "docs")
+    paths = roundtrip.write_documents(beir.corpus, tmp_path / "docs")
     formats = {p.split("/")[0] for p in paths.values()}
     relevant_formats = {paths[d].split("/")[0] for q in beir.qrels for d in beir.qrels[q]}
-    assert formats == relevant_formats == set(fc.FORMATS)
+    assert formats == relevant_formats == set(roundtrip.FORMATS)
     questions = tmp_path / "questions.jsonl"
-    assert fc.write_questions(beir, paths, questions) > 0
+    assert roundtrip.write_questions(beir, paths, questions) > 0
 
-    beir, own = fc.load_both(base, tmp_path / "docs", questions, str(tmp_path / "cache"))
-    assert sorted(fc.doc_id_of(d) for d in own.corpus.ids) == sorted(beir.corpus.ids)
-    assert fc.mapped_qrels(own.qrels) == {q: dict(d) for q, d in beir.qrels.items()}
-    assert fc.same_evidence(beir, own)
-    stats = fc.compare_corpora(beir.corpus, own.corpus, paths)
+    beir, own = roundtrip.load_both(base, tmp_path / "docs", questions, str(tmp_path / "cache"))
+    assert sorted(roundtrip.doc_id_of(d) for d in own.corpus.ids) == sorted(beir.corpus.ids)
+    assert roundtrip.mapped_qrels(own.qrels) == {q: dict(d) for q, d in beir.qrels.items()}
+    assert roundtrip.same_evidence(beir, own)
+    stats = roundtrip.compare_corpora(beir.corpus, own.corpus, paths)
     for fmt, entry in stats.items():  # what each format may change: layout, never a character
         assert entry["imported"] == entry["documents"], (fmt, entry)
         assert set(entry["text"]) <= {"same", "whitespace", "line breaks"}, (fmt, entry)
@@ -85,7 +83,7 @@ def test_folder_path_matches_beir_path(tmp_path):
     assert stats["markdown"]["text"] == {"same": stats["markdown"]["documents"]}
     assert set(stats["pdf"]["text"]) == {"line breaks"}  # lines are wrapped at 90 characters
 
-    run = fc.compare_runs(beir, own, fc.CONFIGS["bm25"], base, tmp_path / "docs", questions, paths)
+    run = compare_runs(beir, own, ["retriever=bm25"], base, tmp_path / "docs", questions, paths)
     assert run["beir"]["queries"] == run["folder"]["queries"] == QUERIES
     assert abs(run["difference"]["ndcg_at_10"]) <= 0.005, run
     assert run["beir"]["ndcg_at_10"] > 0.3  # the subset is retrievable at all: agreement is not two zeros
