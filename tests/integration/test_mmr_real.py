@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from retrieval_lab import load_retriever, tracking
-from retrieval_lab.commands.export import export_run
+from retrieval_lab.pipeline.export import export_run
+from retrieval_lab.pipeline.tracked import log_outcome
 from retrieval_lab.config import compose_config
 from retrieval_lab.data import load_dataset
 from retrieval_lab.errors import ConfigError
@@ -76,7 +77,7 @@ def test_mmr_reorders_and_search_equals_the_logged_run(subset, tmp_path, mlflow_
         assert fused[qid][20:] == diversified[qid][20:]
     assert outcome.extra_metrics["evidence_queries"] > 0  # span metrics scored the diversified units
 
-    run_id = tracking.log_outcome(cfg, outcome)
+    run_id = log_outcome(cfg, outcome)
     export_run(tracking.client({"uri": mlflow_uri}), run_id, tmp_path / "best.yaml")
     path = tracking.client({"uri": mlflow_uri}).download_artifacts(run_id, "run.trec", str(tmp_path))
     logged = Run.from_trec(path)

@@ -24,6 +24,9 @@ from retrieval_lab.rerank import make_scorer, reranker_config
 from tests.integration.infinity_server import INFINITY, ServerFailed, infinity_server
 
 
+LOCAL_CRANFIELD_NDCG_AT_10 = 0.3817  # dense MiniLM-L6 (local, onnx) on Cranfield: experiments/README.md
+
+
 def cross_encoder_folder(folder: Path) -> Path:
     """A one-logit cross-encoder on the MiniLM-L6 body, head seeded: untrained, but the same model on both sides."""
     if not (folder / "model.safetensors").exists():
@@ -73,10 +76,10 @@ def test_served_vectors_equal_the_local_embedders(server, data_root, tmp_path):
 def test_cranfield_through_the_server_scores_as_local_and_the_second_run_is_free(server, data_root, tmp_path):
     base = [f"dataset.root={data_root}", "dataset=cranfield", "retriever=dense", "embedder.progress=false",
             "tracking.enabled=false"]
-    local = run_experiment(compose_config([*base, "embedder=minilm_l6"]))
     cache = f"cache.dir={tmp_path / 'cache'}"  # the served model's vectors from nothing
     first = run_experiment(compose_config([*base, cache, *served(server["url"])]))
-    assert first.evaluation.means["ndcg_at_10"] == pytest.approx(local.evaluation.means["ndcg_at_10"], abs=0.002)
+    # the local embedder's figure, which test_dense_real reproduces (not recomputed here: a 2-core minute)
+    assert first.evaluation.means["ndcg_at_10"] == pytest.approx(LOCAL_CRANFIELD_NDCG_AT_10, abs=0.002)
     timings = first.timings
     tokens = timings["dense_embedding_passage_tokens"]
     assert tokens > 1400 and timings["dense_spent_embedding_tokens"] >= tokens
