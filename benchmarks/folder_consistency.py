@@ -7,16 +7,7 @@ them, `id` = the BEIR query id). Each configuration is then evaluated twice with
 folder (`dataset=scifact`) and over the folder of documents (`dataset.path=<folder> dataset.questions=<jsonl>`,
 imported on the fly). Both should give the same qrels and, up to what extraction changes, the same metrics.
 
-How each document is written, so that what the importer reads back is the BEIR title and text:
-- `markdown/<id>.md`: the title as YAML front matter, the text as one paragraph with every ASCII punctuation mark
-  backslash-escaped (CommonMark allows escaping any of them), so no character of an abstract turns into markup;
-- `html/<id>.html`: the title as `<title>`, the text HTML-escaped in one `<p>`;
-- `text/<id>/<title>.txt`: a text file's title is its file name, so the file is named by the title, in a folder
-  named by the id; a `/` becomes `∕` (U+2215) and a title longer than 240 bytes is cut, which changes those titles;
-- `pdf/<id>.pdf`: the title as metadata, the text wrapped at spaces into lines of at most 90 characters, 50 lines a
-  page, shown in a Type0 font with Identity-H encoding and a ToUnicode map (as word processors and LaTeX write
-  PDFs), so every character survives; the font program is not embedded (a viewer substitutes glyphs; text
-  extraction reads only the ToUnicode map). Lines are never hyphenated.
+How each document is written, so that the importer reads back the BEIR title and text: `retrieval_lab/data/roundtrip.py`.
 
 Per format, the share of documents whose imported title or text differs from the BEIR one, and how (whitespace
 only, line breaks, end-of-line hyphenation, or other characters: `difference`), and whether the evidence quotes were
