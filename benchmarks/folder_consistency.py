@@ -7,7 +7,8 @@ them, `id` = the BEIR query id). Each configuration is then evaluated twice with
 folder (`dataset=scifact`) and over the folder of documents (`dataset.path=<folder> dataset.questions=<jsonl>`,
 imported on the fly). Both should give the same qrels and, up to what extraction changes, the same metrics.
 
-How each document is written, so that the importer reads back the BEIR title and text: `retrieval_lab/data/roundtrip.py`.
+How each document is written, so that the importer reads back the BEIR title and text: see
+`retrieval_lab/data/roundtrip.py`.
 
 Per format, the share of documents whose imported title or text differs from the BEIR one, and how (whitespace
 only, line breaks, end-of-line hyphenation, or other characters: `difference`), and whether the evidence quotes were
