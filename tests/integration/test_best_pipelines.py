@@ -3,14 +3,12 @@ grid of retrieval_lab/sweep/grids.py) compose to exactly the candidate the cross
 one runs end to end; the SciFact and NFCorpus ones compose to exactly the run BENCHMARKS.md measured."""
 from __future__ import annotations
 
-import random
-from dataclasses import replace
-
 import pytest
 from omegaconf import OmegaConf
 
 from retrieval_lab.config import compose_config
 from retrieval_lab.sweep.grids import grid
+from tests.integration.samples import judged_sample
 
 # dataset -> the grid candidate each committed pipeline stands for (experiments/README.md, "Best pipeline per dataset")
 CHOSEN = {
@@ -66,19 +64,9 @@ def test_best_cranfield_runs_end_to_end_and_beats_bm25(data_root):
     encodes 150 documents, not 1,400): three first stages fused, above BM25's default on the same queries."""
     from retrieval_lab.data import load_dataset
     from retrieval_lab.pipeline import run_experiment
-    from retrieval_lab.types import Corpus, Qrels
 
     cfg = compose_config(["+experiments=best-cranfield", f"dataset.root={data_root}", "tracking.enabled=false"])
-    full = load_dataset(cfg.dataset)
-    queries = set(random.Random(0).sample(sorted(full.queries.ids), 12))
-    qrels = Qrels({q: docs for q, docs in full.qrels.items() if q in queries})
-    judged = {d for docs in qrels.values() for d in docs}
-    others = [d for d in full.corpus.ids if d not in judged]
-    keep = judged | set(random.Random(0).sample(others, 150 - len(judged)))
-    rows = [i for i, d in enumerate(full.corpus.ids) if d in keep]
-    corpus = Corpus([full.corpus.ids[i] for i in rows], [full.corpus.titles[i] for i in rows],
-                    [full.corpus.texts[i] for i in rows])
-    sample = replace(full, corpus=corpus, queries=full.queries.subset(queries), qrels=qrels)
+    sample = judged_sample(load_dataset(cfg.dataset), queries=12, docs=150)
 
     best = run_experiment(cfg, dataset=sample)
     assert set(best.trace.runs) >= {"bm25", "dense", "dense2", "fusion"}

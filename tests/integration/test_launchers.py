@@ -148,10 +148,14 @@ def leftover_processes(marker: str) -> list[int]:
     return found
 
 
-def check_layout(server: Server, experiment: str, launcher: str, configs: int, tmp_path: Path):
-    """One FINISHED parent with the leaderboard; every child FINISHED under it, run in another process than the
-    sweep's; every run in PostgreSQL."""
-    (parent,), children = sweep_state(server, experiment)
+def check_layout(server: Server, experiment: str, launcher: str, configs: int, tmp_path: Path,
+                 failed_before: int = 0):
+    """One FINISHED parent with the leaderboard (after `failed_before` sweeps that failed before starting any job);
+    every child FINISHED under it, run in another process than the sweep's; every run in PostgreSQL."""
+    parents, children = sweep_state(server, experiment)
+    failed = [p for p in parents if p.info.status in ("FAILED", "KILLED")]
+    assert len(failed) == failed_before, [p.info.status for p in parents]
+    (parent,) = [p for p in parents if p.info.run_id not in {f.info.run_id for f in failed}]
     assert parent.info.status == "FINISHED" and parent.data.tags["launcher"] == launcher
     assert len(children) == configs
     finished_once(children, configs)
@@ -160,21 +164,33 @@ def check_layout(server: Server, experiment: str, launcher: str, configs: int, t
     client, _ = runs(server.uri, experiment)
     board = client.download_artifacts(parent.info.run_id, "leaderboard.csv", str(tmp_path / "dl"))
     assert len(Path(board).read_text().splitlines()) == configs + 1
-    assert store_rows(server, experiment) == {r.info.run_id: "FINISHED" for r in [parent, *children]}
+    assert store_rows(server, experiment) == {r.info.run_id: r.info.status for r in [*failed, parent, *children]}
     return parent, children
 
 
-def test_ray_sweep_on_a_cluster_started_for_it_lands_in_postgres_and_encodes_once(server, data_root, tmp_path):
-    """Two configurations needing the same WordLlama embedding of Cranfield, in two Ray workers sharing an empty
-    cache: one computes it, the other finds it (the cache's per-key lock)."""
+def test_an_unreachable_ray_cluster_fails_in_seconds_and_the_printed_fix_sweeps_on_a_cluster_started_for_it(
+        server, data_root, tmp_path):
+    """A cluster address where nothing answers: Ray itself retries it for minutes (killed at 300 s before). The
+    sweep stops within seconds, names the address and the fix, and its parent run ends FAILED. Following the fix
+    (no address: a cluster started on this machine for the sweep): two configurations needing the same WordLlama
+    embedding of Cranfield, in two Ray workers sharing an empty cache; one computes it, the other finds it (the
+    cache's per-key lock)."""
     cache = tmp_path / "cache"
-    proc = sweep([*tracked(server, "ray_local", data_root), "retriever=dense", "embedder=wordllama",
-                  "index=flat,hnsw", f"cache.dir={cache}", "hydra/launcher=ray", "hydra.launcher.ray.local.num_cpus=2"],
-                 tmp_path)
+    args = [*tracked(server, "ray_local", data_root), "retriever=dense", "embedder=wordllama", "index=flat,hnsw",
+            f"cache.dir={cache}", "hydra/launcher=ray", "hydra.launcher.ray.local.num_cpus=2"]
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    t0 = time.time()
+    failed = sweep([*args, f"hydra.launcher.ray.init.address={address}"], tmp_path, timeout=120)
+    assert time.time() - t0 < 60, "an unreachable cluster must fail within about a minute"
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    assert f"cannot join the Ray cluster at {address}" in failed.stderr and "nothing answers on" in failed.stderr
+    assert "hydra.launcher.ray.init.address=null" in failed.stderr
+
+    proc = sweep([*args, "hydra.launcher.ray.init.address=null"], tmp_path)  # the printed fix, followed
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(re.findall(r"^\[\d/2, .*  done$", proc.stdout, re.M)) == 2, proc.stdout  # each config's line
     assert "View run" not in proc.stdout  # MLflow's own line per run ended on a server: suppressed
-    parent, children = check_layout(server, "ray_local", "ray", 2, tmp_path)
+    parent, children = check_layout(server, "ray_local", "ray", 2, tmp_path, failed_before=1)
     assert len({c.data.tags["pid"] for c in children}) == 2  # two workers
     hits = sorted(c.data.metrics["dense_embeddings_cache_hit"] for c in children)
     assert hits == [0.0, 1.0]  # one computed the passages' embedding, the other found it
@@ -249,30 +265,3 @@ def test_a_sweep_waits_through_a_server_restart_and_a_killed_worker_and_loses_no
     (dead,) = [c for c in children if c.info.status == "KILLED"]  # the dead attempt, marked by Ray's retry of it
     assert dead.data.tags["killed_reason"].startswith("an earlier attempt of job")
     assert store_rows(server, "server_restart") == {r.info.run_id: r.info.status for r in [parent, *children]}
-
-
-def test_an_unreachable_ray_cluster_fails_in_seconds_naming_the_address_and_the_fix(tmp_path):
-    """A cluster address where nothing answers: Ray itself retries it for minutes (killed at 300 s before). The
-    sweep stops within seconds, names the address and the fix, and its parent run ends FAILED; following the fix
-    (no address: a cluster started on this machine for the sweep) runs the sweep."""
-    from tests.integration.sweep_util import tiny_beir
-
-    tiny = tiny_beir(tmp_path / "tiny")
-    address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    db = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    base = [f"dataset.path={tiny}", "retriever.k1=0.9", f"tracking.uri={db}", "tracking.experiment=unreachable",
-            "hydra/launcher=ray"]
-    t0 = time.time()
-    failed = sweep([*base, f"hydra.launcher.ray.init.address={address}"], tmp_path, timeout=120)
-    assert time.time() - t0 < 60, "an unreachable cluster must fail within about a minute"
-    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr[-3000:]
-    assert f"cannot join the Ray cluster at {address}" in failed.stderr and "nothing answers on" in failed.stderr
-    assert "hydra.launcher.ray.init.address=null" in failed.stderr
-    _, parents = runs(db, "unreachable", role="sweep")
-    assert [p.info.status for p in parents] in (["FAILED"], ["KILLED"]), parents
-
-    fixed = sweep([*base, "hydra.launcher.ray.init.address=null", "hydra.launcher.ray.local.num_cpus=1"], tmp_path,
-                  timeout=240)  # the printed fix, followed
-    assert fixed.returncode == 0, fixed.stderr[-3000:]
-    _, done = runs(db, "unreachable", role="config")
-    assert [r.info.status for r in done] == ["FINISHED"]

@@ -1,8 +1,9 @@
 """The retriever you export is the one you evaluated, and its latency counts every stage.
 
-- `load_retriever(export).search(q, k=10)` returns, for every SciFact test query and from an empty cache, exactly
+- `load_retriever(export).search(q, k=10)` returns, for every Cranfield test query and from an empty cache, exactly
   the top 10 documents of the evaluated run's logged `run.trec` (a chunked BM25 + WordLlama hybrid, with and without
-  a reranker).
+  a reranker). Cranfield: its 1,400 abstracts are chunked, indexed and embedded twice (the run, then the export from
+  an empty cache) in seconds, where SciFact's 5,183 took minutes.
 - A reranker that sleeps 5 ms per pair at depth 20 adds at least 100 ms to `query_p50_ms`, and `best` names the
   unreranked configuration as the cheapest when the two are not significantly different.
 """
@@ -66,14 +67,14 @@ def logged_run(uri: str, run_id: str, tmp_path) -> Run:
                                            "reranker.depth=20"]], ids=["hybrid", "hybrid+reranker"])
 def test_search_returns_the_logged_top_10_for_every_query(data_root, tmp_path, mlflow_uri, fake_rerankers,
                                                           eval_cache, reranker):
-    cfg = compose_config([f"dataset.root={data_root}", "dataset=scifact", "retriever=hybrid", "embedder=wordllama",
+    cfg = compose_config([f"dataset.root={data_root}", "dataset=cranfield", "retriever=hybrid", "embedder=wordllama",
                           "chunker=fixed_tokens", "chunker.aggregate=max", f"cache.dir={eval_cache}",
                           "tracking.experiment=export-equals-evaluation", *reranker])
     outcome = run_experiment(cfg)
     run_id = log_outcome(cfg, outcome)
     export_run(tracking.client({"uri": mlflow_uri}), run_id, tmp_path / "best.yaml")
     logged = logged_run(mlflow_uri, run_id, tmp_path)
-    assert len(logged) == 300 and outcome.evaluation.means["ndcg_at_10"] > 0.5
+    assert len(logged) == 225 and outcome.evaluation.means["ndcg_at_10"] > 0.3
 
     fresh = tmp_path / "fresh-cache"
     retriever = load_retriever(tmp_path / "best.yaml", [f"cache.dir={fresh}"])
@@ -83,7 +84,7 @@ def test_search_returns_the_logged_top_10_for_every_query(data_root, tmp_path, m
         searched = [hit["doc_id"] for hit in retriever.search(text, k=10)]
         if searched != [doc for doc, _ in logged[qid][:10]]:
             differing.append(qid)
-    assert differing == [], f"{len(differing)} of 300 queries rank differently in search: {differing[:5]}"
+    assert differing == [], f"{len(differing)} of 225 queries rank differently in search: {differing[:5]}"
 
 
 def test_latency_counts_the_reranker_and_best_picks_the_cheaper_equal_configuration(tmp_path, mlflow_uri,
