@@ -1,0 +1,100 @@
+"""Train one recorded model twice from cold on this machine and compare the weights byte for byte (issue 37: "two cold
+trainings of ce-scifact-hyb on this machine give identical weights").
+
+    nice -n 10 .venv/bin/python benchmarks/cold_twice.py --pipeline fast-scifact --model ce-scifact-hyb
+
+Each try is a new empty cache under --work: the model and every model its recipe needs before it (the `requires`
+entries of experiments/<pipeline>.yaml, in training order: for ce-scifact-hyb the fine-tuned MiniLM-L6 it starts from
+and mines negatives with) are trained there by the same subprocess commands `make reproduce` runs
+(benchmarks/reproduce.py). Then the sha256 of every file of each registered model folder is compared between the two
+tries: every model in the chain must be identical, not only the last. Results go to
+benchmarks/results/cold_twice.json; exit 1 when any file differs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from reproduce import REPO, save, train, use_shared_datasets
+
+from retrieval_lab.models.registry import lookup
+from retrieval_lab.training.reproduce import recipes_of
+
+OUT = REPO / "benchmarks" / "results" / "cold_twice.json"
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file of a model folder, except the training log's timings."""
+    hashes = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name == "training.json":  # wall-clock seconds and peak memory: never equal twice
+            continue
+        hashes[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def chain(pipeline: str, model: str):
+    """The recipes that train `model` and the ones before it, in training order."""
+    recipes = recipes_of([pipeline])[pipeline]
+    names = [r.model for r in recipes]
+    if model not in names:
+        raise SystemExit(f"{model} is not trained by experiments/{pipeline}.yaml; its models: {', '.join(names)}")
+    return recipes[:names.index(model) + 1]
+
+
+def one_try(recipes, cache: Path, work: Path) -> dict:
+    if cache.exists() and any(cache.iterdir()):
+        raise SystemExit(f"{cache} is not empty: a cold training needs an empty cache (choose another --work)")
+    cache.mkdir(parents=True, exist_ok=True)
+    models = {}
+    for recipe in recipes:
+        print(f"{cache.name}: training {recipe.model}: {recipe.command}", flush=True)
+        run = train(recipe, cache, work)
+        found = lookup(recipe.kind, recipe.model, cache)
+        models[recipe.model] = {"seconds": run["seconds"], "final_loss": run["final_loss"],
+                                "files": file_hashes(found.folder)}
+        print(f"{cache.name}: {recipe.model} trained in {run['seconds']:.0f} s", flush=True)
+    return models
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", default="fast-scifact", help="experiments/<pipeline>.yaml lists the recipes")
+    parser.add_argument("--model", default="ce-scifact-hyb", help="the model trained twice (with those before it)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="folder for the two caches, the MLflow store and the logs (default: a new "
+                             ".cache/cold-twice/<UTC time>)")
+    args = parser.parse_args(argv)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    work = (args.work or REPO / ".cache" / "cold-twice" / stamp).expanduser().resolve()
+    recipes = chain(args.pipeline, args.model)
+    use_shared_datasets()
+    t0 = time.perf_counter()
+    tries = [one_try(recipes, work / f"try-{i}", work) for i in (1, 2)]
+    differing = {name: sorted(f for f in set(tries[0][name]["files"]) | set(tries[1][name]["files"])
+                              if tries[0][name]["files"].get(f) != tries[1][name]["files"].get(f))
+                 for name in tries[0]}
+    result = {"pipeline": args.pipeline, "model": args.model, "commands": [r.command for r in recipes],
+              "identical": not any(differing.values()), "differing_files": differing,
+              "tries": tries, "seconds": time.perf_counter() - t0, "load_average": list(os.getloadavg()),
+              "finished": stamp}
+    save(OUT, f"{args.pipeline}/{args.model}", result)
+    print("\n| model | files | identical | sha256 of the weights (try 1) | train s (try 1, try 2) |")
+    print("|---|---:|---|---|---|")
+    for name in tries[0]:
+        files = tries[0][name]["files"]
+        weights = next((h for f, h in files.items() if f.endswith(".safetensors")), "-")
+        print(f"| {name} | {len(files)} | {'no: ' + ', '.join(differing[name]) if differing[name] else 'yes'} | "
+              f"{weights[:16]} | {tries[0][name]['seconds']:.0f}, {tries[1][name]['seconds']:.0f} |")
+    print(f"\ntotal {result['seconds']:.0f} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if result["identical"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
