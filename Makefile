@@ -17,9 +17,10 @@ export TOKENIZERS_PARALLELISM ?= false
 venv: $(STAMP)
 
 # pip compiles every installed file to bytecode, one at a time. Installing with --no-compile, then compiling on
-# every core (compileall -j 0, without the packages' own test folders) takes about half as long. Compiled ahead all
-# the same: under PYTHONDONTWRITEBYTECODE nothing imported later is cached, and every process would compile its
-# imports again. Files written for newer Pythons do not compile (torch ships one): pip skips them too, hence `|| true`.
+# every core (compileall -j 0, without the packages' own test folders) installs torch 1.2-1.7x faster on 2 idle
+# cores (benchmarks/install_compile.py; BENCHMARKS.md, "Test suite on two workers"). Compiled ahead all the same:
+# under PYTHONDONTWRITEBYTECODE nothing imported later is cached, and every process would compile its imports again.
+# Files written for newer Pythons do not compile (torch ships one): pip skips them too, hence `|| true`.
 PIP := -m pip install --quiet --no-compile
 COMPILE := -m compileall -q -j 0 -x '/tests?/'
 $(STAMP): requirements.lock pyproject.toml
