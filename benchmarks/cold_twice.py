@@ -2,12 +2,14 @@
 trainings of ce-scifact-hyb on this machine give identical weights").
 
     nice -n 10 .venv/bin/python benchmarks/cold_twice.py --pipeline fast-scifact --model ce-scifact-hyb
+    ... benchmarks/cold_twice.py --work .cache/cold-twice/<stamp> --compare   # compare two finished tries again
 
 Each try is a new empty cache under --work: the model and every model its recipe needs before it (the `requires`
 entries of experiments/<pipeline>.yaml, in training order: for ce-scifact-hyb the fine-tuned MiniLM-L6 it starts from
 and mines negatives with) are trained there by the same subprocess commands `make reproduce` runs
-(benchmarks/reproduce.py). Then the sha256 of every file of each registered model folder is compared between the two
-tries: every model in the chain must be identical, not only the last. Results go to
+(benchmarks/reproduce.py). Then the sha256 of every file of each registered model folder (but the two that record
+wall-clock time: TIMED) is compared between the two tries: every model in the chain must be identical, not only the
+last. Results go to
 benchmarks/results/cold_twice.json; exit 1 when any file differs.
 """
 from __future__ import annotations
@@ -29,11 +31,16 @@ from retrieval_lab.training.reproduce import recipes_of
 OUT = REPO / "benchmarks" / "results" / "cold_twice.json"
 
 
+# Written beside the weights with wall-clock facts in them, never equal twice: the lab's training log (seconds, peak
+# memory, the cache folder) and sentence-transformers' model card ("Training Time").
+TIMED = {"training.json", "README.md"}
+
+
 def file_hashes(folder: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file of a model folder, except the training log's timings."""
+    """relative path -> sha256 of every file of a model folder but the TIMED ones."""
     hashes = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.name == "training.json":  # wall-clock seconds and peak memory: never equal twice
+        if path.name in TIMED:
             continue
         hashes[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
@@ -48,19 +55,29 @@ def chain(pipeline: str, model: str):
     return recipes[:names.index(model) + 1]
 
 
+def trained(recipes, cache: Path, seconds: dict | None = None) -> dict:
+    """model -> its training seconds, final loss and file hashes, as registered in `cache`."""
+    models = {}
+    for recipe in recipes:
+        found = lookup(recipe.kind, recipe.model, cache)
+        if found is None:
+            raise SystemExit(f"{recipe.model} is not registered in {cache}: that try did not finish")
+        info = json.loads((found.folder / "training.json").read_text())
+        models[recipe.model] = {"seconds": (seconds or {}).get(recipe.model, info.get("train_seconds")),
+                                "final_loss": info.get("final_loss"), "files": file_hashes(found.folder)}
+    return models
+
+
 def one_try(recipes, cache: Path, work: Path) -> dict:
     if cache.exists() and any(cache.iterdir()):
         raise SystemExit(f"{cache} is not empty: a cold training needs an empty cache (choose another --work)")
     cache.mkdir(parents=True, exist_ok=True)
-    models = {}
+    seconds = {}
     for recipe in recipes:
         print(f"{cache.name}: training {recipe.model}: {recipe.command}", flush=True)
-        run = train(recipe, cache, work)
-        found = lookup(recipe.kind, recipe.model, cache)
-        models[recipe.model] = {"seconds": run["seconds"], "final_loss": run["final_loss"],
-                                "files": file_hashes(found.folder)}
-        print(f"{cache.name}: {recipe.model} trained in {run['seconds']:.0f} s", flush=True)
-    return models
+        seconds[recipe.model] = train(recipe, cache, work)["seconds"]
+        print(f"{cache.name}: {recipe.model} trained in {seconds[recipe.model]:.0f} s", flush=True)
+    return trained(recipes, cache, seconds)
 
 
 def main(argv=None) -> int:
@@ -70,13 +87,18 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the two caches, the MLflow store and the logs (default: a new "
                              ".cache/cold-twice/<UTC time>)")
+    parser.add_argument("--compare", action="store_true",
+                        help="train nothing: compare the two tries already trained under --work")
     args = parser.parse_args(argv)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     work = (args.work or REPO / ".cache" / "cold-twice" / stamp).expanduser().resolve()
     recipes = chain(args.pipeline, args.model)
     use_shared_datasets()
+    if args.compare and args.work is None:
+        parser.error("--compare needs --work: the folder holding try-1 and try-2")
     t0 = time.perf_counter()
-    tries = [one_try(recipes, work / f"try-{i}", work) for i in (1, 2)]
+    tries = [trained(recipes, work / f"try-{i}") if args.compare else one_try(recipes, work / f"try-{i}", work)
+             for i in (1, 2)]
     differing = {name: sorted(f for f in set(tries[0][name]["files"]) | set(tries[1][name]["files"])
                               if tries[0][name]["files"].get(f) != tries[1][name]["files"].get(f))
                  for name in tries[0]}
