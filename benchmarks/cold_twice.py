@@ -46,6 +46,13 @@ def file_hashes(folder: Path) -> dict[str, str]:
     return hashes
 
 
+def differences(first: dict, second: dict) -> dict[str, list[str]]:
+    """model -> the files whose hashes differ between two tries (or that only one has)."""
+    return {name: sorted(f for f in set(first[name]["files"]) | set(second.get(name, {}).get("files", {}))
+                         if first[name]["files"].get(f) != second.get(name, {}).get("files", {}).get(f))
+            for name in first}
+
+
 def chain(pipeline: str, model: str):
     """The recipes that train `model` and the ones before it, in training order."""
     recipes = recipes_of([pipeline])[pipeline]
@@ -99,9 +106,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     tries = [trained(recipes, work / f"try-{i}") if args.compare else one_try(recipes, work / f"try-{i}", work)
              for i in (1, 2)]
-    differing = {name: sorted(f for f in set(tries[0][name]["files"]) | set(tries[1][name]["files"])
-                              if tries[0][name]["files"].get(f) != tries[1][name]["files"].get(f))
-                 for name in tries[0]}
+    differing = differences(*tries)
     result = {"pipeline": args.pipeline, "model": args.model, "commands": [r.command for r in recipes],
               "identical": not any(differing.values()), "differing_files": differing,
               "tries": tries, "seconds": time.perf_counter() - t0, "load_average": list(os.getloadavg()),
