@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pipeline", default="fast-scifact", help="experiments/<pipeline>.yaml lists the recipes")
     parser.add_argument("--model", default="ce-scifact-hyb", help="the model trained twice (with those before it)")
     parser.add_argument("--work", type=Path, default=None,
-                        help="folder for the two caches, the MLflow store and the logs (default: a new "
+                        help="folder for the two caches, their MLflow stores and logs (default: a new "
                              ".cache/cold-twice/<UTC time>)")
     parser.add_argument("--compare", action="store_true",
                         help="train nothing: compare the two tries already trained under --work")
@@ -104,8 +104,9 @@ def main(argv=None) -> int:
     if args.compare and args.work is None:
         parser.error("--compare needs --work: the folder holding try-1 and try-2")
     t0 = time.perf_counter()
-    tries = [trained(recipes, work / f"try-{i}") if args.compare else one_try(recipes, work / f"try-{i}", work)
-             for i in (1, 2)]
+    # each try's logs and MLflow store beside its cache (the logs are named by model and seed: shared, they collide)
+    tries = [trained(recipes, work / f"try-{i}") if args.compare
+             else one_try(recipes, work / f"try-{i}", work / f"try-{i}-logs") for i in (1, 2)]
     differing = differences(*tries)
     result = {"pipeline": args.pipeline, "model": args.model, "commands": [r.command for r in recipes],
               "identical": not any(differing.values()), "differing_files": differing,
