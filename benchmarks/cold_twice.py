@@ -3,6 +3,7 @@ trainings of ce-scifact-hyb on this machine give identical weights").
 
     nice -n 10 .venv/bin/python benchmarks/cold_twice.py --pipeline fast-scifact --model ce-scifact-hyb
     ... benchmarks/cold_twice.py --work .cache/cold-twice/<stamp> --compare   # compare two finished tries again
+    ... benchmarks/cold_twice.py --work <folder>   # a finished try-1 or try-2 there is kept, an empty one trained
 
 Each try is a new empty cache under --work: the model and every model its recipe needs before it (the `requires`
 entries of experiments/<pipeline>.yaml, in training order: for ce-scifact-hyb the fine-tuned MiniLM-L6 it starts from
@@ -75,9 +76,17 @@ def trained(recipes, cache: Path, seconds: dict | None = None) -> dict:
     return models
 
 
+def finished(recipes, cache: Path) -> bool:
+    return all(lookup(r.kind, r.model, cache) is not None for r in recipes)
+
+
 def one_try(recipes, cache: Path, work: Path) -> dict:
+    if cache.exists() and finished(recipes, cache):
+        print(f"{cache.name}: every model already trained there (a finished try): compared as it is", flush=True)
+        return trained(recipes, cache)
     if cache.exists() and any(cache.iterdir()):
-        raise SystemExit(f"{cache} is not empty: a cold training needs an empty cache (choose another --work)")
+        raise SystemExit(f"{cache} holds an unfinished try: a cold training needs an empty cache (remove {cache}, or "
+                         "choose another --work)")
     cache.mkdir(parents=True, exist_ok=True)
     seconds = {}
     for recipe in recipes:
