@@ -10,8 +10,7 @@ entries of experiments/<pipeline>.yaml, in training order: for ce-scifact-hyb th
 and mines negatives with) are trained there by the same subprocess commands `make reproduce` runs
 (benchmarks/reproduce.py). Then the sha256 of every file of each registered model folder (but the two that record
 wall-clock time: TIMED) is compared between the two tries: every model in the chain must be identical, not only the
-last. Results go to
-benchmarks/results/cold_twice.json; exit 1 when any file differs.
+last. Results go to benchmarks/results/cold_twice.json; exit 1 when any file differs.
 """
 from __future__ import annotations
 
@@ -108,10 +107,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     work = (args.work or REPO / ".cache" / "cold-twice" / stamp).expanduser().resolve()
-    recipes = chain(args.pipeline, args.model)
-    use_shared_datasets()
     if args.compare and args.work is None:
         parser.error("--compare needs --work: the folder holding try-1 and try-2")
+    recipes = chain(args.pipeline, args.model)
+    use_shared_datasets()
     t0 = time.perf_counter()
     # each try's logs and MLflow store beside its cache (the logs are named by model and seed: shared, they collide)
     tries = [trained(recipes, work / f"try-{i}") if args.compare

@@ -9,6 +9,11 @@ from retrieval_lab.data.beir import Dataset
 from retrieval_lab.types import Corpus, Qrels
 
 
+def corpus_rows(corpus: Corpus, rows: list[int]) -> Corpus:
+    """The documents at `rows`, in that order."""
+    return Corpus([corpus.ids[i] for i in rows], [corpus.titles[i] for i in rows], [corpus.texts[i] for i in rows])
+
+
 def judged_sample(full: Dataset, queries: int, docs: int, seed: int = 0) -> Dataset:
     """`queries` queries drawn with `seed`, their judged documents and random others up to `docs` documents (the
     corpus order kept)."""
@@ -19,7 +24,5 @@ def judged_sample(full: Dataset, queries: int, docs: int, seed: int = 0) -> Data
         raise ValueError(f"{len(judged)} documents are judged for the {queries} queries: more than docs={docs}")
     others = [d for d in full.corpus.ids if d not in judged]
     keep = judged | set(random.Random(seed).sample(others, docs - len(judged)))
-    rows = [i for i, d in enumerate(full.corpus.ids) if d in keep]
-    corpus = Corpus([full.corpus.ids[i] for i in rows], [full.corpus.titles[i] for i in rows],
-                    [full.corpus.texts[i] for i in rows])
+    corpus = corpus_rows(full.corpus, [i for i, d in enumerate(full.corpus.ids) if d in keep])
     return replace(full, corpus=corpus, queries=full.queries.subset(chosen), qrels=qrels)

@@ -18,7 +18,7 @@ from retrieval_lab.chunking.sentences import sentence_spans
 from retrieval_lab.config import compose_config
 from retrieval_lab.data import load_dataset
 from retrieval_lab.pipeline import run_experiment
-from retrieval_lab.types import Corpus
+from tests.integration.samples import corpus_rows
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = ["scifact", "nfcorpus", "arguana", "cranfield"]
@@ -36,8 +36,7 @@ def corpora(data_root):
     for name in DATASETS:
         corpus = load_dataset(data_root / name, split="test", name=name).corpus
         rows = sorted(random.Random(0).sample(range(len(corpus)), min(OFFSET_SAMPLE, len(corpus))))
-        cut[name] = Corpus([corpus.ids[i] for i in rows], [corpus.titles[i] for i in rows],
-                           [corpus.texts[i] for i in rows])
+        cut[name] = corpus_rows(corpus, rows)
     return cut
 
 
