@@ -183,7 +183,8 @@ def reproduce_pipeline(pipeline: str, recipes, seeds, cache: Path, work: Path, t
                 command = seeded(recipe, seed)
                 print(f"{pipeline}: seed {seed}: training {recipe.model}: {command.command}", flush=True)
                 trained[key] = {**train(command, here, work, seed), "for": pipeline}
-                print(f"{pipeline}: seed {seed}: {recipe.model} trained in {trained[key]['seconds']:.0f} s", flush=True)
+                done = "reused (trained there before)" if trained[key]["reused"] else "trained"
+                print(f"{pipeline}: seed {seed}: {recipe.model} {done} in {trained[key]['seconds']:.0f} s", flush=True)
             training[seed][recipe.model] = trained[key]
         runs[seed] = evaluate(pipeline_overrides(pipeline, here))
         if with_reranker:

@@ -108,6 +108,38 @@ def embed_texts(embedder: Embedder | None, config: EmbedderConfig, texts: Sequen
     return entry.arrays["embeddings"], {**entry.meta, "key": content_key("embeddings", inputs)}, entry.hit
 
 
+class LazyEmbedder:
+    """One embedder config in one cache: its identity (read from the config and the model's files) at once, the
+    model itself only when something the cache lacks must be encoded. The dense stage and MMR share this."""
+
+    def __init__(self, config: EmbedderConfig, cache: Cache, key: str = "embedder"):
+        self.config, self.cache, self.key = config, cache, key
+        self._identity: dict | None = None
+        self._model: Embedder | None = None
+
+    @property
+    def identity(self) -> dict:
+        if self._identity is None:
+            self._identity = config_identity(self.config, self.cache.root, self.key)
+        return self._identity
+
+    @property
+    def model(self) -> Embedder:
+        if self._model is None:
+            self._model = load_embedder(self.config, self.cache, self.key)
+        return self._model
+
+    @property
+    def loaded(self) -> Embedder | None:
+        """The model if something loaded it, else None (nothing is loaded to answer)."""
+        return self._model
+
+    def embed(self, texts: Sequence[str], kind: str, fingerprint: str | None = None) -> tuple[np.ndarray, dict, bool]:
+        """`embed_texts` with this embedder: the cached entry, encoding only on a miss."""
+        return embed_texts(self._model, self.config, texts, kind, self.cache, self.identity, fingerprint,
+                           load=lambda: self.model)
+
+
 class DenseRetriever:
     """`index(passages)` embeds (cached) and builds the FAISS index; `search(texts, k)` -> (rows, scores);
     `stats()` what they cost; `facts` what later steps may rely on (tokenizer, max tokens, case sensitivity)."""
@@ -115,11 +147,9 @@ class DenseRetriever:
     def __init__(self, embedder_config: EmbedderConfig, index_config: IndexConfig, cache: Cache,
                  embedder_key: str = "embedder"):
         self.embedder_config = embedder_config
-        self.embedder_key = embedder_key
         self.index_config = index_config
         self.cache = cache
-        self._identity: dict | None = None
-        self._embedder: Embedder | None = None
+        self.lazy = LazyEmbedder(embedder_config, cache, embedder_key)
         self._index = None
         self._sizing: faiss_index.Sizing | None = None
         self._vectors: np.ndarray | None = None
@@ -128,24 +158,16 @@ class DenseRetriever:
 
     @property
     def embedder_identity(self) -> dict:
-        if self._identity is None:
-            self._identity = config_identity(self.embedder_config, self.cache.root, self.embedder_key)
-        return self._identity
+        return self.lazy.identity
 
     @property
     def identity(self) -> dict:
         return {"name": "dense", "embedder": self.embedder_identity, "index": self.index_config.identity}
 
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = load_embedder(self.embedder_config, self.cache, self.embedder_key)
-        return self._embedder
-
     def _tokenizer(self):
         """The embedder's tokenizer (Hugging Face) without loading the model when it is not loaded yet."""
-        if self._embedder is not None:
-            return self._embedder.tokenizer
+        if self.lazy.loaded is not None:
+            return self.lazy.loaded.tokenizer
         return load_tokenizer(self.embedder_config, self.cache.root)
 
     @property
@@ -165,15 +187,11 @@ class DenseRetriever:
         ANN recall of the last batch searched, and a served embedder's `spent_*`."""
         return dict(self._stats)
 
-    def _embed(self, texts: list[str], kind: str, fingerprint: str | None = None):
-        return embed_texts(self._embedder, self.embedder_config, texts, kind, self.cache,
-                           self.embedder_identity, fingerprint, load=lambda: self.embedder)
-
     def index(self, passages: Passages) -> "DenseRetriever":
         if len(passages) == 0:
             raise LabError("dense retriever: no passages to index")
         t0 = time.perf_counter()
-        vectors, meta, hit = self._embed(passages.texts, "passage", passages.fingerprint)
+        vectors, meta, hit = self.lazy.embed(passages.texts, "passage", passages.fingerprint)
         embed_wall = time.perf_counter() - t0
         self._vectors = vectors
         self._embeddings_key = meta["key"]
@@ -226,10 +244,10 @@ class DenseRetriever:
         if self._index is None:
             raise LabError("dense retriever: search before index(passages)")
         if len(texts) > 1:
-            queries, meta, _ = self._embed(list(texts), "query")
+            queries, meta, _ = self.lazy.embed(list(texts), "query")
             self._stats.update(served_costs(meta, "query"))
         else:
-            queries = self.embedder.encode(list(texts), kind="query", progress=False)
+            queries = self.lazy.model.encode(list(texts), kind="query", progress=False)
         queries = np.asarray(queries)
         chroma = self.index_config.name == "chroma"
         if chroma:
@@ -250,7 +268,7 @@ class DenseRetriever:
     def _spent(self) -> dict[str, float]:
         """What a served embedder's requests cost in this process so far (nothing when every vector came from the
         cache): `spent_*`, which a replayed first-stage run reports as 0."""
-        counters = self._embedder.counters if self._embedder is not None else None
+        counters = self.lazy.loaded.counters if self.lazy.loaded is not None else None
         if counters is None:
             return {}
         used = counters.snapshot()

@@ -77,7 +77,7 @@ def test_the_builder_reads_own_subnodes_else_top_level_groups_and_the_factory_ge
                                                                                "retriever.stages.1.embedder")
     stage = dense_stage(config, Cache(enabled=False))
     assert (stage.embedder_config.name, stage.index_config.name) == ("minilm_l3", "ivf")
-    assert stage._embedder is None  # the factory loads nothing
+    assert stage.lazy.loaded is None  # the factory loads nothing
     with pytest.raises(ConfigError, match="retriever.model"):
         read_dense(OmegaConf.create({"name": "dense", "model": "x"}), cfg, "retriever")
     with pytest.raises(ConfigError, match="retriever.stages.1.embedder.batch_size"):

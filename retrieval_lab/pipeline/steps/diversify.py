@@ -9,9 +9,7 @@ import numpy as np
 
 from retrieval_lab.cache import Cache
 from retrieval_lab.chunking import Passages
-from retrieval_lab.dense import DenseConfig, EmbedderConfig, embed_texts, load_embedder
-from retrieval_lab.dense.backends.base import Embedder
-from retrieval_lab.dense.embedders import config_identity
+from retrieval_lab.dense import DenseConfig, EmbedderConfig, LazyEmbedder
 from retrieval_lab.diversify import MMRConfig, diversify, diversify_config, passage_embedder
 from retrieval_lab.pipeline.step import Context, Step, StepResult, per_query
 
@@ -53,34 +51,18 @@ class MMRStep(Step):
 
     def __init__(self, config: MMRConfig, embedder: EmbedderConfig, embedder_key: str, cache: Cache,
                  reads: tuple[str, ...]):
-        self.config, self.embedder_config, self.embedder_key, self.cache = config, embedder, embedder_key, cache
-        self.reads = reads
-        self._embedder: Embedder | None = None
-        self._embedder_identity: dict | None = None
+        self.config, self.reads = config, reads
+        self.embedder = LazyEmbedder(embedder, cache, embedder_key)
         self._vectors: tuple[Passages, np.ndarray, bool] | None = None
 
     @property
-    def embedder_identity(self) -> dict:
-        if self._embedder_identity is None:
-            self._embedder_identity = config_identity(self.embedder_config, self.cache.root, self.embedder_key)
-        return self._embedder_identity
-
-    @property
     def identity(self) -> dict:
-        return {**self.config.identity, "stage_version": self.stage_version, "embedder": self.embedder_identity}
-
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = load_embedder(self.embedder_config, self.cache, self.embedder_key)
-        return self._embedder
+        return {**self.config.identity, "stage_version": self.stage_version, "embedder": self.embedder.identity}
 
     def passage_vectors(self, passages: Passages) -> tuple[np.ndarray, bool]:
         """The passages' embeddings (memory-mapped cache entry) and whether the cache held them."""
         if self._vectors is None or self._vectors[0] is not passages:
-            vectors, _, hit = embed_texts(self._embedder, self.embedder_config, passages.texts, "passage",
-                                          self.cache, self.embedder_identity, passages.fingerprint,
-                                          load=lambda: self.embedder)
+            vectors, _, hit = self.embedder.embed(passages.texts, "passage", passages.fingerprint)
             self._vectors = (passages, vectors, hit)
         return self._vectors[1], self._vectors[2]
 
@@ -96,7 +78,7 @@ class MMRStep(Step):
         def one(qid: str) -> list[tuple[str, float]]:
             hits = before.get(qid, [])
             top = [rows[pid] for pid, _ in hits[:self.config.depth]]
-            query = (self.embedder.encode([text_of[qid]], kind="query", progress=False)[0]
+            query = (self.embedder.model.encode([text_of[qid]], kind="query", progress=False)[0]
                      if self.config.relevance == "cosine" else None)
             out = diversify(hits, np.asarray(vectors[top]), self.config, query)
             moved.append(sum(a[0] != b[0] for a, b in zip(out, hits[:len(top)])) / max(len(top), 1))
