@@ -146,10 +146,9 @@ class DenseRetriever:
 
     def __init__(self, embedder_config: EmbedderConfig, index_config: IndexConfig, cache: Cache,
                  embedder_key: str = "embedder"):
-        self.embedder_config = embedder_config
+        self.embedder = LazyEmbedder(embedder_config, cache, embedder_key)
         self.index_config = index_config
         self.cache = cache
-        self.lazy = LazyEmbedder(embedder_config, cache, embedder_key)
         self._index = None
         self._sizing: faiss_index.Sizing | None = None
         self._vectors: np.ndarray | None = None
@@ -157,18 +156,14 @@ class DenseRetriever:
         self._stats: dict[str, float] = {}
 
     @property
-    def embedder_identity(self) -> dict:
-        return self.lazy.identity
-
-    @property
     def identity(self) -> dict:
-        return {"name": "dense", "embedder": self.embedder_identity, "index": self.index_config.identity}
+        return {"name": "dense", "embedder": self.embedder.identity, "index": self.index_config.identity}
 
     def _tokenizer(self):
         """The embedder's tokenizer (Hugging Face) without loading the model when it is not loaded yet."""
-        if self.lazy.loaded is not None:
-            return self.lazy.loaded.tokenizer
-        return load_tokenizer(self.embedder_config, self.cache.root)
+        if self.embedder.loaded is not None:
+            return self.embedder.loaded.tokenizer
+        return load_tokenizer(self.embedder.config, self.cache.root)
 
     @property
     def facts(self) -> Facts:
@@ -176,10 +171,10 @@ class DenseRetriever:
         (its tokenizer keeps case and `embedder.lowercase` is off); read once, from the tokenizer's files only."""
         if self._facts is None:
             tokenize = self._tokenizer()
-            cased = not self.embedder_config.lowercase and tokenize is not None and \
+            cased = not self.embedder.config.lowercase and tokenize is not None and \
                 tokenize("Protein Kinase")["input_ids"] != tokenize("protein kinase")["input_ids"]
-            self._facts = Facts(model=self.embedder_config.name, tokenizer=tokenize,
-                                max_tokens=self.embedder_identity.get("max_tokens"), case_sensitive=cased)
+            self._facts = Facts(model=self.embedder.config.name, tokenizer=tokenize,
+                                max_tokens=self.embedder.identity.get("max_tokens"), case_sensitive=cased)
         return self._facts
 
     def stats(self) -> dict[str, float]:
@@ -191,7 +186,7 @@ class DenseRetriever:
         if len(passages) == 0:
             raise LabError("dense retriever: no passages to index")
         t0 = time.perf_counter()
-        vectors, meta, hit = self.lazy.embed(passages.texts, "passage", passages.fingerprint)
+        vectors, meta, hit = self.embedder.embed(passages.texts, "passage", passages.fingerprint)
         embed_wall = time.perf_counter() - t0
         self._vectors = vectors
         self._embeddings_key = meta["key"]
@@ -218,7 +213,7 @@ class DenseRetriever:
         inputs = {"embeddings": self._embeddings_key, "index": config.build_params}
 
         def write(folder: Path):
-            index, seconds = faiss_index.timed_build(vectors, config, self.embedder_config.progress, self._sizing)
+            index, seconds = faiss_index.timed_build(vectors, config, self.embedder.config.progress, self._sizing)
             faiss_index.write(index, folder)
             return None, {"build_seconds": seconds, "kind": self._sizing.kind}
 
@@ -232,7 +227,7 @@ class DenseRetriever:
 
         def write(folder: Path):
             seconds = chroma_index.build(vectors, folder, config.M, config.ef_construction, config.ef_search,
-                                         config.space, self.embedder_config.progress)
+                                         config.space, self.embedder.config.progress)
             return None, {"build_seconds": seconds, "kind": "chroma"}
 
         entry = self.cache.get_or_write("indexes", inputs, write)
@@ -244,10 +239,10 @@ class DenseRetriever:
         if self._index is None:
             raise LabError("dense retriever: search before index(passages)")
         if len(texts) > 1:
-            queries, meta, _ = self.lazy.embed(list(texts), "query")
+            queries, meta, _ = self.embedder.embed(list(texts), "query")
             self._stats.update(served_costs(meta, "query"))
         else:
-            queries = self.lazy.model.encode(list(texts), kind="query", progress=False)
+            queries = self.embedder.model.encode(list(texts), kind="query", progress=False)
         queries = np.asarray(queries)
         chroma = self.index_config.name == "chroma"
         if chroma:
@@ -268,13 +263,13 @@ class DenseRetriever:
     def _spent(self) -> dict[str, float]:
         """What a served embedder's requests cost in this process so far (nothing when every vector came from the
         cache): `spent_*`, which a replayed first-stage run reports as 0."""
-        counters = self.lazy.loaded.counters if self.lazy.loaded is not None else None
+        counters = self.embedder.loaded.counters if self.embedder.loaded is not None else None
         if counters is None:
             return {}
         used = counters.snapshot()
         return {"spent_embedding_tokens": float(used["tokens"]), "spent_embedding_requests": float(used["requests"]),
                 "spent_embedding_retries": float(used["retries"]),
-                "spent_embedding_cost": cost(used["tokens"], self.embedder_config.price_per_1m_tokens)}
+                "spent_embedding_cost": cost(used["tokens"], self.embedder.config.price_per_1m_tokens)}
 
 
 def served_costs(meta: dict, kind: str) -> dict[str, float]:

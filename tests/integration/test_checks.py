@@ -40,8 +40,8 @@ def test_case_sensitivity_comes_from_the_tokenizer_and_the_option():
     assert stage(name="wordllama").facts.case_sensitive  # cased static vocabulary
     assert not stage(name="minilm_l6").facts.case_sensitive  # uncased WordPiece
     assert not stage(name="wordllama", lowercase=True).facts.case_sensitive
-    assert stage(name="wordllama", lowercase=True).embedder_identity["lowercase"] is True
-    assert "lowercase" not in stage(name="wordllama").embedder_identity  # keys of older embeddings still hold
+    assert stage(name="wordllama", lowercase=True).embedder.identity["lowercase"] is True
+    assert "lowercase" not in stage(name="wordllama").embedder.identity  # keys of older embeddings still hold
 
 
 def test_lowercase_encodes_the_lowercased_text(tmp_path):

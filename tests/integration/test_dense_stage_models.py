@@ -40,7 +40,7 @@ def test_second_stage_hits_the_cache_without_loading_the_model(tmp_path):
     again = DenseRetriever(wordllama(), IndexConfig(name="hnsw", M=8), Cache(tmp_path)).index(passages())
     assert again.stats()["embeddings_cache_hit"] == 1.0
     assert again.stats()["index_cache_hit"] == 1.0
-    assert again.lazy.loaded is None  # nothing encoded, so no model loaded
+    assert again.embedder.loaded is None  # nothing encoded, so no model loaded
     other = DenseRetriever(wordllama(passage_prefix="passage: "), IndexConfig(), Cache(tmp_path))
     assert other.index(passages()).stats()["embeddings_cache_hit"] == 0.0  # prefix: new key
     assert {e.stage for e in Cache(tmp_path).entries()} == {"embeddings", "indexes"}
@@ -48,15 +48,15 @@ def test_second_stage_hits_the_cache_without_loading_the_model(tmp_path):
 
 def test_facts_declare_the_tokenizer_without_loading_the_model():
     stage = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))
-    assert len(stage.facts.tokenizer("vitamin D")["input_ids"]) > 0 and stage.lazy.loaded is None
+    assert len(stage.facts.tokenizer("vitamin D")["input_ids"]) > 0 and stage.embedder.loaded is None
     l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))
     facts = l3.facts
-    assert facts.tokenizer.model_max_length > 0 and facts.max_tokens == 128 and l3.lazy.loaded is None
+    assert facts.tokenizer.model_max_length > 0 and facts.max_tokens == 128 and l3.embedder.loaded is None
     assert facts.model == "minilm_l3" and facts.case_sensitive is False
     from retrieval_lab.pipeline import embedder_tokens
 
     counter = embedder_tokens([facts])  # chunker.tokenizer=embedder: counting tokens loads no model either
-    assert counter.count("vitamin D deficiency") > 0 and l3.lazy.loaded is None
+    assert counter.count("vitamin D deficiency") > 0 and l3.embedder.loaded is None
 
 
 def test_truncation_stats_count_passages_over_the_embedders_token_limit():
@@ -69,7 +69,7 @@ def test_truncation_stats_count_passages_over_the_embedders_token_limit():
                     ["vitamin D", "insulin resistance " * 80, "gut microbiome diversity " * 200])
     l3 = DenseRetriever(EmbedderConfig(name="minilm_l3"), IndexConfig(), Cache(enabled=False))  # 128 tokens
     passages = whole_documents(corpus, title=True)
-    assert truncation_stats([l3.facts], passages) == {"chunks_truncated": 2.0} and l3.lazy.loaded is None
+    assert truncation_stats([l3.facts], passages) == {"chunks_truncated": 2.0} and l3.embedder.loaded is None
     static = DenseRetriever(wordllama(), IndexConfig(), Cache(enabled=False))  # no token limit: nothing to count
     assert truncation_stats([static.facts], passages) == {}
     # several dense inputs (a hybrid): each embedder's own count, and the most any of them truncates

@@ -70,14 +70,14 @@ def test_the_builder_reads_own_subnodes_else_top_level_groups_and_the_factory_ge
     cfg = OmegaConf.create({"embedder": {"name": "wordllama", "backend": "static"}, "index": {"name": "hnsw"},
                             "retriever": {"name": "dense"}})
     stage = dense_stage(read_dense(cfg.retriever, cfg, "retriever"), Cache(enabled=False))
-    assert (stage.embedder_config.name, stage.index_config.name) == ("wordllama", "hnsw")
+    assert (stage.embedder.config.name, stage.index_config.name) == ("wordllama", "hnsw")
     own = OmegaConf.create({"name": "dense", "embedder": {"name": "minilm_l3"}, "index": {"name": "ivf"}})
     config = read_dense(own, cfg, "retriever.stages.1")
     assert (config.embedder.name, config.index.name, config.embedder_key) == ("minilm_l3", "ivf",
                                                                                "retriever.stages.1.embedder")
     stage = dense_stage(config, Cache(enabled=False))
-    assert (stage.embedder_config.name, stage.index_config.name) == ("minilm_l3", "ivf")
-    assert stage.lazy.loaded is None  # the factory loads nothing
+    assert (stage.embedder.config.name, stage.index_config.name) == ("minilm_l3", "ivf")
+    assert stage.embedder.loaded is None  # the factory loads nothing
     with pytest.raises(ConfigError, match="retriever.model"):
         read_dense(OmegaConf.create({"name": "dense", "model": "x"}), cfg, "retriever")
     with pytest.raises(ConfigError, match="retriever.stages.1.embedder.batch_size"):
