@@ -10,7 +10,8 @@ from retrieval_lab.pipeline import run_experiment
 
 def test_chroma_matches_flat_on_nfcorpus_and_is_cached(data_root, tmp_path):
     base = [f"dataset.root={data_root}", "dataset=nfcorpus", "retriever=dense", "embedder=wordllama",
-            "embedder.progress=false", "tracking.enabled=false"]
+            "embedder.progress=false", "tracking.enabled=false", f"cache.dir={tmp_path}"]  # a cold cache: the
+    # "another collection" check below must not find one an earlier test run left in a shared cache
     flat = run_experiment(compose_config([*base, "index=flat"]))
     chroma = run_experiment(compose_config([*base, "index=chroma"]))
     timings = chroma.timings
