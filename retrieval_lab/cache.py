@@ -54,6 +54,7 @@ STAGE_VERSIONS = {
     "rerank_scores": 1,  # cross-encoder score store (one SQLite file per model identity)
     "train_embedder": 1,  # fine-tuned bi-encoder folders under models/
     "train_reranker": 1,  # trained cross-encoder folders under models/
+    "teacher_logits": 1,  # a distillation teacher's logits of a student's training pairs (training/reranker.py)
     "synth_llm": 1,  # chat-endpoint answers of `data synth --generator llm`, by (model, prompt, passage)
 }
 

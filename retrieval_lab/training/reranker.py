@@ -21,9 +21,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval_lab.cache import Cache
 from retrieval_lab.config import check_choice
 from retrieval_lab.errors import ConfigError
+from retrieval_lab.paths import cache_root as resolve_cache_root
 from retrieval_lab.training.common import loss_curve, peak_rss_mb, resolve_model, save_model, train_once
+from retrieval_lab.training.data import data_hash
 from retrieval_lab.training.embedder import passage_texts, positives
 from retrieval_lab.training.negatives import FirstStageRanking, mine_negatives
 
@@ -111,19 +114,30 @@ def build_rows(tq, cfg: RerankerTrainConfig, cache_root: str | Path | None = Non
 
 
 def teacher_logits(teacher: str, pairs: list[tuple[str, str]], max_length: int, cache_root) -> list[float]:
-    """The teacher cross-encoder's raw logits (no activation) for `pairs`, at the student's max_length."""
-    import torch
-    from sentence_transformers import CrossEncoder
-
-    spec = resolve_model(teacher, cache_root)
+    """The teacher cross-encoder's raw logits (no activation) for `pairs`, at the student's max_length. Cached by
+    (teacher weights, max_length, pairs): asking for a student already trained then costs no scoring, since its
+    cache key (train_once) needs these rows first."""
+    root = resolve_cache_root(cache_root)
+    spec = resolve_model(teacher, root)
     if spec.kind != "cross_encoder":
         raise ConfigError("teacher", f"'{teacher}' is a {spec.kind} model, not a cross-encoder",
                           "name a reranker trained here (train-reranker name=...; listed under <cache>/conf/reranker/)")
-    model = CrossEncoder(str(spec.path), max_length=max_length, device="cpu")
-    t0 = time.perf_counter()
-    logits = model.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), show_progress_bar=False)
-    log.info("teacher %s scored %d pairs in %.0f s", teacher, len(pairs), time.perf_counter() - t0)
-    return [float(x) for x in logits]
+
+    def score() -> tuple[None, list[float], dict]:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(str(spec.path), max_length=max_length, device="cpu")
+        t0 = time.perf_counter()
+        logits = model.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), show_progress_bar=False)
+        log.info("teacher %s scored %d pairs in %.0f s", teacher, len(pairs), time.perf_counter() - t0)
+        return None, [float(x) for x in logits], {"teacher": teacher, "pairs": len(pairs)}
+
+    inputs = {"teacher": spec.weights_sha256, "max_length": max_length, "pairs": data_hash(pairs)}
+    entry = Cache(root).get_or_compute("teacher_logits", inputs, score)
+    if entry.hit:
+        log.info("teacher %s's logits of %d pairs reused from the cache", teacher, len(pairs))
+    return entry.payload
 
 
 def _dataset(rows: list[tuple], loss: str):

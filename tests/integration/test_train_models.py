@@ -50,7 +50,7 @@ def test_small_embedder_training_lowers_loss_and_ranks_its_positives_first(tmp_p
 
 
 @pytest.mark.slow
-def test_small_reranker_training_lowers_loss_and_scores_positives_above_negatives(tmp_path, mlflow_uri):
+def test_small_reranker_training_lowers_loss_and_scores_positives_above_negatives(tmp_path, mlflow_uri, monkeypatch):
     from pathlib import Path
 
     from scipy.stats import spearmanr
@@ -89,6 +89,10 @@ def test_small_reranker_training_lowers_loss_and_scores_positives_above_negative
     assert np.mean(curve[-3:]) < np.mean(curve[:3]) / 2
     scores, _ = CrossEncoderScorer("toy-student", max_length=64, cache_root=tmp_path / "cache").score(pairs)
     assert spearmanr(scores, scorer.score(pairs)[0]).statistic > 0.7  # an untrained head: about 0
+    # asked again, the student is reused without the teacher scoring a pair: its logits of these pairs are cached
+    with monkeypatch.context() as patch:
+        patch.setattr("sentence_transformers.CrossEncoder", lambda *a, **k: pytest.fail("the teacher scored again"))
+        assert train_reranker(dataset_node(folder), student_cfg, cache_root=tmp_path / "cache")["reused"]
 
 
 def test_negatives_come_from_the_named_experiments_first_stage(tmp_path, monkeypatch):
