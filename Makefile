@@ -165,9 +165,10 @@ bench-import: $(STAMP) docs-data
 bench-folder: $(STAMP)
 	nice -n 10 $(PY) benchmarks/folder_consistency.py --configs bm25 wordllama minilm_l6_int8
 
-# The four best pipelines and fast-scifact from cold: train every model they need (seeded) into a fresh cache under
-# REPRODUCE_WORK, evaluate each `+experiments=<pipeline>` on test against the figure recorded (+-0.005) and against
-# BM25 (paired test); benchmarks/results/reproduce.json. Hours on 2 cores (SciFact trains four models, NFCorpus two).
+# The four best pipelines, fast-scifact and refit-scifact from cold: train every model they need (seeded) into a fresh
+# cache under REPRODUCE_WORK, evaluate each `+experiments=<pipeline>` on test against the figure recorded (+-0.005)
+# and against BM25 (paired test); benchmarks/results/reproduce.json. Hours on 2 cores (SciFact trains six models,
+# NFCorpus two).
 # `make reproduce DATASETS="scifact nfcorpus"` for the pipelines on some datasets, `make reproduce
 # PIPELINES=fast-scifact` for some pipelines; `$(PY) benchmarks/reproduce.py --plan` prints the commands.
 # `make reproduce SEEDS="0 1 2"`: every model trained once per seed (each seed's models in <cache>/seed-<s>), each

@@ -1,5 +1,5 @@
-"""Reproduce the best pipeline of each dataset, and fast-scifact, from cold: train every model they need into a fresh
-cache, seeded, then evaluate each `+experiments=<pipeline>` on its test split and compare its nDCG@10 with the figure
+"""Reproduce the best pipeline of each dataset, fast-scifact and refit-scifact, from cold: train every model they need
+into a fresh cache, seeded, then evaluate each `+experiments=<pipeline>` on its test split and compare its nDCG@10 with the figure
 recorded.
 
     nice -n 10 .venv/bin/python benchmarks/reproduce.py                        # all of them (make reproduce)
