@@ -1,6 +1,6 @@
 """Reproduce the best pipeline of each dataset, fast-scifact and refit-scifact, from cold: train every model they need
-into a fresh cache, seeded, then evaluate each `+experiments=<pipeline>` on its test split and compare its nDCG@10 with the figure
-recorded.
+into a fresh cache, seeded, then evaluate each `+experiments=<pipeline>` on its test split and compare its nDCG@10
+with the figure recorded.
 
     nice -n 10 .venv/bin/python benchmarks/reproduce.py                        # all of them (make reproduce)
     ... benchmarks/reproduce.py --datasets scifact nfcorpus                    # make reproduce DATASETS="scifact nfcorpus"
